@@ -1,0 +1,105 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestRunServesAndShutsDownCleanly starts the real service through run,
+// as main does, on a free port and a temporary data directory.
+func TestRunServesAndShutsDownCleanly(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	logs, logWriter := io.Pipe()
+	getenv := func(k string) string {
+		return map[string]string{"DATA_DIR": t.TempDir(), "LISTEN_ADDR": "127.0.0.1:0"}[k]
+	}
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, nil, getenv, logWriter)
+		logWriter.Close()
+	}()
+
+	// The log tells us where it listens; every line must be JSON.
+	lines := make(chan map[string]any, 1000)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(logs)
+		for sc.Scan() {
+			var rec map[string]any
+			if err := json.Unmarshal(sc.Bytes(), &rec); err != nil {
+				t.Errorf("log line is not JSON: %s", sc.Text())
+				continue
+			}
+			lines <- rec
+		}
+	}()
+	var addr string
+	timeout := time.After(10 * time.Second)
+	for addr == "" {
+		select {
+		case rec := <-lines:
+			if rec["msg"] == "serving HTTP" {
+				addr = rec["addr"].(string)
+			}
+		case err := <-done:
+			t.Fatalf("run ended before serving: %v", err)
+		case <-timeout:
+			t.Fatal("service did not start within 10s")
+		}
+	}
+
+	resp, err := http.Get("http://" + addr + "/products")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var body struct {
+		Products []map[string]any `json:"products"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != 200 || len(body.Products) != 12 {
+		t.Fatalf("GET /products = %d, %d products, %v; want 200 with the 12 seeded", resp.StatusCode, len(body.Products), err)
+	}
+	traceID := resp.Header.Get("X-Trace-Id")
+
+	resp, err = http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	want := `glasshouse_endpoint_request_duration_seconds_count{endpoint="ListProducts",outcome="success",service="inventory"} 1`
+	if !strings.Contains(string(metrics), want) {
+		t.Errorf("/metrics lacks %s", want)
+	}
+
+	// The endpoint's log line carries the same trace ID as the response.
+	found := false
+	for !found {
+		select {
+		case rec := <-lines:
+			found = rec["msg"] == "endpoint call" && rec["trace_id"] == traceID
+		case <-timeout:
+			t.Fatalf("no endpoint log line with trace_id %s", traceID)
+		}
+	}
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("run returned %v after shutdown, want nil", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("run did not return after cancel")
+	}
+	for range lines { // drain
+	}
+}

@@ -1,0 +1,69 @@
+package transport
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/glasshouse-dev/glasshouse/observability"
+	httptransport "github.com/go-kit/kit/transport/http"
+)
+
+// DefaultCallTimeout bounds one HTTP attempt to a peer. Every service
+// answers in milliseconds when healthy; a peer that takes a whole second
+// is treated as failed so the caller can try another instance.
+const DefaultCallTimeout = time.Second
+
+// NewHTTPClient returns the http.Client used for calls to peers: traced
+// (the callee continues the caller's trace), with a timeout on every
+// attempt and bounded connection reuse.
+func NewHTTPClient(tel observability.Telemetry, timeout time.Duration) *http.Client {
+	if timeout <= 0 {
+		timeout = DefaultCallTimeout
+	}
+	base := &http.Transport{
+		Proxy:                 nil, // peers are found in Consul, never through a proxy
+		DialContext:           (&net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:          100,
+		MaxIdleConnsPerHost:   16,
+		IdleConnTimeout:       90 * time.Second,
+		ResponseHeaderTimeout: timeout,
+	}
+	return &http.Client{
+		Transport: tel.HTTPTransport(base),
+		Timeout:   timeout,
+		// Services never redirect; following one would hide a bug.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+// ClientOptions are the go-kit client options every service client uses:
+// the instrumented http.Client and request ID propagation.
+func ClientOptions(client *http.Client) []httptransport.ClientOption {
+	return []httptransport.ClientOption{
+		httptransport.SetClient(client),
+		httptransport.ClientBefore(func(ctx context.Context, r *http.Request) context.Context {
+			if id := observability.RequestID(ctx); id != "" {
+				r.Header.Set(RequestIDHeader, id)
+			}
+			return ctx
+		}),
+	}
+}
+
+// JoinPath returns base with segments appended, each escaped as one path
+// segment, so an ID can never add or remove a level of the path.
+func JoinPath(base *url.URL, segments ...string) *url.URL {
+	u := *base
+	escaped := make([]string, len(segments))
+	for i, s := range segments {
+		escaped[i] = url.PathEscape(s)
+	}
+	raw := strings.TrimRight(base.EscapedPath(), "/") + "/" + strings.Join(escaped, "/")
+	u.Path, _ = url.PathUnescape(raw)
+	u.RawPath = raw
+	return &u
+}

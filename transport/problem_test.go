@@ -1,0 +1,104 @@
+package transport_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/glasshouse-dev/glasshouse/errs"
+	"github.com/glasshouse-dev/glasshouse/transport"
+)
+
+func TestErrorsSurviveTheWire(t *testing.T) {
+	tests := []struct {
+		err    error
+		status int
+		code   string
+	}{
+		{errs.E(errs.Invalid, "invalid_items", "items[0].quantity must be positive"), 400, "invalid_items"},
+		{errs.E(errs.Unauthenticated, "", "token expired"), 401, "unauthenticated"},
+		{errs.E(errs.Declined, "card_declined", "card ending 0002 was declined"), 402, "card_declined"},
+		{errs.E(errs.Forbidden, "", "not your order"), 403, "forbidden"},
+		{errs.E(errs.NotFound, "unknown_product", `no product with sku "X"`), 404, "unknown_product"},
+		{errs.E(errs.NotAllowed, "method_not_allowed", "PUT is not allowed"), 405, "method_not_allowed"},
+		{errs.E(errs.Conflict, "out_of_stock", "sku A: 3 requested, 1 available"), 409, "out_of_stock"},
+		{errs.E(errs.TooLarge, "body_too_large", "request body exceeds 1048576 bytes"), 413, "body_too_large"},
+		{errs.E(errs.RateLimited, "", "slow down"), 429, "rate_limited"},
+		{errs.E(errs.Internal, "", "disk on fire"), 500, "internal"},
+		{errs.E(errs.Unavailable, "", "no healthy payments instance"), 503, "unavailable"},
+		{errs.E(errs.Timeout, "", "payments did not answer in 1s"), 504, "timeout"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.code, func(t *testing.T) {
+			rec := httptest.NewRecorder()
+			transport.WriteError(context.Background(), tt.err, rec)
+			if rec.Code != tt.status {
+				t.Errorf("status = %d, want %d", rec.Code, tt.status)
+			}
+			got := transport.DecodeProblem(rec.Result())
+			var e *errs.Error
+			if !errors.As(got, &e) {
+				t.Fatalf("decoded %T, want *errs.Error", got)
+			}
+			want := tt.err.(*errs.Error)
+			if e.Kind != want.Kind || e.Code != tt.code || e.Detail != want.Detail {
+				t.Errorf("round trip = %+v, want %+v", e, want)
+			}
+			if !errors.Is(got, want) {
+				t.Error("errors.Is(decoded, original) = false")
+			}
+		})
+	}
+}
+
+func TestUntypedErrorsDoNotLeakDetails(t *testing.T) {
+	rec := httptest.NewRecorder()
+	transport.WriteError(context.Background(), fmt.Errorf("open /var/lib/secret.db: permission denied"), rec)
+	if rec.Code != 500 || strings.Contains(rec.Body.String(), "secret") {
+		t.Errorf("got %d %s; want a 500 that hides the cause", rec.Code, rec.Body)
+	}
+	rec = httptest.NewRecorder()
+	transport.WriteError(context.Background(), context.DeadlineExceeded, rec)
+	if rec.Code != 504 || !strings.Contains(rec.Body.String(), `"code":"timeout"`) {
+		t.Errorf("deadline exceeded gave %d %s; want 504 timeout", rec.Code, rec.Body)
+	}
+}
+
+func TestNonProblemResponsesStillBecomeTypedErrors(t *testing.T) {
+	tests := []struct {
+		status int
+		kind   errs.Kind
+	}{
+		{http.StatusBadGateway, errs.Unavailable},
+		{http.StatusTeapot, errs.Invalid},
+		{599, errs.Internal},
+		{http.StatusServiceUnavailable, errs.Unavailable},
+	}
+	for _, tt := range tests {
+		rec := httptest.NewRecorder()
+		rec.Header().Set("Content-Type", "text/html")
+		rec.WriteHeader(tt.status)
+		rec.WriteString("<html>proxy error</html>")
+		err := transport.DecodeProblem(rec.Result())
+		if errs.KindOf(err) != tt.kind || !strings.Contains(err.Error(), "proxy error") {
+			t.Errorf("status %d: got %v (kind %v), want kind %v quoting the body", tt.status, err, errs.KindOf(err), tt.kind)
+		}
+	}
+}
+
+func TestBusinessKinds(t *testing.T) {
+	for _, k := range []errs.Kind{errs.Invalid, errs.NotFound, errs.Conflict, errs.Declined, errs.Unauthenticated} {
+		if !k.Business() {
+			t.Errorf("%v should be a business kind (never retried, never trips a breaker)", k)
+		}
+	}
+	for _, k := range []errs.Kind{errs.Internal, errs.Unavailable, errs.Timeout} {
+		if k.Business() {
+			t.Errorf("%v must not be a business kind: it is a failure the client may retry", k)
+		}
+	}
+}

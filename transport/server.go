@@ -1,0 +1,171 @@
+package transport
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/glasshouse-dev/glasshouse/observability"
+)
+
+// ServerConfig holds the HTTP server's limits. Zero values mean the
+// defaults documented on each field.
+type ServerConfig struct {
+	// MaxBodyBytes caps request bodies (default 1 MiB; 413 past it).
+	MaxBodyBytes int64
+	// DrainTimeout bounds graceful shutdown: in-flight requests get this
+	// long to finish after the listener closes (default 10s).
+	DrainTimeout time.Duration
+	// ReadHeaderTimeout protects against slow-loris clients (default 5s).
+	ReadHeaderTimeout time.Duration
+}
+
+const (
+	defaultMaxBodyBytes = 1 << 20
+	defaultDrainTimeout = 10 * time.Second
+	defaultReadHeader   = 5 * time.Second
+)
+
+func (c ServerConfig) withDefaults() ServerConfig {
+	if c.MaxBodyBytes <= 0 {
+		c.MaxBodyBytes = defaultMaxBodyBytes
+	}
+	if c.DrainTimeout <= 0 {
+		c.DrainTimeout = defaultDrainTimeout
+	}
+	if c.ReadHeaderTimeout <= 0 {
+		c.ReadHeaderTimeout = defaultReadHeader
+	}
+	return c
+}
+
+// Handler assembles a service's full HTTP handler: the health and metrics
+// endpoints beside the service's routes, wrapped (outermost first) in
+// tracing, request IDs, panic recovery and the body limit.
+func Handler(tel observability.Telemetry, health *observability.Health, routes http.Handler, cfg ServerConfig) http.Handler {
+	cfg = cfg.withDefaults()
+	mux := http.NewServeMux()
+	mux.Handle("GET /healthz", health.LiveHandler())
+	mux.Handle("GET /readyz", health.ReadyHandler())
+	mux.Handle("GET /metrics", tel.MetricsHandler())
+	mux.Handle("/", routes)
+	var h http.Handler = mux
+	h = LimitBody(cfg.MaxBodyBytes, h)
+	h = Recover(tel.Logger, h)
+	h = RequestID(h)
+	return tel.HTTPHandler(h)
+}
+
+// Listen opens a TCP listener on addr. When the port is taken the error
+// says so and names the setting that chooses it (e.g. "-listen /
+// LISTEN_ADDR"), instead of a bare "bind: address already in use".
+func Listen(addr, setting string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return nil, fmt.Errorf("listen on %s: the port is already in use; choose another with %s", addr, setting)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s (%s): %w", addr, setting, err)
+	}
+	return ln, nil
+}
+
+// Server runs an http.Server with a graceful stop, shaped for an
+// oklog/run group: g.Add(srv.Run, srv.Stop).
+//
+// Stop runs the shutdown sequence once: mark /readyz failing, run the
+// OnShutdown hooks (deregistration from Consul goes there, so no new
+// traffic is routed here), then drain in-flight requests within
+// DrainTimeout. Run returns only when that sequence has finished, with its
+// error, so a failed drain is never silently dropped.
+type Server struct {
+	ln     net.Listener
+	srv    *http.Server
+	health *observability.Health
+	logger *slog.Logger
+	drain  time.Duration
+
+	mu    sync.Mutex
+	hooks []func(context.Context) error
+
+	stopOnce sync.Once
+	stopped  chan struct{}
+	stopErr  error
+}
+
+// NewServer prepares a server for handler on ln.
+func NewServer(ln net.Listener, handler http.Handler, tel observability.Telemetry, health *observability.Health, cfg ServerConfig) *Server {
+	cfg = cfg.withDefaults()
+	return &Server{
+		ln: ln,
+		srv: &http.Server{
+			Handler:           handler,
+			ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+			// Bodies are at most MaxBodyBytes, so 15s to read one is
+			// generous; 30s to write covers a checkout that waits out its
+			// retries; idle keep-alive connections are reaped after 2m.
+			ReadTimeout:  15 * time.Second,
+			WriteTimeout: 30 * time.Second,
+			IdleTimeout:  2 * time.Minute,
+			ErrorLog:     slog.NewLogLogger(tel.Logger.Handler(), slog.LevelWarn),
+		},
+		health:  health,
+		logger:  tel.Logger,
+		drain:   cfg.DrainTimeout,
+		stopped: make(chan struct{}),
+	}
+}
+
+// Addr is the address the server listens on.
+func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// OnShutdown adds a hook run at the start of Stop, before draining.
+func (s *Server) OnShutdown(hook func(context.Context) error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.hooks = append(s.hooks, hook)
+}
+
+// Run serves until Stop, then waits for the drain to finish.
+func (s *Server) Run() error {
+	s.logger.Info("serving HTTP", "addr", s.ln.Addr().String())
+	err := s.srv.Serve(s.ln)
+	if !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve HTTP: %w", err)
+	}
+	<-s.stopped
+	return s.stopErr
+}
+
+// Stop performs the graceful shutdown sequence once; its argument (the
+// error that ended the run group) is ignored.
+func (s *Server) Stop(error) {
+	s.stopOnce.Do(func() {
+		defer close(s.stopped)
+		ctx, cancel := context.WithTimeout(context.Background(), s.drain)
+		defer cancel()
+		s.health.Drain()
+		s.mu.Lock()
+		hooks := append([]func(context.Context) error(nil), s.hooks...)
+		s.mu.Unlock()
+		var errList []error
+		for _, hook := range hooks {
+			if err := hook(ctx); err != nil {
+				errList = append(errList, err)
+			}
+		}
+		start := time.Now()
+		if err := s.srv.Shutdown(ctx); err != nil {
+			errList = append(errList, fmt.Errorf("drain HTTP server: %w", err))
+			_ = s.srv.Close()
+		}
+		s.logger.Info("HTTP server stopped", "drain_ms", time.Since(start).Milliseconds())
+		s.stopErr = errors.Join(errList...)
+	})
+}
