@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/glasshouse-dev/glasshouse/observability"
+	"github.com/go-kit/kit/endpoint"
 	httptransport "github.com/go-kit/kit/transport/http"
 )
 
@@ -66,4 +67,30 @@ func JoinPath(base *url.URL, segments ...string) *url.URL {
 	u.Path, _ = url.PathUnescape(raw)
 	u.RawPath = raw
 	return &u
+}
+
+// ClientRoute describes one client call on the wire, so a service lists
+// its calls once and builds them either against one fixed instance
+// (DirectFactory) or over discovery (Remote.Factory).
+type ClientRoute struct {
+	Name   string // the method, as in endpoint spans and metrics
+	Method string // the HTTP method
+	// Idempotent marks calls that are safe to send twice: reads, and
+	// writes that carry an idempotency key.
+	Idempotent bool
+	Encode     httptransport.EncodeRequestFunc
+	Decode     httptransport.DecodeResponseFunc
+}
+
+func (c ClientRoute) endpoint(base *url.URL, opts ...httptransport.ClientOption) endpoint.Endpoint {
+	return httptransport.NewClient(c.Method, base, c.Encode, c.Decode, opts...).Endpoint()
+}
+
+// ClientFactory builds the client endpoint for one route.
+type ClientFactory func(ClientRoute) endpoint.Endpoint
+
+// DirectFactory builds client endpoints that call the one instance at
+// base, with no discovery, breaker or retry: for tools and tests.
+func DirectFactory(base *url.URL, opts ...httptransport.ClientOption) ClientFactory {
+	return func(route ClientRoute) endpoint.Endpoint { return route.endpoint(base, opts...) }
 }

@@ -143,6 +143,18 @@ func (s *Server) Run() error {
 	return s.stopErr
 }
 
+// ShutdownErr returns what went wrong during Stop (a failed hook, a drain
+// that timed out), or nil. oklog/run reports only the error that ended the
+// group, so mains join this to it rather than lose it.
+func (s *Server) ShutdownErr() error {
+	select {
+	case <-s.stopped:
+		return s.stopErr
+	default:
+		return nil
+	}
+}
+
 // Stop performs the graceful shutdown sequence once; its argument (the
 // error that ended the run group) is ignored.
 func (s *Server) Stop(error) {

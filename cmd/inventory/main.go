@@ -33,8 +33,8 @@ func main() {
 }
 
 // run wires the service inside-out (store → service → endpoints → HTTP) and
-// serves until ctx is cancelled, then shuts down in order: stop taking
-// traffic, drain, close the store, flush spans.
+// serves until ctx is cancelled, registered in Consul. Then it shuts down
+// in order: deregister, drain, close the store, flush spans.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) (err error) {
 	flags := config.NewFlags("inventory", getenv, stdout)
 	listen := flags.String("listen", "LISTEN_ADDR", ":8082", "address to serve HTTP on")
@@ -42,13 +42,24 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	ttl := flags.Duration("reservation-ttl", "RESERVATION_TTL", inventory.DefaultReservationTTL, "how long a reservation holds stock")
 	expiryEvery := flags.Duration("expiry-interval", "EXPIRY_INTERVAL", 30*time.Second, "how often overdue reservations are expired")
 	drain := flags.Duration("drain-timeout", "DRAIN_TIMEOUT", 10*time.Second, "how long in-flight requests get to finish on shutdown")
+	discovery := config.DiscoveryFlags(flags)
 	if err := flags.Parse(args); err != nil {
 		return err
 	}
 
+	// Listen first: the port (maybe chosen by the kernel) names the
+	// instance in Consul and in telemetry.
+	ln, err := transport.Listen(*listen, "-listen / LISTEN_ADDR")
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	registration := discovery.Registration(inventory.ServiceName, version, ln)
+
 	tel, shutdownTelemetry, err := observability.Setup(ctx, observability.Config{
 		ServiceName:    inventory.ServiceName,
 		ServiceVersion: version,
+		InstanceID:     registration.ID,
 		Getenv:         getenv,
 		LogOutput:      stdout,
 	})
@@ -79,14 +90,20 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	health := observability.NewHealth()
 	health.AddCheck("store", store.Ping)
 	serverCfg := transport.ServerConfig{DrainTimeout: *drain}
-	ln, err := transport.Listen(*listen, "-listen / LISTEN_ADDR")
+	srv := transport.NewServer(ln, transport.Handler(tel, health, inventory.NewHTTPHandler(endpoints), serverCfg), tel, health, serverCfg)
+
+	consulClient, err := transport.NewConsulClient(*discovery.ConsulAddr)
 	if err != nil {
 		return err
 	}
-	srv := transport.NewServer(ln, transport.Handler(tel, health, inventory.NewHTTPHandler(endpoints), serverCfg), tel, health, serverCfg)
+	registrar := transport.NewRegistrar(consulClient, registration, tel.Logger, tel.Registry)
+	// On shutdown, leave Consul before draining, so callers stop choosing
+	// this instance while it still answers the requests in flight.
+	srv.OnShutdown(registrar.Deregister)
 
 	var g oklog.Group
 	g.Add(srv.Run, srv.Stop)
+	g.Add(registrar.Run, registrar.Stop)
 	{
 		ctx, cancel := context.WithCancel(ctx)
 		g.Add(func() error { return inventory.RunExpiry(ctx, store, *expiryEvery, tel.Logger) }, func(error) { cancel() })
@@ -95,5 +112,5 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		ctx, cancel := context.WithCancel(ctx)
 		g.Add(func() error { <-ctx.Done(); return nil }, func(error) { cancel() })
 	}
-	return g.Run()
+	return errors.Join(g.Run(), srv.ShutdownErr())
 }

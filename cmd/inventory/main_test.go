@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/glasshouse-dev/glasshouse/internal/testenv"
 )
 
 // TestRunServesAndShutsDownCleanly starts the real service through run,
@@ -17,9 +19,9 @@ func TestRunServesAndShutsDownCleanly(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	logs, logWriter := io.Pipe()
-	getenv := func(k string) string {
-		return map[string]string{"DATA_DIR": t.TempDir(), "LISTEN_ADDR": "127.0.0.1:0"}[k]
-	}
+	consul := testenv.StartConsul(t)
+	env := map[string]string{"DATA_DIR": t.TempDir(), "LISTEN_ADDR": "127.0.0.1:0", "CONSUL_HTTP_ADDR": consul.Addr, "CHECK_INTERVAL": "500ms"}
+	getenv := func(k string) string { return env[k] }
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, nil, getenv, logWriter)
@@ -53,6 +55,11 @@ func TestRunServesAndShutsDownCleanly(t *testing.T) {
 		case <-timeout:
 			t.Fatal("service did not start within 10s")
 		}
+	}
+
+	ids := consul.WaitPassing("inventory", 1, 10*time.Second)
+	if want := "inventory-" + addr[:strings.LastIndex(addr, ":")] + "-" + addr[strings.LastIndex(addr, ":")+1:]; ids[0] != want {
+		t.Errorf("registered as %q, want %q", ids[0], want)
 	}
 
 	resp, err := http.Get("http://" + addr + "/products")
@@ -101,5 +108,8 @@ func TestRunServesAndShutsDownCleanly(t *testing.T) {
 		t.Fatal("run did not return after cancel")
 	}
 	for range lines { // drain
+	}
+	if ids, err := consul.Registered("inventory"); err != nil || len(ids) != 0 {
+		t.Errorf("after shutdown Consul still has %v (%v); want the instance deregistered", ids, err)
 	}
 }

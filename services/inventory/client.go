@@ -13,15 +13,28 @@ import (
 // ServiceName is the inventory service's name in Consul, metrics and traces.
 const ServiceName = "inventory"
 
+// NewClient returns an inventory Service over every passing inventory
+// instance in Consul, with a breaker per instance, round-robin balancing
+// and retries (see transport.Remote). Errors come back as the typed errors
+// the service returned; an unreachable inventory is errs.Unavailable.
+func NewClient(remote *transport.Remote, tel observability.Telemetry) Service {
+	return makeClientEndpoints(remote.Factory()).With(clientMiddleware(tel))
+}
+
 // NewHTTPClient returns an inventory Service that calls the one instance
-// at baseURL, e.g. "http://127.0.0.1:8082". Errors come back as the same
-// typed errors the service returned (errs.Error with the same code).
+// at baseURL, e.g. "http://127.0.0.1:8082", without discovery or retries.
 // timeout bounds each call; zero means transport.DefaultCallTimeout.
 func NewHTTPClient(baseURL string, tel observability.Telemetry, timeout time.Duration) (Service, error) {
 	base, err := url.Parse(baseURL)
 	if err != nil || base.Scheme == "" || base.Host == "" {
 		return nil, fmt.Errorf("inventory client: base URL %q must be absolute, like http://host:port", baseURL)
 	}
-	e := makeClientEndpoints(base, transport.ClientOptions(transport.NewHTTPClient(tel, timeout))...)
-	return e.With(func(name string) endpoint.Middleware { return tel.ClientEndpoint(ServiceName, name) }), nil
+	opts := transport.ClientOptions(transport.NewHTTPClient(tel, timeout))
+	return makeClientEndpoints(transport.DirectFactory(base, opts...)).With(clientMiddleware(tel)), nil
+}
+
+// clientMiddleware gives each call a client span named like the server's
+// endpoint span; retry and breaker events are recorded on it.
+func clientMiddleware(tel observability.Telemetry) Middleware {
+	return func(name string) endpoint.Middleware { return tel.ClientEndpoint(ServiceName, name) }
 }

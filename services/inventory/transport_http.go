@@ -3,7 +3,6 @@ package inventory
 import (
 	"context"
 	"net/http"
-	"net/url"
 
 	"github.com/glasshouse-dev/glasshouse/transport"
 	httptransport "github.com/go-kit/kit/transport/http"
@@ -73,14 +72,21 @@ func encodeRelease(_ context.Context, r *http.Request, request any) error {
 	return nil
 }
 
-// makeClientEndpoints builds client endpoints for one inventory instance
-// at base.
-func makeClientEndpoints(base *url.URL, opts ...httptransport.ClientOption) Endpoints {
+// makeClientEndpoints describes every call on the wire and builds each
+// with build: against one instance, or over discovery with breakers and
+// retries. Every inventory call is idempotent: reads, and writes keyed by
+// order ID.
+func makeClientEndpoints(build transport.ClientFactory) Endpoints {
 	return Endpoints{
-		ListProductsEndpoint: httptransport.NewClient("GET", base, encodeListProducts, transport.DecodeJSONResponse[ListProductsResponse](), opts...).Endpoint(),
-		GetProductEndpoint:   httptransport.NewClient("GET", base, encodeGetProduct, transport.DecodeJSONResponse[Product](), opts...).Endpoint(),
-		ReserveEndpoint:      httptransport.NewClient("POST", base, encodeReserve, transport.DecodeJSONResponse[Reservation](), opts...).Endpoint(),
-		CommitEndpoint:       httptransport.NewClient("POST", base, encodeCommit, transport.DecodeJSONResponse[Reservation](), opts...).Endpoint(),
-		ReleaseEndpoint:      httptransport.NewClient("DELETE", base, encodeRelease, transport.DecodeJSONResponse[Reservation](), opts...).Endpoint(),
+		ListProductsEndpoint: build(transport.ClientRoute{Name: "ListProducts", Method: "GET", Idempotent: true,
+			Encode: encodeListProducts, Decode: transport.DecodeJSONResponse[ListProductsResponse]()}),
+		GetProductEndpoint: build(transport.ClientRoute{Name: "GetProduct", Method: "GET", Idempotent: true,
+			Encode: encodeGetProduct, Decode: transport.DecodeJSONResponse[Product]()}),
+		ReserveEndpoint: build(transport.ClientRoute{Name: "Reserve", Method: "POST", Idempotent: true,
+			Encode: encodeReserve, Decode: transport.DecodeJSONResponse[Reservation]()}),
+		CommitEndpoint: build(transport.ClientRoute{Name: "Commit", Method: "POST", Idempotent: true,
+			Encode: encodeCommit, Decode: transport.DecodeJSONResponse[Reservation]()}),
+		ReleaseEndpoint: build(transport.ClientRoute{Name: "Release", Method: "DELETE", Idempotent: true,
+			Encode: encodeRelease, Decode: transport.DecodeJSONResponse[Reservation]()}),
 	}
 }

@@ -1,0 +1,151 @@
+package testenv
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	consul "github.com/hashicorp/consul/api"
+)
+
+// ConsulVersion is the pinned Consul the Makefile builds.
+const ConsulVersion = "v1.14.0"
+
+// ConsulBinary finds Consul: $CONSUL_BIN, else consul on PATH, else the
+// pinned build in bin/tools/. It fails the test with the fix when none is
+// there: integration tests need a real agent, never a fake.
+func ConsulBinary(t testing.TB) string {
+	t.Helper()
+	if p := os.Getenv("CONSUL_BIN"); p != "" {
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	if p, err := exec.LookPath("consul"); err == nil {
+		return p
+	}
+	p := filepath.Join(RepoRoot(t), "bin", "tools", "consul-"+ConsulVersion)
+	if _, err := os.Stat(p); err == nil {
+		return p
+	}
+	t.Fatalf("no Consul agent binary: run `make consul` (builds %s from source) or set CONSUL_BIN", ConsulVersion)
+	return ""
+}
+
+// Consul is a real Consul agent in dev mode (a one-node server).
+type Consul struct {
+	// Addr is the HTTP API address, host:port.
+	Addr    string
+	Client  *consul.Client
+	process *Process
+	t       testing.TB
+	port    int
+	dataDir string
+}
+
+// StartConsul starts a dev agent on free loopback ports with its own data
+// directory and waits until it has a leader.
+func StartConsul(t testing.TB) *Consul {
+	t.Helper()
+	return StartConsulOn(t, FreePort(t))
+}
+
+// StartConsulOn starts the agent with its HTTP API on httpPort, so a test
+// can point services at an address before Consul is up.
+func StartConsulOn(t testing.TB, httpPort int) *Consul {
+	t.Helper()
+	c := &Consul{t: t, port: httpPort, Addr: "127.0.0.1:" + strconv.Itoa(httpPort), dataDir: t.TempDir()}
+	client, err := consul.NewClient(&consul.Config{Address: c.Addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Client = client
+	c.Start()
+	return c
+}
+
+// Start (re)starts the agent after Stop or Kill.
+func (c *Consul) Start() {
+	t := c.t
+	t.Helper()
+	// DNS and gRPC are off; the serf and server ports are free ones so
+	// several agents can run side by side.
+	cmd := exec.Command(ConsulBinary(t), "agent", "-dev",
+		"-node", "test-"+strconv.Itoa(c.port),
+		"-bind", "127.0.0.1", "-client", "127.0.0.1",
+		"-data-dir", c.dataDir,
+		"-http-port", strconv.Itoa(c.port),
+		"-dns-port", "-1", "-grpc-port", "-1", "-grpc-tls-port", "-1",
+		"-serf-lan-port", strconv.Itoa(FreePort(t)),
+		"-serf-wan-port", strconv.Itoa(FreePort(t)),
+		"-server-port", strconv.Itoa(FreePort(t)),
+		"-log-level", "warn",
+	)
+	c.process = Start(t, "consul", cmd)
+	Eventually(t, 30*time.Second, "consul has a leader", func() error {
+		if c.process.Exited() {
+			t.Fatalf("consul exited:\n%s", c.process.Log())
+		}
+		leader, err := c.Client.Status().Leader()
+		if err != nil {
+			return err
+		}
+		if leader == "" {
+			return errors.New("no leader yet")
+		}
+		return nil
+	})
+}
+
+// Kill SIGKILLs the agent: in dev mode it forgets every registration.
+func (c *Consul) Kill() { c.process.Kill() }
+
+// Passing returns the IDs of the service's instances whose checks pass.
+func (c *Consul) Passing(service string) ([]string, error) {
+	entries, _, err := c.Client.Health().Service(service, "", true, nil)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]string, 0, len(entries))
+	for _, e := range entries {
+		ids = append(ids, e.Service.ID)
+	}
+	return ids, nil
+}
+
+// Registered returns the IDs of every instance of service in the catalog,
+// passing or not.
+func (c *Consul) Registered(service string) ([]string, error) {
+	entries, _, err := c.Client.Catalog().Service(service, "", nil)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]string, 0, len(entries))
+	for _, e := range entries {
+		ids = append(ids, e.ServiceID)
+	}
+	return ids, nil
+}
+
+// WaitPassing waits until service has exactly n passing instances.
+func (c *Consul) WaitPassing(service string, n int, within time.Duration) []string {
+	c.t.Helper()
+	var ids []string
+	Eventually(c.t, within, fmt.Sprintf("%d passing %s instance(s) in Consul", n, service), func() error {
+		var err error
+		ids, err = c.Passing(service)
+		if err != nil {
+			return err
+		}
+		if len(ids) != n {
+			return fmt.Errorf("%d passing: %v", len(ids), ids)
+		}
+		return nil
+	})
+	return ids
+}

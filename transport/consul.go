@@ -1,0 +1,252 @@
+package transport
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	consul "github.com/hashicorp/consul/api"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// NewConsulClient returns a Consul API client for the agent at addr
+// ("127.0.0.1:8500" or "http://consul:8500"). Its timeouts suit both
+// short calls and the blocking queries discovery uses: a query waits at
+// most 20s for a change, and any request is abandoned after 30s.
+func NewConsulClient(addr string) (*consul.Client, error) {
+	cfg := consul.DefaultNonPooledConfig()
+	cfg.Address = addr
+	cfg.WaitTime = 20 * time.Second
+	cfg.HttpClient = &http.Client{Transport: cfg.Transport, Timeout: 30 * time.Second}
+	c, err := consul.NewClient(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("consul client for %s: %w", addr, err)
+	}
+	return c, nil
+}
+
+// Registration describes one instance of a service in Consul.
+type Registration struct {
+	Service string
+	// ID is unique per instance; empty means "<service>-<host>-<port>".
+	ID string
+	// Address and Port are what peers dial: the advertised address, which
+	// inside a container is the container's, never "localhost".
+	Address string
+	Port    int
+	Tags    []string
+	// Meta travels with the instance: version, metrics path.
+	Meta map[string]string
+	// CheckInterval and CheckTimeout drive Consul's HTTP check of
+	// /readyz (defaults 2s and 1s): a dead instance is critical within
+	// about one interval, and so leaves every caller's instancer.
+	CheckInterval time.Duration
+	CheckTimeout  time.Duration
+	// DeregisterAfter removes an instance whose check has been critical
+	// this long (default 1m), so a SIGKILLed instance does not linger in
+	// the catalog forever.
+	DeregisterAfter time.Duration
+}
+
+func (r Registration) withDefaults() Registration {
+	if r.ID == "" {
+		host, _ := os.Hostname()
+		r.ID = fmt.Sprintf("%s-%s-%d", r.Service, host, r.Port)
+	}
+	if r.CheckInterval <= 0 {
+		r.CheckInterval = 2 * time.Second
+	}
+	if r.CheckTimeout <= 0 {
+		r.CheckTimeout = time.Second
+	}
+	if r.DeregisterAfter <= 0 {
+		r.DeregisterAfter = time.Minute
+	}
+	return r
+}
+
+// AdvertiseAddress picks the address peers should dial for a server
+// listening on listenAddr: advertise if set, else the listen host if it
+// names one, else the machine's host name (a container's own name).
+func AdvertiseAddress(advertise, listenAddr string) string {
+	if advertise != "" {
+		return advertise
+	}
+	host, _, err := net.SplitHostPort(listenAddr)
+	if err == nil && host != "" {
+		if ip := net.ParseIP(host); ip == nil || !ip.IsUnspecified() {
+			return host
+		}
+	}
+	name, err := os.Hostname()
+	if err != nil || name == "" {
+		return "127.0.0.1"
+	}
+	return name
+}
+
+// Registrar keeps one instance registered in Consul for as long as it
+// runs. It registers as soon as it can; if Consul is unreachable it keeps
+// trying with capped exponential backoff (the service serves meanwhile);
+// and it re-registers whenever the agent has lost the instance, as after
+// an agent restart. Shaped for oklog/run: g.Add(r.Run, r.Stop), with
+// Deregister as the server's first shutdown hook.
+type Registrar struct {
+	client *consul.Client
+	reg    Registration
+	logger *slog.Logger
+
+	registered prometheus.Gauge
+	failures   prometheus.Counter
+
+	stopOnce sync.Once
+	stop     chan struct{}
+}
+
+// ResyncInterval is how often a registered instance checks that the agent
+// still knows it.
+const ResyncInterval = 5 * time.Second
+
+// NewRegistrar prepares the registration; nothing is sent until Run.
+func NewRegistrar(client *consul.Client, reg Registration, logger *slog.Logger, metrics prometheus.Registerer) *Registrar {
+	r := &Registrar{
+		client: client,
+		reg:    reg.withDefaults(),
+		logger: logger,
+		registered: registerOrGet(metrics, prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "glasshouse_consul_registered",
+			Help: "1 while this instance is registered in Consul, else 0.",
+		})),
+		failures: registerOrGet(metrics, prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "glasshouse_consul_registration_failures_total",
+			Help: "Failed attempts to register this instance in Consul.",
+		})),
+		stop: make(chan struct{}),
+	}
+	return r
+}
+
+// ID is the instance ID registered in Consul.
+func (r *Registrar) ID() string { return r.reg.ID }
+
+// Run registers, then keeps the registration alive until Stop.
+func (r *Registrar) Run() error {
+	backoff := newBackoff(100*time.Millisecond, 10*time.Second)
+	for {
+		wait := ResyncInterval
+		if err := r.ensureRegistered(); err != nil {
+			r.registered.Set(0)
+			r.failures.Inc()
+			wait = backoff.next()
+			r.logger.Warn("cannot register in Consul; serving anyway and retrying",
+				"instance", r.reg.ID, "retry_in", wait.String(), "error", err)
+		} else {
+			backoff.reset()
+		}
+		select {
+		case <-r.stop:
+			return nil
+		case <-time.After(wait):
+		}
+	}
+}
+
+// Stop ends Run. It does not deregister: Deregister does, first thing in
+// the shutdown sequence.
+func (r *Registrar) Stop(error) {
+	r.stopOnce.Do(func() { close(r.stop) })
+}
+
+// ensureRegistered registers the instance unless the agent already has it.
+func (r *Registrar) ensureRegistered() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	svc, _, err := r.client.Agent().Service(r.reg.ID, (&consul.QueryOptions{}).WithContext(ctx))
+	if err == nil && svc != nil {
+		r.registered.Set(1)
+		return nil
+	}
+	var status consul.StatusError
+	if err != nil && !(errors.As(err, &status) && status.Code == http.StatusNotFound) {
+		return err
+	}
+	if err := r.register(ctx); err != nil {
+		return err
+	}
+	r.registered.Set(1)
+	r.logger.Info("registered in Consul", "instance", r.reg.ID, "address", net.JoinHostPort(r.reg.Address, strconv.Itoa(r.reg.Port)))
+	return nil
+}
+
+func (r *Registrar) register(ctx context.Context) error {
+	hostPort := net.JoinHostPort(r.reg.Address, strconv.Itoa(r.reg.Port))
+	return r.client.Agent().ServiceRegisterOpts(&consul.AgentServiceRegistration{
+		ID:      r.reg.ID,
+		Name:    r.reg.Service,
+		Address: r.reg.Address,
+		Port:    r.reg.Port,
+		Tags:    r.reg.Tags,
+		Meta:    r.reg.Meta,
+		Check: &consul.AgentServiceCheck{
+			CheckID:                        r.reg.ID + ":readyz",
+			Name:                           r.reg.Service + " readiness",
+			HTTP:                           "http://" + hostPort + "/readyz",
+			Interval:                       r.reg.CheckInterval.String(),
+			Timeout:                        r.reg.CheckTimeout.String(),
+			DeregisterCriticalServiceAfter: r.reg.DeregisterAfter.String(),
+		},
+	}, consul.ServiceRegisterOpts{ReplaceExistingChecks: true}.WithContext(ctx))
+}
+
+// Deregister removes the instance from Consul, so callers stop choosing
+// it before it stops serving. It is safe to call when not registered.
+func (r *Registrar) Deregister(ctx context.Context) error {
+	r.Stop(nil)
+	r.registered.Set(0)
+	if err := r.client.Agent().ServiceDeregisterOpts(r.reg.ID, (&consul.QueryOptions{}).WithContext(ctx)); err != nil {
+		return fmt.Errorf("deregister %s from Consul: %w", r.reg.ID, err)
+	}
+	r.logger.Info("deregistered from Consul", "instance", r.reg.ID)
+	return nil
+}
+
+// backoff is capped exponential backoff with full jitter, so a fleet that
+// lost Consul at the same moment does not return in lockstep.
+type backoff struct {
+	base, max, cur time.Duration
+}
+
+func newBackoff(base, max time.Duration) *backoff {
+	return &backoff{base: base, max: max, cur: base}
+}
+
+func (b *backoff) next() time.Duration {
+	d := b.cur/2 + rand.N(b.cur/2+1)
+	b.cur = min(2*b.cur, b.max)
+	return d
+}
+
+func (b *backoff) reset() { b.cur = b.base }
+
+// registerOrGet registers c, or returns the collector already registered
+// under the same name, so several clients in one process share metrics.
+func registerOrGet[C prometheus.Collector](reg prometheus.Registerer, c C) C {
+	if err := reg.Register(c); err != nil {
+		var already prometheus.AlreadyRegisteredError
+		if errors.As(err, &already) {
+			if existing, ok := already.ExistingCollector.(C); ok {
+				return existing
+			}
+		}
+		panic(err)
+	}
+	return c
+}
