@@ -100,6 +100,7 @@ type Remote struct {
 	instances  []string
 
 	events chan sd.Event
+	ready  chan struct{} // closed once the first instance list is in
 	done   chan struct{}
 	stop   func()
 }
@@ -127,11 +128,13 @@ func newRemote(instancer sd.Instancer, stop func(), cfg ClientConfig, tel observ
 		options:   ClientOptions(NewHTTPClient(tel, cfg.withDefaults().CallTimeout)),
 		breakers:  map[string]*gobreaker.CircuitBreaker{},
 		events:    make(chan sd.Event, 1),
+		ready:     make(chan struct{}),
 		done:      make(chan struct{}),
 		stop:      stop,
 	}
 	go r.watch()
-	instancer.Register(r.events)
+	instancer.Register(r.events) // sends the current instances at once
+	<-r.ready
 	return r
 }
 
@@ -140,33 +143,39 @@ func newRemote(instancer sd.Instancer, stop func(), cfg ClientConfig, tel observ
 func (r *Remote) watch() {
 	defer close(r.done)
 	known := map[string]bool{}
+	readyOnce := sync.OnceFunc(func() { close(r.ready) })
+	defer readyOnce()
 	for ev := range r.events {
-		if ev.Err != nil {
-			// go-kit keeps serving the last known instances on errors,
-			// which is what lets traffic flow while Consul is down.
-			continue
+		if ev.Err == nil {
+			known = r.update(known, ev.Instances)
 		}
-		now := map[string]bool{}
-		for _, inst := range ev.Instances {
-			now[inst] = true
-		}
-		r.metrics.instances.WithLabelValues(r.cfg.Service).Set(float64(len(now)))
-		for inst := range known {
-			if !now[inst] {
-				r.logger.Info("instance left", "instance", inst, "instances", len(now))
-				r.forget(inst)
-			}
-		}
-		for inst := range now {
-			if !known[inst] {
-				r.logger.Info("instance joined", "instance", inst, "instances", len(now))
-			}
-		}
-		known = now
-		r.mu.Lock()
-		r.instances = append([]string(nil), ev.Instances...)
-		r.mu.Unlock()
+		// On errors go-kit keeps serving the last known instances, which
+		// is what lets traffic flow while Consul is down.
+		readyOnce()
 	}
+}
+
+func (r *Remote) update(known map[string]bool, instances []string) map[string]bool {
+	now := map[string]bool{}
+	for _, inst := range instances {
+		now[inst] = true
+	}
+	r.metrics.instances.WithLabelValues(r.cfg.Service).Set(float64(len(now)))
+	for inst := range known {
+		if !now[inst] {
+			r.logger.Info("instance left", "instance", inst, "instances", len(now))
+			r.forget(inst)
+		}
+	}
+	for inst := range now {
+		if !known[inst] {
+			r.logger.Info("instance joined", "instance", inst, "instances", len(now))
+		}
+	}
+	r.mu.Lock()
+	r.instances = append([]string(nil), instances...)
+	r.mu.Unlock()
+	return now
 }
 
 // Instances returns the passing instances last seen in discovery.
@@ -274,6 +283,14 @@ func (r *Remote) Endpoint(name string, idempotent bool, newEndpoint func(base *u
 		return ep, nil, nil
 	}
 	endpointer := sd.NewEndpointer(r.instancer, factory, kitLogger{r.logger})
+	// go-kit's endpointer takes in the current instances asynchronously;
+	// wait (briefly, once) so the first call does not find it empty.
+	deadline := time.Now().Add(time.Second)
+	for want := len(r.Instances()); want > 0 && time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		if eps, _ := endpointer.Endpoints(); len(eps) >= want {
+			break
+		}
+	}
 	r.mu.Lock()
 	r.endpointer = append(r.endpointer, endpointer)
 	r.mu.Unlock()

@@ -68,7 +68,7 @@ func startPeer(t *testing.T, consulAddr, service string) *peer {
 	fmt.Sscan(port, &portNum)
 	reg := transport.NewRegistrar(client, transport.Registration{
 		Service: service, Address: host, Port: portNum,
-		ID: service + "-" + port, CheckInterval: 500 * time.Millisecond,
+		ID: service + "-" + port, CheckInterval: time.Second,
 	}, tel.Logger, tel.Registry)
 	go reg.Run()
 	t.Cleanup(func() { reg.Deregister(context.Background()) })

@@ -127,7 +127,7 @@ func TestKilledInstanceCostsNoFailedCalls(t *testing.T) {
 	if got := remote.Instances(); len(got) != 1 || got[0] != survivor.Addr {
 		t.Errorf("instancer has %v, want only the survivor %s", got, survivor.Addr)
 	}
-	t.Logf("MEASURED kill→instancer drop: %s (check interval 500ms); %d calls, 0 failed; retries spent: %v",
+	t.Logf("MEASURED kill→instancer drop: %s (check interval 1s); %d calls, 0 failed; retries spent: %v",
 		droppedAt.Sub(killedAt).Round(time.Millisecond), calls, retriesSpent(t, tel))
 }
 

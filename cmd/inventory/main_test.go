@@ -20,7 +20,7 @@ func TestRunServesAndShutsDownCleanly(t *testing.T) {
 	defer cancel()
 	logs, logWriter := io.Pipe()
 	consul := testenv.StartConsul(t)
-	env := map[string]string{"DATA_DIR": t.TempDir(), "LISTEN_ADDR": "127.0.0.1:0", "CONSUL_HTTP_ADDR": consul.Addr, "CHECK_INTERVAL": "500ms"}
+	env := map[string]string{"DATA_DIR": t.TempDir(), "LISTEN_ADDR": "127.0.0.1:0", "CONSUL_HTTP_ADDR": consul.Addr, "CHECK_INTERVAL": "1s"}
 	getenv := func(k string) string { return env[k] }
 	done := make(chan error, 1)
 	go func() {

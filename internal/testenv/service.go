@@ -22,8 +22,8 @@ type Service struct {
 
 // StartService runs the binary cmd/name on a free loopback port, with env
 // (KEY=VALUE) added to the test's environment, and waits until /healthz
-// answers. Tracing is off unless env sets an OTLP endpoint. Health checks
-// run every 500ms so tests see Consul react quickly.
+// answers. Consul checks it every second (its minimum) so tests see
+// Consul react quickly.
 func StartService(t testing.TB, name string, env ...string) *Service {
 	t.Helper()
 	return StartServiceOn(t, name, FreePort(t), env...)
@@ -37,8 +37,8 @@ func StartServiceOn(t testing.TB, name string, port int, env ...string) *Service
 	cmd := exec.Command(Binary(t, name))
 	cmd.Env = append(os.Environ(),
 		"LISTEN_ADDR="+addr,
-		"CHECK_INTERVAL=500ms",
-		"CHECK_TIMEOUT=400ms",
+		"CHECK_INTERVAL=1s", // Consul's minimum
+		"CHECK_TIMEOUT=500ms",
 	)
 	cmd.Env = append(cmd.Env, env...)
 	s := &Service{

@@ -1,10 +1,11 @@
-package config
+package platform
 
 import (
 	"fmt"
 	"net"
 	"time"
 
+	"github.com/glasshouse-dev/glasshouse/cmd/internal/config"
 	"github.com/glasshouse-dev/glasshouse/transport"
 )
 
@@ -18,7 +19,7 @@ type Discovery struct {
 }
 
 // DiscoveryFlags defines the Consul flags on f.
-func DiscoveryFlags(f *Flags) Discovery {
+func DiscoveryFlags(f *config.Flags) Discovery {
 	return Discovery{
 		ConsulAddr:      f.String("consul", "CONSUL_HTTP_ADDR", "127.0.0.1:8500", "Consul agent HTTP address"),
 		Advertise:       f.String("advertise", "ADVERTISE_ADDR", "", "address peers dial to reach this instance (default: the listen host, else the host name)"),

@@ -1,0 +1,126 @@
+// Package platform is the part of every service's main that is the same
+// for all of them: listen, set up telemetry, register in Consul, serve
+// with health and metrics, and shut down in order. A main parses its own
+// flags, builds its store and service, and hands its routes to Serve.
+package platform
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/glasshouse-dev/glasshouse/cmd/internal/config"
+	"github.com/glasshouse-dev/glasshouse/observability"
+	"github.com/glasshouse-dev/glasshouse/transport"
+	consul "github.com/hashicorp/consul/api"
+	oklog "github.com/oklog/run"
+)
+
+// Flags are the settings every service has.
+type Flags struct {
+	listen    *string
+	drain     *time.Duration
+	discovery Discovery
+}
+
+// CommonFlags defines -listen (default defaultListen), -drain-timeout and
+// the Consul flags on f.
+func CommonFlags(f *config.Flags, defaultListen string) Flags {
+	return Flags{
+		listen:    f.String("listen", "LISTEN_ADDR", defaultListen, "address to serve HTTP on"),
+		drain:     f.Duration("drain-timeout", "DRAIN_TIMEOUT", 10*time.Second, "how long in-flight requests get to finish on shutdown"),
+		discovery: DiscoveryFlags(f),
+	}
+}
+
+// Process is one running service instance's shared machinery.
+type Process struct {
+	Telemetry observability.Telemetry
+	Health    *observability.Health
+	// Consul is the agent client, for registration and for finding peers.
+	Consul *consul.Client
+
+	ln                net.Listener
+	registration      transport.Registration
+	server            transport.ServerConfig
+	shutdownTelemetry func(context.Context) error
+}
+
+// Start listens (first: the port names the instance in Consul and in
+// telemetry), sets up telemetry and connects to Consul. Call Close when
+// done, after everything that logs or traces has stopped.
+func (f Flags) Start(ctx context.Context, service, version string, getenv func(string) string, stdout io.Writer) (*Process, error) {
+	ln, err := transport.Listen(*f.listen, "-listen / LISTEN_ADDR")
+	if err != nil {
+		return nil, err
+	}
+	registration := f.discovery.Registration(service, version, ln)
+	tel, shutdown, err := observability.Setup(ctx, observability.Config{
+		ServiceName:    service,
+		ServiceVersion: version,
+		InstanceID:     registration.ID,
+		Getenv:         getenv,
+		LogOutput:      stdout,
+	})
+	if err != nil {
+		return nil, errors.Join(err, ln.Close())
+	}
+	client, err := transport.NewConsulClient(*f.discovery.ConsulAddr)
+	if err != nil {
+		return nil, errors.Join(err, ln.Close(), shutdown(ctx))
+	}
+	return &Process{
+		Telemetry:         tel,
+		Health:            observability.NewHealth(),
+		Consul:            client,
+		ln:                ln,
+		registration:      registration,
+		server:            transport.ServerConfig{DrainTimeout: *f.drain},
+		shutdownTelemetry: shutdown,
+	}, nil
+}
+
+// Close flushes buffered spans, joining any failure into *err.
+func (p *Process) Close(ctx context.Context, err *error) {
+	flushCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	*err = errors.Join(*err, p.shutdownTelemetry(flushCtx), ignoreClosed(p.ln.Close()))
+}
+
+// Serve serves routes (with /healthz, /readyz and /metrics beside them),
+// registered in Consul, and runs each background task, until ctx ends or
+// one of them fails. Then it deregisters, drains in-flight requests, and
+// stops the tasks, returning every error on the way.
+func (p *Process) Serve(ctx context.Context, routes http.Handler, background ...func(context.Context) error) error {
+	handler := transport.Handler(p.Telemetry, p.Health, routes, p.server)
+	srv := transport.NewServer(p.ln, handler, p.Telemetry, p.Health, p.server)
+	registrar := transport.NewRegistrar(p.Consul, p.registration, p.Telemetry.Logger, p.Telemetry.Registry)
+	// Leave Consul before draining, so callers stop choosing this
+	// instance while it still answers the requests in flight.
+	srv.OnShutdown(registrar.Deregister)
+
+	var g oklog.Group
+	g.Add(srv.Run, srv.Stop)
+	g.Add(registrar.Run, registrar.Stop)
+	for _, task := range background {
+		ctx, cancel := context.WithCancel(ctx)
+		g.Add(func() error { return task(ctx) }, func(error) { cancel() })
+	}
+	{
+		ctx, cancel := context.WithCancel(ctx)
+		g.Add(func() error { <-ctx.Done(); return nil }, func(error) { cancel() })
+	}
+	// oklog/run returns only the error that ended the group; the
+	// shutdown sequence's own errors are joined so none is lost.
+	return errors.Join(g.Run(), srv.ShutdownErr())
+}
+
+func ignoreClosed(err error) error {
+	if errors.Is(err, net.ErrClosed) {
+		return nil
+	}
+	return err
+}
