@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/glasshouse-dev/glasshouse/errs"
 	"github.com/glasshouse-dev/glasshouse/observability"
 	"github.com/go-kit/kit/endpoint"
 	httptransport "github.com/go-kit/kit/transport/http"
@@ -49,6 +50,9 @@ func ClientOptions(client *http.Client) []httptransport.ClientOption {
 		httptransport.ClientBefore(func(ctx context.Context, r *http.Request) context.Context {
 			if id := observability.RequestID(ctx); id != "" {
 				r.Header.Set(RequestIDHeader, id)
+			}
+			if token := BearerToken(ctx); token != "" {
+				r.Header.Set("Authorization", "Bearer "+token)
 			}
 			return ctx
 		}),
@@ -93,4 +97,30 @@ type ClientFactory func(ClientRoute) endpoint.Endpoint
 // base, with no discovery, breaker or retry: for tools and tests.
 func DirectFactory(base *url.URL, opts ...httptransport.ClientOption) ClientFactory {
 	return func(route ClientRoute) endpoint.Endpoint { return route.endpoint(base, opts...) }
+}
+
+type bearerKey struct{}
+
+// WithBearerToken returns ctx carrying the caller's access token; client
+// calls made with it send the token on, so the callee can check who is
+// asking instead of trusting the caller's word.
+func WithBearerToken(ctx context.Context, token string) context.Context {
+	return context.WithValue(ctx, bearerKey{}, token)
+}
+
+// BearerToken returns the token in ctx, or "".
+func BearerToken(ctx context.Context) string {
+	t, _ := ctx.Value(bearerKey{}).(string)
+	return t
+}
+
+// BearerTokenFrom reads "Authorization: Bearer <token>" from a request,
+// or fails with Unauthenticated code missing_token.
+func BearerTokenFrom(r *http.Request) (string, error) {
+	h := r.Header.Get("Authorization")
+	scheme, token, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
+		return "", errs.E(errs.Unauthenticated, "missing_token", "an Authorization: Bearer <token> header is required")
+	}
+	return strings.TrimSpace(token), nil
 }

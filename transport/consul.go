@@ -147,7 +147,7 @@ func (r *Registrar) Run() error {
 			r.failures.Inc()
 			wait = backoff.next()
 			r.logger.Warn("cannot register in Consul; serving anyway and retrying",
-				"instance", r.reg.ID, "retry_in", wait.String(), "error", err)
+				"consul_id", r.reg.ID, "retry_in", wait.String(), "error", err)
 		} else {
 			backoff.reset()
 		}
@@ -182,7 +182,7 @@ func (r *Registrar) ensureRegistered() error {
 		return err
 	}
 	r.registered.Set(1)
-	r.logger.Info("registered in Consul", "instance", r.reg.ID, "address", net.JoinHostPort(r.reg.Address, strconv.Itoa(r.reg.Port)))
+	r.logger.Info("registered in Consul", "consul_id", r.reg.ID, "address", net.JoinHostPort(r.reg.Address, strconv.Itoa(r.reg.Port)))
 	return nil
 }
 
@@ -214,7 +214,7 @@ func (r *Registrar) Deregister(ctx context.Context) error {
 	if err := r.client.Agent().ServiceDeregisterOpts(r.reg.ID, (&consul.QueryOptions{}).WithContext(ctx)); err != nil {
 		return fmt.Errorf("deregister %s from Consul: %w", r.reg.ID, err)
 	}
-	r.logger.Info("deregistered from Consul", "instance", r.reg.ID)
+	r.logger.Info("deregistered from Consul", "consul_id", r.reg.ID)
 	return nil
 }
 

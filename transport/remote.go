@@ -163,13 +163,13 @@ func (r *Remote) update(known map[string]bool, instances []string) map[string]bo
 	r.metrics.instances.WithLabelValues(r.cfg.Service).Set(float64(len(now)))
 	for inst := range known {
 		if !now[inst] {
-			r.logger.Info("instance left", "instance", inst, "instances", len(now))
+			r.logger.Info("instance left", "remote_instance", inst, "instances", len(now))
 			r.forget(inst)
 		}
 	}
 	for inst := range now {
 		if !known[inst] {
-			r.logger.Info("instance joined", "instance", inst, "instances", len(now))
+			r.logger.Info("instance joined", "remote_instance", inst, "instances", len(now))
 		}
 	}
 	r.mu.Lock()
@@ -228,7 +228,7 @@ func (r *Remote) breaker(instance string) *gobreaker.CircuitBreaker {
 		OnStateChange: func(_ string, from, to gobreaker.State) {
 			r.metrics.breakerState.WithLabelValues(r.cfg.Service, instance).Set(stateValue(to))
 			r.metrics.transitions.WithLabelValues(r.cfg.Service, instance, from.String(), to.String()).Inc()
-			r.logger.Warn("circuit breaker changed state", "instance", instance, "from", from.String(), "to", to.String())
+			r.logger.Warn("circuit breaker changed state", "remote_instance", instance, "from", from.String(), "to", to.String())
 		},
 	})
 	r.breakers[instance] = cb

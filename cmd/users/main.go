@@ -1,0 +1,79 @@
+// Command users runs the users service: accounts, password hashes and the
+// tokens the gateway checks, over HTTP.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/glasshouse-dev/glasshouse/cmd/internal/config"
+	"github.com/glasshouse-dev/glasshouse/cmd/internal/platform"
+	"github.com/glasshouse-dev/glasshouse/services/users"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "users:", err)
+		os.Exit(1)
+	}
+}
+
+// run wires the service inside-out (signing key and store → service →
+// endpoints → HTTP) and serves until ctx is cancelled, registered in
+// Consul. Then it shuts down in order: deregister, drain, close the store,
+// flush spans.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) (err error) {
+	flags := config.NewFlags("users", getenv, stdout)
+	common := platform.CommonFlags(flags, ":8081")
+	dataDir := flags.String("data-dir", "DATA_DIR", "data/users", "directory for the SQLite database (replicas on one host share it)")
+	keyFile := flags.String("jwt-key", "JWT_PRIVATE_KEY_FILE", "data/keys/users-jwt.key",
+		"Ed25519 private key (PEM, PKCS#8) that signs tokens; if missing, a key pair is generated and the public key written beside it as .pub")
+	ttl := flags.Duration("token-ttl", "TOKEN_TTL", users.DefaultTokenTTL, "how long an issued token is valid")
+	cost := flags.Int("bcrypt-cost", "BCRYPT_COST", users.DefaultBcryptCost, "bcrypt work factor of new password hashes (4-31; each step doubles the time)")
+	if err := flags.Parse(args); err != nil {
+		return err
+	}
+
+	proc, err := common.Start(ctx, users.ServiceName, version, getenv, stdout)
+	if err != nil {
+		return err
+	}
+	defer proc.Close(ctx, &err)
+	tel := proc.Telemetry
+
+	key, generated, err := users.EnsureKeyPair(*keyFile)
+	if err != nil {
+		return fmt.Errorf("token signing key: %w", err)
+	}
+	if generated {
+		// The gateway needs the public key to check tokens: say where it is.
+		tel.Logger.Info("generated a token signing key pair", "private_key", *keyFile, "public_key", users.PublicKeyPath(*keyFile))
+	}
+
+	store, err := users.OpenStore(ctx, filepath.Join(*dataDir, "users.db"), tel.TracerProvider)
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, store.Close()) }()
+	proc.Health.AddCheck("store", store.Ping)
+
+	svc, err := users.NewService(store, users.NewIssuer(key, *ttl, nil), users.Options{BcryptCost: *cost})
+	if err != nil {
+		return err
+	}
+	svc = users.Instrumenting(tel.Registry)(svc)
+	endpoints := users.NewEndpoints(svc, tel.ServerEndpoint)
+
+	return proc.Serve(ctx, users.NewHTTPHandler(endpoints))
+}

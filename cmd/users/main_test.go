@@ -1,0 +1,194 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/glasshouse-dev/glasshouse/internal/testenv"
+	"github.com/glasshouse-dev/glasshouse/services/users"
+)
+
+// TestRunServesAndShutsDownCleanly starts the real service through run,
+// as main does, on a free port, a temporary data directory and a key file
+// that does not exist yet.
+func TestRunServesAndShutsDownCleanly(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	logs, logWriter := io.Pipe()
+	consul := testenv.StartConsul(t)
+	keyFile := filepath.Join(t.TempDir(), "keys", "users-jwt.key")
+	env := map[string]string{
+		"DATA_DIR": t.TempDir(), "LISTEN_ADDR": "127.0.0.1:0", "CONSUL_HTTP_ADDR": consul.Addr, "CHECK_INTERVAL": "1s",
+		"JWT_PRIVATE_KEY_FILE": keyFile, "BCRYPT_COST": "4", "TOKEN_TTL": "5m",
+	}
+	getenv := func(k string) string { return env[k] }
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, nil, getenv, logWriter)
+		logWriter.Close()
+	}()
+
+	// The log tells us where it listens; every line must be JSON, and no
+	// line may hold the password.
+	const password = "Secr3t-password"
+	lines := make(chan map[string]any, 1000)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(logs)
+		for sc.Scan() {
+			if strings.Contains(sc.Text(), password) {
+				t.Errorf("log line holds the password: %s", sc.Text())
+			}
+			var rec map[string]any
+			if err := json.Unmarshal(sc.Bytes(), &rec); err != nil {
+				t.Errorf("log line is not JSON: %s", sc.Text())
+				continue
+			}
+			lines <- rec
+		}
+	}()
+	var addr string
+	keyLogged := false
+	timeout := time.After(10 * time.Second)
+	for addr == "" {
+		select {
+		case rec := <-lines:
+			switch rec["msg"] {
+			case "generated a token signing key pair":
+				keyLogged = rec["private_key"] == keyFile && rec["public_key"] == users.PublicKeyPath(keyFile)
+			case "serving HTTP":
+				addr = rec["addr"].(string)
+			}
+		case err := <-done:
+			t.Fatalf("run ended before serving: %v", err)
+		case <-timeout:
+			t.Fatal("service did not start within 10s")
+		}
+	}
+	if !keyLogged {
+		t.Errorf("no log line saying the key pair was generated at %s and %s", keyFile, users.PublicKeyPath(keyFile))
+	}
+
+	ids := consul.WaitPassing("users", 1, 10*time.Second)
+	if want := "users-" + addr[:strings.LastIndex(addr, ":")] + "-" + addr[strings.LastIndex(addr, ":")+1:]; ids[0] != want {
+		t.Errorf("registered as %q, want %q", ids[0], want)
+	}
+
+	resp, err := http.Post("http://"+addr+"/users", "application/json",
+		strings.NewReader(`{"email":"ada@example.com","password":"`+password+`","name":"Ada"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var u users.User
+	err = json.NewDecoder(resp.Body).Decode(&u)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusCreated || u.ID == "" {
+		t.Fatalf("POST /users = %d %+v, %v; want 201 with an ID", resp.StatusCode, u, err)
+	}
+
+	resp, err = http.Post("http://"+addr+"/login", "application/json",
+		strings.NewReader(`{"email":"ada@example.com","password":"`+password+`"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tok users.Token
+	err = json.NewDecoder(resp.Body).Decode(&tok)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("POST /login = %d, %v; want 200", resp.StatusCode, err)
+	}
+	if ttl := time.Until(tok.ExpiresAt); ttl <= 4*time.Minute || ttl > 5*time.Minute {
+		t.Errorf("token expires in %s, want about TOKEN_TTL=5m", ttl)
+	}
+	traceID := resp.Header.Get("X-Trace-Id")
+
+	// What the gateway does: check the token with the public key written
+	// beside the private one.
+	pub, err := users.LoadPublicKey(users.PublicKeyPath(keyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id, err := users.NewVerifier(pub, nil).Verify(tok.Token); err != nil || id != u.ID {
+		t.Errorf("the token names %q (%v), want %q", id, err, u.ID)
+	}
+
+	resp, err = http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		`glasshouse_users_registrations_total{result="ok"} 1`,
+		`glasshouse_users_logins_total{result="ok"} 1`,
+	} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+
+	// The endpoint's log line carries the same trace ID as the response.
+	found := false
+	for !found {
+		select {
+		case rec := <-lines:
+			found = rec["msg"] == "endpoint call" && rec["endpoint"] == "Login" && rec["trace_id"] == traceID
+		case <-timeout:
+			t.Fatalf("no Login log line with trace_id %s", traceID)
+		}
+	}
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("run returned %v after shutdown, want nil", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("run did not return after cancel")
+	}
+	for range lines { // drain
+	}
+	if ids, err := consul.Registered("users"); err != nil || len(ids) != 0 {
+		t.Errorf("after shutdown Consul still has %v (%v); want the instance deregistered", ids, err)
+	}
+}
+
+// TestRunRefusesBadSettings checks that settings which would leave the
+// service unable to hash, sign or expire anything stop it at start, with
+// an error naming the culprit.
+func TestRunRefusesBadSettings(t *testing.T) {
+	notAKey := filepath.Join(t.TempDir(), "users-jwt.key")
+	if err := os.WriteFile(notAKey, []byte("not a key"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, key, value, want string
+	}{
+		{"bcrypt cost out of range", "BCRYPT_COST", "32", "bcrypt cost 32"},
+		{"bcrypt cost not a number", "BCRYPT_COST", "high", "$BCRYPT_COST"},
+		{"token TTL not a duration", "TOKEN_TTL", "an hour", "$TOKEN_TTL"},
+		{"key file that is not a key", "JWT_PRIVATE_KEY_FILE", notAKey, notAKey},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := map[string]string{
+				"DATA_DIR": t.TempDir(), "LISTEN_ADDR": "127.0.0.1:0", "OTEL_SDK_DISABLED": "true",
+				"JWT_PRIVATE_KEY_FILE": filepath.Join(t.TempDir(), "users-jwt.key"),
+				tt.key:                 tt.value,
+			}
+			err := run(context.Background(), nil, func(k string) string { return env[k] }, io.Discard)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("run = %v, want an error containing %q", err, tt.want)
+			}
+		})
+	}
+}

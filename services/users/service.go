@@ -1,0 +1,219 @@
+// Package users owns accounts: who a user is, the hash of their password,
+// and the tokens that prove a login.
+//
+// A user registers with an email, a password and a name; the email is the
+// login, compared case-insensitively. Passwords are kept only as bcrypt
+// hashes and never leave the service, not even in logs or errors. A login
+// returns a short-lived JWT signed with the service's Ed25519 key; the
+// gateway checks it with the public key alone (see auth.go), so no request
+// needs a call to this service to be authenticated.
+package users
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/glasshouse-dev/glasshouse/errs"
+	"github.com/google/uuid"
+	"golang.org/x/crypto/bcrypt"
+)
+
+// Service is the users domain. Every method takes the caller's context
+// first, so traces and deadlines flow through.
+type Service interface {
+	// Register creates an account. The email is trimmed and lower-cased;
+	// one already registered, in any case, is a Conflict email_taken.
+	Register(ctx context.Context, email, password, name string) (User, error)
+	// Login exchanges an email and password for a token. A wrong
+	// password and an unknown email are the same Unauthenticated
+	// invalid_credentials error, so a caller cannot probe for accounts.
+	Login(ctx context.Context, email, password string) (Token, error)
+	// GetUser returns one user, or NotFound user_not_found.
+	GetUser(ctx context.Context, id string) (User, error)
+}
+
+// User is an account as others see it: never with its password hash.
+type User struct {
+	ID    string `json:"id"` // a random (v4) UUID
+	Email string `json:"email"`
+	Name  string `json:"name"`
+}
+
+// Token is a signed JWT naming a user, and when it stops being accepted.
+type Token struct {
+	Token     string    `json:"token"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// Error codes this service returns, besides the generic ones.
+const (
+	CodeEmailTaken         = "email_taken"
+	CodeInvalidEmail       = "invalid_email"
+	CodeWeakPassword       = "weak_password"
+	CodeInvalidName        = "invalid_name"
+	CodeInvalidCredentials = "invalid_credentials"
+	CodeUserNotFound       = "user_not_found"
+	CodeTokenExpired       = "token_expired"
+	CodeInvalidToken       = "invalid_token"
+)
+
+// Limits on what an account may hold.
+const (
+	maxEmailBytes    = 254 // the longest address SMTP can carry (RFC 5321)
+	minPasswordBytes = 8
+	maxPasswordBytes = 72 // bcrypt ignores every byte past the 72nd
+	maxNameChars     = 100
+)
+
+// DefaultBcryptCost is used when Options.BcryptCost is zero: tens of
+// milliseconds a hash on a server core, slow enough to make guessing
+// stolen hashes expensive.
+const DefaultBcryptCost = bcrypt.DefaultCost
+
+// Options tune the service. The zero value is usable.
+type Options struct {
+	// BcryptCost is the work factor of new password hashes, between
+	// bcrypt.MinCost and bcrypt.MaxCost; each step doubles the time.
+	// Tests use bcrypt.MinCost to stay fast.
+	BcryptCost int
+}
+
+type service struct {
+	store  *Store
+	issuer *Issuer
+	cost   int
+	// dummyHash is compared against when an email is unknown, so a login
+	// for an account that does not exist costs the same bcrypt time as a
+	// wrong password for one that does.
+	dummyHash []byte
+}
+
+// NewService returns the users service backed by store, signing tokens
+// with issuer. It fails only for a bcrypt cost out of range.
+func NewService(store *Store, issuer *Issuer, opts Options) (Service, error) {
+	if opts.BcryptCost == 0 {
+		opts.BcryptCost = DefaultBcryptCost
+	}
+	if opts.BcryptCost < bcrypt.MinCost || opts.BcryptCost > bcrypt.MaxCost {
+		return nil, fmt.Errorf("bcrypt cost %d is outside [%d, %d]", opts.BcryptCost, bcrypt.MinCost, bcrypt.MaxCost)
+	}
+	// Hashed at the configured cost, not a constant from the source, so
+	// its comparison takes as long as a real one.
+	dummy, err := bcrypt.GenerateFromPassword([]byte("no account has this password"), opts.BcryptCost)
+	if err != nil {
+		return nil, fmt.Errorf("hash the dummy password: %w", err)
+	}
+	return &service{store: store, issuer: issuer, cost: opts.BcryptCost, dummyHash: dummy}, nil
+}
+
+func (s *service) Register(ctx context.Context, email, password, name string) (User, error) {
+	email, name = normalizeEmail(email), strings.TrimSpace(name)
+	if err := validateEmail(email); err != nil {
+		return User{}, err
+	}
+	if err := validatePassword(password); err != nil {
+		return User{}, err
+	}
+	if err := validateName(name); err != nil {
+		return User{}, err
+	}
+	// Hash before the store's transaction: bcrypt is slow on purpose, and
+	// SQLite's write lock must not wait for it.
+	hash, err := bcrypt.GenerateFromPassword([]byte(password), s.cost)
+	if err != nil {
+		return User{}, fmt.Errorf("hash password: %w", err) // bcrypt's errors never quote the password
+	}
+	u := User{ID: uuid.NewString(), Email: email, Name: name}
+	if err := s.store.CreateUser(ctx, u, hash, time.Now()); err != nil {
+		return User{}, err
+	}
+	return u, nil
+}
+
+func (s *service) Login(ctx context.Context, email, password string) (Token, error) {
+	user, hash, err := s.store.Credentials(ctx, normalizeEmail(email))
+	found := err == nil
+	if errs.KindOf(err) == errs.NotFound {
+		hash = s.dummyHash
+	} else if err != nil {
+		return Token{}, err
+	}
+	// Always exactly one comparison, so the time a login takes does not
+	// tell a wrong password from an unknown email.
+	err = bcrypt.CompareHashAndPassword(hash, []byte(password))
+	if err != nil && !errors.Is(err, bcrypt.ErrMismatchedHashAndPassword) {
+		return Token{}, fmt.Errorf("compare with the password hash of user %q: %w", user.ID, err)
+	}
+	// bcrypt reads only the first 72 bytes, so a longer password could
+	// match a hash it was not made from; no registered password is longer.
+	if err != nil || !found || len(password) > maxPasswordBytes {
+		return Token{}, errInvalidCredentials()
+	}
+	token, expiresAt, err := s.issuer.Issue(user.ID)
+	if err != nil {
+		return Token{}, err
+	}
+	return Token{Token: token, ExpiresAt: expiresAt}, nil
+}
+
+func (s *service) GetUser(ctx context.Context, id string) (User, error) {
+	// Every ID this service hands out is a UUID; anything else cannot
+	// name a user, and need not reach the database.
+	if _, err := uuid.Parse(id); err != nil {
+		return User{}, errUserNotFound(id)
+	}
+	return s.store.GetUser(ctx, id)
+}
+
+// errInvalidCredentials is the one answer to every failed login: its
+// detail must not say which of the two was wrong.
+func errInvalidCredentials() error {
+	return errs.E(errs.Unauthenticated, CodeInvalidCredentials, "email or password is incorrect")
+}
+
+func errUserNotFound(id string) error {
+	return errs.E(errs.NotFound, CodeUserNotFound, "no user with id %q", id)
+}
+
+// normalizeEmail is the one canonical form of an email, used both to store
+// it and to look it up, so "Ada@Example.com " and "ada@example.com" are
+// the same account.
+func normalizeEmail(email string) string {
+	return strings.ToLower(strings.TrimSpace(email))
+}
+
+// validateEmail checks the shape of an address, not that it exists: only
+// sending mail to it can prove that.
+func validateEmail(email string) error {
+	local, domain, _ := strings.Cut(email, "@")
+	switch {
+	case len(email) > maxEmailBytes:
+		return errs.E(errs.Invalid, CodeInvalidEmail, "email must be at most %d bytes", maxEmailBytes)
+	case strings.Count(email, "@") != 1 || local == "" || domain == "":
+		return errs.E(errs.Invalid, CodeInvalidEmail, "email must have one @ with text on both sides")
+	}
+	return nil
+}
+
+// validatePassword checks only the length. Its detail never quotes the
+// password, nor even says how long it was.
+func validatePassword(password string) error {
+	if len(password) < minPasswordBytes || len(password) > maxPasswordBytes {
+		return errs.E(errs.Invalid, CodeWeakPassword, "password must be %d to %d bytes long", minPasswordBytes, maxPasswordBytes)
+	}
+	return nil
+}
+
+func validateName(name string) error {
+	switch {
+	case name == "":
+		return errs.E(errs.Invalid, CodeInvalidName, "name must not be empty")
+	case utf8.RuneCountInString(name) > maxNameChars:
+		return errs.E(errs.Invalid, CodeInvalidName, "name must be at most %d characters", maxNameChars)
+	}
+	return nil
+}

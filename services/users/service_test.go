@@ -1,0 +1,329 @@
+package users_test
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/glasshouse-dev/glasshouse/errs"
+	"github.com/glasshouse-dev/glasshouse/services/users"
+	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+	"golang.org/x/crypto/bcrypt"
+)
+
+const password = "correct horse battery staple"
+
+// clock is a settable time source for expiry tests.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+func newKey(t testing.TB) ed25519.PrivateKey {
+	t.Helper()
+	_, key, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key
+}
+
+func openStore(t testing.TB) *users.Store {
+	t.Helper()
+	return openTracedStore(t, noop.NewTracerProvider())
+}
+
+func openTracedStore(t testing.TB, tp trace.TracerProvider) *users.Store {
+	t.Helper()
+	store, err := users.OpenStore(context.Background(), filepath.Join(t.TempDir(), "users.db"), tp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	return store
+}
+
+// fixture is a users service on a real SQLite store, signing with a fresh
+// key on a fake clock, and a verifier for its tokens.
+type fixture struct {
+	svc      users.Service
+	store    *users.Store
+	verifier *users.Verifier
+	clock    *clock
+}
+
+const testTTL = time.Hour
+
+func newFixture(t testing.TB) fixture {
+	t.Helper()
+	store := openStore(t)
+	key := newKey(t)
+	clk := &clock{now: time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)}
+	svc, err := users.NewService(store, users.NewIssuer(key, testTTL, clk.Now), users.Options{BcryptCost: bcrypt.MinCost})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fixture{svc: svc, store: store, verifier: users.NewVerifier(key.Public().(ed25519.PublicKey), clk.Now), clock: clk}
+}
+
+func wantCode(t *testing.T, err error, kind errs.Kind, code string) {
+	t.Helper()
+	if errs.KindOf(err) != kind || errs.CodeOf(err) != code {
+		t.Fatalf("error = %v (kind %v), want %v %q", err, errs.KindOf(err), kind, code)
+	}
+}
+
+func countUsers(t *testing.T, store *users.Store) int {
+	t.Helper()
+	n, err := store.CountUsers(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func TestRegisterNormalizesAndStores(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+
+	u, err := f.svc.Register(ctx, "  Ada@Example.COM ", password, " Ada Lovelace ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.Email != "ada@example.com" || u.Name != "Ada Lovelace" {
+		t.Errorf("registered %+v, want email ada@example.com and name Ada Lovelace (trimmed, email lower-cased)", u)
+	}
+	if id, err := uuid.Parse(u.ID); err != nil || id.Version() != 4 || id.String() != u.ID {
+		t.Errorf("ID %q is not a canonical v4 UUID (%v)", u.ID, err)
+	}
+	got, err := f.svc.GetUser(ctx, u.ID)
+	if err != nil || got != u {
+		t.Errorf("GetUser = %+v, %v; want %+v", got, err, u)
+	}
+
+	other, err := f.svc.Register(ctx, "grace@example.com", password, "Grace Hopper")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if other.ID == u.ID {
+		t.Errorf("two users share the ID %s", u.ID)
+	}
+}
+
+func TestRegisterRefusesATakenEmailInAnyCase(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	if _, err := f.svc.Register(ctx, "ada@example.com", password, "Ada"); err != nil {
+		t.Fatal(err)
+	}
+	_, err := f.svc.Register(ctx, " ADA@Example.com", "another password", "Impostor")
+	wantCode(t, err, errs.Conflict, users.CodeEmailTaken)
+	if n := countUsers(t, f.store); n != 1 {
+		t.Errorf("%d users after a refused registration, want 1", n)
+	}
+	// The first account is untouched: its password still works.
+	if _, err := f.svc.Login(ctx, "ada@example.com", password); err != nil {
+		t.Errorf("login of the first account: %v", err)
+	}
+}
+
+func TestConcurrentRegistrationsOfOneEmailCreateOneUser(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+
+	const callers = 20
+	var (
+		wg             sync.WaitGroup
+		mu             sync.Mutex
+		created, taken int
+		unexpected     []error
+	)
+	for i := range callers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// Differently cased, all the same account.
+			email := "ada@example.com"
+			if i%2 == 1 {
+				email = "ADA@example.com"
+			}
+			_, err := f.svc.Register(ctx, email, password, fmt.Sprintf("Ada %d", i))
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				created++
+			case errs.CodeOf(err) == users.CodeEmailTaken:
+				taken++
+			default:
+				unexpected = append(unexpected, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if len(unexpected) > 0 {
+		t.Fatalf("unexpected errors: %v", unexpected)
+	}
+	if created != 1 || taken != callers-1 {
+		t.Errorf("created %d, refused %d; want 1 and %d", created, taken, callers-1)
+	}
+	if n := countUsers(t, f.store); n != 1 {
+		t.Errorf("%d users, want 1", n)
+	}
+}
+
+func TestRegisterRejectsInvalidInput(t *testing.T) {
+	f := newFixture(t)
+	tests := []struct {
+		name, email, password, userName string
+		code                            string
+	}{
+		{"no at sign", "ada.example.com", password, "Ada", users.CodeInvalidEmail},
+		{"two at signs", "ada@lovelace@example.com", password, "Ada", users.CodeInvalidEmail},
+		{"empty local part", "@example.com", password, "Ada", users.CodeInvalidEmail},
+		{"empty domain", "ada@", password, "Ada", users.CodeInvalidEmail},
+		{"blank", "   ", password, "Ada", users.CodeInvalidEmail},
+		{"email too long", strings.Repeat("a", 243) + "@example.com", password, "Ada", users.CodeInvalidEmail},
+		{"password too short", "ada@example.com", "s3cr3t!", "Ada", users.CodeWeakPassword},
+		{"password past bcrypt's limit", "ada@example.com", strings.Repeat("p", 73), "Ada", users.CodeWeakPassword},
+		{"empty name", "ada@example.com", password, "", users.CodeInvalidName},
+		{"blank name", "ada@example.com", password, " \t ", users.CodeInvalidName},
+		{"name too long", "ada@example.com", password, strings.Repeat("é", 101), users.CodeInvalidName},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := f.svc.Register(context.Background(), tt.email, tt.password, tt.userName)
+			wantCode(t, err, errs.Invalid, tt.code)
+			if strings.Contains(err.Error(), tt.password) {
+				t.Errorf("error %q quotes the password", err)
+			}
+		})
+	}
+	if n := countUsers(t, f.store); n != 0 {
+		t.Errorf("%d users after invalid registrations, want 0", n)
+	}
+
+	// The limits themselves are allowed.
+	limits := []struct{ email, password, name string }{
+		{strings.Repeat("a", 242) + "@example.com", strings.Repeat("p", 8), "A"},
+		{"b@example.com", strings.Repeat("p", 72), strings.Repeat("é", 100)},
+	}
+	for _, l := range limits {
+		if _, err := f.svc.Register(context.Background(), l.email, l.password, l.name); err != nil {
+			t.Errorf("Register at the limits (email %d bytes, password %d bytes, name %d chars): %v",
+				len(l.email), len(l.password), len([]rune(l.name)), err)
+		}
+	}
+}
+
+func TestLoginIssuesATokenNamingTheUser(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	u, err := f.svc.Register(ctx, "ada@example.com", password, "Ada")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	tok, err := f.svc.Login(ctx, " Ada@EXAMPLE.com", password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := f.clock.Now().Add(testTTL); !tok.ExpiresAt.Equal(want) {
+		t.Errorf("ExpiresAt = %s, want %s", tok.ExpiresAt, want)
+	}
+	id, err := f.verifier.Verify(tok.Token)
+	if err != nil || id != u.ID {
+		t.Errorf("Verify(token) = %q, %v; want %q", id, err, u.ID)
+	}
+}
+
+func TestFailedLoginsAreIndistinguishable(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	if _, err := f.svc.Register(ctx, "ada@example.com", password, "Ada"); err != nil {
+		t.Fatal(err)
+	}
+	long := strings.Repeat("p", 72)
+	if _, err := f.svc.Register(ctx, "long@example.com", long, "Long"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.Login(ctx, "long@example.com", long); err != nil {
+		t.Fatalf("login with a 72-byte password: %v", err)
+	}
+
+	_, wrongPassword := f.svc.Login(ctx, "ada@example.com", "not the password")
+	wantCode(t, wrongPassword, errs.Unauthenticated, users.CodeInvalidCredentials)
+	_, unknownEmail := f.svc.Login(ctx, "nobody@example.com", password)
+	wantCode(t, unknownEmail, errs.Unauthenticated, users.CodeInvalidCredentials)
+	if wrongPassword.Error() != unknownEmail.Error() {
+		t.Errorf("a wrong password and an unknown email give different errors:\n%v\n%v", wrongPassword, unknownEmail)
+	}
+
+	// bcrypt reads 72 bytes only: a longer password starting with the
+	// real one must still be refused.
+	_, err := f.svc.Login(ctx, "long@example.com", long+"-and-more")
+	wantCode(t, err, errs.Unauthenticated, users.CodeInvalidCredentials)
+	_, err = f.svc.Login(ctx, "", "")
+	wantCode(t, err, errs.Unauthenticated, users.CodeInvalidCredentials)
+}
+
+func TestGetUserNotFound(t *testing.T) {
+	f := newFixture(t)
+	for _, id := range []string{uuid.NewString(), "not-a-uuid", ""} {
+		_, err := f.svc.GetUser(context.Background(), id)
+		wantCode(t, err, errs.NotFound, users.CodeUserNotFound)
+	}
+}
+
+func TestNewServiceRejectsABcryptCostOutOfRange(t *testing.T) {
+	store := openStore(t)
+	issuer := users.NewIssuer(newKey(t), 0, nil)
+	for _, cost := range []int{bcrypt.MinCost - 1, bcrypt.MaxCost + 1} {
+		if _, err := users.NewService(store, issuer, users.Options{BcryptCost: cost}); err == nil {
+			t.Errorf("NewService with bcrypt cost %d succeeded, want an error", cost)
+		}
+	}
+}
+
+// BenchmarkFailedLogin shows that a login for an unknown email costs a
+// bcrypt comparison like a wrong password does: the two sub-benchmarks
+// should report the same time per operation (compare them with
+// benchstat), so response times do not reveal which emails have accounts.
+func BenchmarkFailedLogin(b *testing.B) {
+	store := openStore(b)
+	svc, err := users.NewService(store, users.NewIssuer(newKey(b), 0, nil), users.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := svc.Register(ctx, "ada@example.com", password, "Ada"); err != nil {
+		b.Fatal(err)
+	}
+	for _, bc := range []struct{ name, email string }{
+		{"wrong_password", "ada@example.com"},
+		{"unknown_email", "nobody@example.com"},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			for b.Loop() {
+				if _, err := svc.Login(ctx, bc.email, "wrong password"); !errors.Is(err, errs.E(errs.Unauthenticated, users.CodeInvalidCredentials, "")) {
+					b.Fatalf("login = %v, want invalid_credentials", err)
+				}
+			}
+		})
+	}
+}
