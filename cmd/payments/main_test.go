@@ -1,0 +1,215 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/glasshouse-dev/glasshouse/errs"
+	"github.com/glasshouse-dev/glasshouse/internal/testenv"
+	"github.com/glasshouse-dev/glasshouse/observability"
+	"github.com/glasshouse-dev/glasshouse/services/payments"
+	"github.com/glasshouse-dev/glasshouse/transport"
+)
+
+// TestRunServesAndShutsDownCleanly starts the real service through run,
+// as main does, on a free port and a temporary data directory, and calls
+// it the way orders will: found in Consul, through payments.NewClient.
+func TestRunServesAndShutsDownCleanly(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	logs, logWriter := io.Pipe()
+	consul := testenv.StartConsul(t)
+	env := map[string]string{"DATA_DIR": t.TempDir(), "LISTEN_ADDR": "127.0.0.1:0", "CONSUL_HTTP_ADDR": consul.Addr, "CHECK_INTERVAL": "1s"}
+	getenv := func(k string) string { return env[k] }
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, nil, getenv, logWriter)
+		logWriter.Close()
+	}()
+
+	// The log tells us where it listens; every line must be JSON, and no
+	// line may hold a card number.
+	lines := make(chan map[string]any, 1000)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(logs)
+		for sc.Scan() {
+			for _, card := range []string{payments.TestCardApproved, payments.TestCardDeclined} {
+				if bytes.Contains(sc.Bytes(), []byte(card)) {
+					t.Errorf("log line holds the card number %s: %s", card, sc.Text())
+				}
+			}
+			var rec map[string]any
+			if err := json.Unmarshal(sc.Bytes(), &rec); err != nil {
+				t.Errorf("log line is not JSON: %s", sc.Text())
+				continue
+			}
+			lines <- rec
+		}
+	}()
+	var addr string
+	timeout := time.After(10 * time.Second)
+	for addr == "" {
+		select {
+		case rec := <-lines:
+			if rec["msg"] == "serving HTTP" {
+				addr = rec["addr"].(string)
+			}
+		case err := <-done:
+			t.Fatalf("run ended before serving: %v", err)
+		case <-timeout:
+			t.Fatal("service did not start within 10s")
+		}
+	}
+	base := "http://" + addr
+
+	ids := consul.WaitPassing("payments", 1, 10*time.Second)
+	if want := "payments-" + addr[:strings.LastIndex(addr, ":")] + "-" + addr[strings.LastIndex(addr, ":")+1:]; ids[0] != want {
+		t.Errorf("registered as %q, want %q", ids[0], want)
+	}
+
+	client := newClient(t, consul)
+	c, err := client.Charge(ctx, payments.ChargeRequest{OrderID: "o1", AmountCents: 4200, Currency: "EUR", CardNumber: payments.TestCardApproved})
+	if err != nil || c.Status != payments.Succeeded {
+		t.Fatalf("Charge through Consul = %+v, %v; want succeeded", c, err)
+	}
+	_, err = client.Charge(ctx, payments.ChargeRequest{OrderID: "o2", AmountCents: 4200, Currency: "EUR", CardNumber: payments.TestCardDeclined})
+	if errs.KindOf(err) != errs.Declined {
+		t.Fatalf("declined Charge through Consul = %v, want Declined", err)
+	}
+
+	// Turn the error knob at run time: charges fail, and nothing is charged.
+	if status, body := send(t, "PUT", base+"/admin/faults", `{"error_rate":1,"latency":"0s"}`); status != 200 {
+		t.Fatalf("PUT /admin/faults = %d %s", status, body)
+	}
+	status, body := send(t, "POST", base+"/charges", `{"order_id":"o3","amount_cents":100,"currency":"EUR","card_number":"4242424242424242"}`)
+	if status != 500 || !strings.Contains(body, `"code":"injected_fault"`) {
+		t.Errorf("charge with error rate 1 = %d %s, want 500 injected_fault", status, body)
+	}
+	if _, err := client.FindCharge(ctx, "o3"); errs.CodeOf(err) != payments.CodeChargeNotFound {
+		t.Errorf("FindCharge(o3) = %v, want %s", err, payments.CodeChargeNotFound)
+	}
+	// And back: the same charge now goes through.
+	if status, body := send(t, "PUT", base+"/admin/faults", `{"error_rate":0,"latency":"0s"}`); status != 200 {
+		t.Fatalf("PUT /admin/faults = %d %s", status, body)
+	}
+	if c, err := client.Charge(ctx, payments.ChargeRequest{OrderID: "o3", AmountCents: 100, Currency: "EUR", CardNumber: payments.TestCardApproved}); err != nil || c.Status != payments.Succeeded {
+		t.Errorf("charge with the knobs off = %+v, %v", c, err)
+	}
+
+	_, metrics := send(t, "GET", base+"/metrics", "")
+	for _, want := range []string{
+		`glasshouse_payments_charges_total{result="succeeded"} 2`,
+		`glasshouse_payments_charges_total{result="card_declined"} 1`,
+		`glasshouse_payments_charges_total{result="injected_fault"} 1`,
+		`glasshouse_payments_charged_cents_total{currency="EUR"} 4300`,
+		`glasshouse_payments_faults_injected_total{type="error"} 1`,
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+
+	// Turning a knob is logged like any endpoint call, so a drill leaves
+	// a record of who turned what when.
+	found := false
+	for !found {
+		select {
+		case rec := <-lines:
+			found = rec["msg"] == "endpoint call" && rec["endpoint"] == "SetFaults"
+		case <-timeout:
+			t.Fatal("no endpoint log line for SetFaults")
+		}
+	}
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("run returned %v after shutdown, want nil", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("run did not return after cancel")
+	}
+	for range lines { // drain
+	}
+	if ids, err := consul.Registered("payments"); err != nil || len(ids) != 0 {
+		t.Errorf("after shutdown Consul still has %v (%v); want the instance deregistered", ids, err)
+	}
+}
+
+// TestRunRejectsBadFaultSettings fails fast, before listening, on fault
+// flags out of range.
+func TestRunRejectsBadFaultSettings(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{"error rate from the environment", nil, map[string]string{"FAULT_ERROR_RATE": "1.5"}, "error_rate"},
+		{"latency flag", []string{"-fault-latency", "1m"}, nil, "latency"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := map[string]string{"DATA_DIR": t.TempDir(), "LISTEN_ADDR": "127.0.0.1:0"}
+			for k, v := range tt.env {
+				env[k] = v
+			}
+			var out bytes.Buffer
+			err := run(context.Background(), tt.args, func(k string) string { return env[k] }, &out)
+			if errs.CodeOf(err) != payments.CodeInvalidFaults || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("run = %v, want %s about %s", err, payments.CodeInvalidFaults, tt.want)
+			}
+			if strings.Contains(out.String(), "serving HTTP") {
+				t.Errorf("run served before rejecting its settings:\n%s", out.String())
+			}
+		})
+	}
+}
+
+// newClient returns payments as orders sees it: found in Consul, with
+// breakers and retries.
+func newClient(t *testing.T, consul *testenv.Consul) payments.Service {
+	t.Helper()
+	tel, shutdown, err := observability.Setup(context.Background(), observability.Config{
+		ServiceName: "orders", Getenv: func(string) string { return "" }, LogOutput: io.Discard,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { shutdown(context.Background()) })
+	client, err := transport.NewConsulClient(consul.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	remote := transport.NewRemote(client, transport.ClientConfig{Service: payments.ServiceName}, tel)
+	t.Cleanup(remote.Close)
+	return payments.NewClient(remote, tel)
+}
+
+// send makes one plain HTTP request, as an operator's curl would.
+func send(t *testing.T, method, url, body string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, string(raw)
+}

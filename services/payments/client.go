@@ -1,0 +1,41 @@
+package payments
+
+import (
+	"fmt"
+	"net/url"
+	"time"
+
+	"github.com/glasshouse-dev/glasshouse/observability"
+	"github.com/glasshouse-dev/glasshouse/transport"
+	"github.com/go-kit/kit/endpoint"
+)
+
+// ServiceName is the payments service's name in Consul, metrics and traces.
+const ServiceName = "payments"
+
+// NewClient returns a payments Service over every passing payments
+// instance in Consul, with a breaker per instance, round-robin balancing
+// and retries (see transport.Remote). Errors come back as the typed errors
+// the service returned (a declined card is errs.Declined, never retried);
+// an unreachable payments is errs.Unavailable.
+func NewClient(remote *transport.Remote, tel observability.Telemetry) Service {
+	return makeClientEndpoints(remote.Factory()).With(clientMiddleware(tel))
+}
+
+// NewHTTPClient returns a payments Service that calls the one instance at
+// baseURL, e.g. "http://127.0.0.1:8084", without discovery or retries.
+// timeout bounds each call; zero means transport.DefaultCallTimeout.
+func NewHTTPClient(baseURL string, tel observability.Telemetry, timeout time.Duration) (Service, error) {
+	base, err := url.Parse(baseURL)
+	if err != nil || base.Scheme == "" || base.Host == "" {
+		return nil, fmt.Errorf("payments client: base URL %q must be absolute, like http://host:port", baseURL)
+	}
+	opts := transport.ClientOptions(transport.NewHTTPClient(tel, timeout))
+	return makeClientEndpoints(transport.DirectFactory(base, opts...)).With(clientMiddleware(tel)), nil
+}
+
+// clientMiddleware gives each call a client span named like the server's
+// endpoint span; retry and breaker events are recorded on it.
+func clientMiddleware(tel observability.Telemetry) Middleware {
+	return func(name string) endpoint.Middleware { return tel.ClientEndpoint(ServiceName, name) }
+}

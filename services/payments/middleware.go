@@ -1,0 +1,93 @@
+package payments
+
+import (
+	"context"
+
+	"github.com/glasshouse-dev/glasshouse/errs"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Instrumenting returns a service middleware that counts what happens to
+// money, in business terms: charges and refunds by result ("succeeded" or
+// the error code), and the cents actually charged. Endpoint latency and
+// errors are measured one layer out, by the endpoint middlewares; this
+// layer says what they meant.
+//
+// Every Charge call is counted, replays included, because each is an
+// answer someone waited for; but a replay moves no money, so the cents
+// are counted once per charge however often a caller retries.
+func Instrumenting(reg prometheus.Registerer) func(Service) Service {
+	charges := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "glasshouse_payments_charges_total",
+		Help: "Charge calls by result (succeeded, or the error code such as card_declined); replays of a charge count again.",
+	}, []string{"result"})
+	refunds := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "glasshouse_payments_refunds_total",
+		Help: "Refund calls by result (succeeded, or the error code such as charge_not_refundable).",
+	}, []string{"result"})
+	cents := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "glasshouse_payments_charged_cents_total",
+		Help: "Money charged by succeeded charges, in cents, by currency; each charge counts once.",
+	}, []string{"currency"})
+	reg.MustRegister(charges, refunds, cents)
+	return func(next Service) Service {
+		return instrumenting{next: next, charges: charges, refunds: refunds, cents: cents}
+	}
+}
+
+type instrumenting struct {
+	next    Service
+	charges *prometheus.CounterVec
+	refunds *prometheus.CounterVec
+	cents   *prometheus.CounterVec
+}
+
+func (m instrumenting) Charge(ctx context.Context, req ChargeRequest) (Charge, error) {
+	ctx, replayed := withReplayNote(ctx)
+	c, err := m.next.Charge(ctx, req)
+	m.charges.WithLabelValues(result(err)).Inc()
+	if err == nil && !*replayed {
+		m.cents.WithLabelValues(c.Currency).Add(float64(c.AmountCents))
+	}
+	return c, err
+}
+
+func (m instrumenting) Refund(ctx context.Context, chargeID string) (Charge, error) {
+	c, err := m.next.Refund(ctx, chargeID)
+	m.refunds.WithLabelValues(result(err)).Inc()
+	return c, err
+}
+
+func (m instrumenting) GetCharge(ctx context.Context, chargeID string) (Charge, error) {
+	return m.next.GetCharge(ctx, chargeID)
+}
+
+func (m instrumenting) FindCharge(ctx context.Context, orderID string) (Charge, error) {
+	return m.next.FindCharge(ctx, orderID)
+}
+
+func result(err error) string {
+	if err != nil {
+		return errs.CodeOf(err)
+	}
+	return string(Succeeded)
+}
+
+// replayNoteKey keys a flag in the context through which the service
+// tells Instrumenting that a Charge returned an existing charge. The
+// answer itself must be identical for a replay, so the flag travels
+// beside it, the way otelhttp's Labeler lets a handler add labels to the
+// metrics of the middleware around it.
+type replayNoteKey struct{}
+
+func withReplayNote(ctx context.Context) (context.Context, *bool) {
+	replayed := new(bool)
+	return context.WithValue(ctx, replayNoteKey{}, replayed), replayed
+}
+
+// noteReplay marks the current Charge as a replay, if anyone asked.
+func noteReplay(ctx context.Context) {
+	if replayed, ok := ctx.Value(replayNoteKey{}).(*bool); ok {
+		*replayed = true
+	}
+}

@@ -1,0 +1,201 @@
+package payments
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/glasshouse-dev/glasshouse/errs"
+	"github.com/glasshouse-dev/glasshouse/storage"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// migrations is the payments schema, one step per version; append, never
+// edit a step that has shipped.
+//
+// order_id is UNIQUE: one charge per order is a property of the data, not
+// only of the code that checks before inserting.
+var migrations = []string{
+	`CREATE TABLE charges (
+		id           TEXT PRIMARY KEY,
+		order_id     TEXT NOT NULL UNIQUE,
+		amount_cents INTEGER NOT NULL CHECK (amount_cents > 0),
+		currency     TEXT NOT NULL CHECK (length(currency) = 3),
+		status       TEXT NOT NULL CHECK (status IN ('succeeded', 'declined', 'refunded')),
+		card_last4   TEXT NOT NULL CHECK (length(card_last4) = 4),
+		created_at   INTEGER NOT NULL, -- unix milliseconds
+		refunded_at  INTEGER           -- unix milliseconds; NULL until refunded
+	);`,
+}
+
+// Store keeps charges in the service's own SQLite file.
+type Store struct {
+	db *sql.DB
+}
+
+// OpenStore opens the store at path, creating and migrating it as needed.
+func OpenStore(ctx context.Context, path string, tp trace.TracerProvider) (*Store, error) {
+	db, err := storage.Open(ctx, path, tp, migrations)
+	if err != nil {
+		return nil, err
+	}
+	return &Store{db: db}, nil
+}
+
+// Close closes the database.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Ping checks that the database answers; it backs the readiness check.
+func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
+
+const chargeColumns = `id, order_id, amount_cents, currency, status, card_last4, created_at, refunded_at`
+
+func scanCharge(row interface{ Scan(...any) error }) (Charge, error) {
+	var (
+		c          Charge
+		createdAt  int64
+		refundedAt sql.NullInt64
+	)
+	if err := row.Scan(&c.ID, &c.OrderID, &c.AmountCents, &c.Currency, &c.Status, &c.CardLast4, &createdAt, &refundedAt); err != nil {
+		return Charge{}, err
+	}
+	c.CreatedAt = time.UnixMilli(createdAt).UTC()
+	if refundedAt.Valid {
+		t := time.UnixMilli(refundedAt.Int64).UTC()
+		c.RefundedAt = &t
+	}
+	return c, nil
+}
+
+// CreateCharge records c unless its order already has a charge, and
+// returns the order's charge and whether it is c. The check and the insert
+// are one transaction, which takes SQLite's write lock as it begins (see
+// storage.Open): concurrent calls for one order serialize, and exactly one
+// of them inserts.
+func (s *Store) CreateCharge(ctx context.Context, c Charge) (stored Charge, created bool, err error) {
+	err = storage.InTx(ctx, s.db, func(tx *sql.Tx) error {
+		existing, found, err := queryCharge(ctx, tx, selectChargeByOrder, c.OrderID)
+		if err != nil {
+			return err
+		}
+		if found {
+			stored = existing
+			return nil
+		}
+		if _, err := tx.ExecContext(ctx,
+			`INSERT INTO charges (`+chargeColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, NULL)`,
+			c.ID, c.OrderID, c.AmountCents, c.Currency, c.Status, c.CardLast4, c.CreatedAt.UnixMilli()); err != nil {
+			return fmt.Errorf("insert charge for order %s: %w", c.OrderID, err)
+		}
+		stored, created = c, true
+		return nil
+	})
+	if err != nil {
+		return Charge{}, false, err
+	}
+	return stored, created, nil
+}
+
+// Refund marks a succeeded charge refunded at now. A refunded charge is
+// returned unchanged; a declined one cannot be refunded.
+func (s *Store) Refund(ctx context.Context, chargeID string, now time.Time) (Charge, error) {
+	var c Charge
+	err := storage.InTx(ctx, s.db, func(tx *sql.Tx) error {
+		var err error
+		if c, err = getCharge(ctx, tx, chargeID); err != nil {
+			return err
+		}
+		switch c.Status {
+		case Refunded:
+			return nil
+		case Declined:
+			return errs.E(errs.Conflict, CodeChargeNotRefundable, "charge %s was declined; there is nothing to refund", chargeID)
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE charges SET status = 'refunded', refunded_at = ? WHERE id = ?`,
+			now.UnixMilli(), chargeID); err != nil {
+			return fmt.Errorf("refund charge %s: %w", chargeID, err)
+		}
+		refundedAt := time.UnixMilli(now.UnixMilli()).UTC()
+		c.Status, c.RefundedAt = Refunded, &refundedAt
+		return nil
+	})
+	if err != nil {
+		return Charge{}, err
+	}
+	return c, nil
+}
+
+// GetCharge returns the charge with id.
+func (s *Store) GetCharge(ctx context.Context, id string) (Charge, error) {
+	return getCharge(ctx, s.db, id)
+}
+
+// FindCharge returns the charge made for orderID.
+func (s *Store) FindCharge(ctx context.Context, orderID string) (Charge, error) {
+	c, found, err := queryCharge(ctx, s.db, selectChargeByOrder, orderID)
+	if err != nil {
+		return Charge{}, err
+	}
+	if !found {
+		return Charge{}, errs.E(errs.NotFound, CodeChargeNotFound, "no charge for order %s", orderID)
+	}
+	return c, nil
+}
+
+// ListCharges returns every charge in the order they were made (rowid
+// order: charges are never deleted). It is how tests and
+// operators check that no order was charged twice and that every charge
+// belongs to an order.
+func (s *Store) ListCharges(ctx context.Context) ([]Charge, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+chargeColumns+` FROM charges ORDER BY rowid`)
+	if err != nil {
+		return nil, fmt.Errorf("list charges: %w", err)
+	}
+	defer rows.Close()
+	charges := []Charge{}
+	for rows.Next() {
+		c, err := scanCharge(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list charges: %w", err)
+		}
+		charges = append(charges, c)
+	}
+	return charges, rows.Err()
+}
+
+const (
+	selectChargeByID    = `SELECT ` + chargeColumns + ` FROM charges WHERE id = ?`
+	selectChargeByOrder = `SELECT ` + chargeColumns + ` FROM charges WHERE order_id = ?`
+)
+
+// querier is what *sql.DB and *sql.Tx have in common, so one read serves
+// inside and outside a transaction.
+type querier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// queryCharge runs one of the selects above; found is false when no
+// charge matches.
+func queryCharge(ctx context.Context, q querier, query, arg string) (c Charge, found bool, err error) {
+	c, err = scanCharge(q.QueryRowContext(ctx, query, arg))
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return Charge{}, false, nil
+	case err != nil:
+		return Charge{}, false, fmt.Errorf("read charge %s: %w", arg, err)
+	}
+	return c, true, nil
+}
+
+func getCharge(ctx context.Context, q querier, id string) (Charge, error) {
+	c, found, err := queryCharge(ctx, q, selectChargeByID, id)
+	if err != nil {
+		return Charge{}, err
+	}
+	if !found {
+		return Charge{}, errs.E(errs.NotFound, CodeChargeNotFound, "no charge with id %q", id)
+	}
+	return c, nil
+}

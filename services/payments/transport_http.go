@@ -1,0 +1,95 @@
+package payments
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/glasshouse-dev/glasshouse/transport"
+	httptransport "github.com/go-kit/kit/transport/http"
+)
+
+// NewHTTPHandler exposes the endpoints over HTTP. All routes are here:
+//
+//	POST /charges                  charge a card for an order (201; a replay answers the same)
+//	POST /charges/{id}/refund      refund a charge
+//	GET  /charges/{id}             one charge
+//	GET  /orders/{orderID}/charge  the charge made for an order
+//	GET  /admin/faults             the fault knobs (internal: the gateway never routes /admin)
+//	PUT  /admin/faults             turn the fault knobs
+func NewHTTPHandler(e Endpoints, admin AdminEndpoints) http.Handler {
+	r := transport.NewRouter()
+	r.Endpoint("POST", "/charges", e.ChargeEndpoint, decodeCharge, transport.EncodeJSON(http.StatusCreated))
+	r.Endpoint("POST", "/charges/{id}/refund", e.RefundEndpoint, decodeRefund, transport.EncodeJSON(http.StatusOK))
+	r.Endpoint("GET", "/charges/{id}", e.GetChargeEndpoint, decodeGetCharge, transport.EncodeJSON(http.StatusOK))
+	r.Endpoint("GET", "/orders/{orderID}/charge", e.FindChargeEndpoint, decodeFindCharge, transport.EncodeJSON(http.StatusOK))
+	r.Endpoint("GET", "/admin/faults", admin.GetFaultsEndpoint, decodeGetFaults, transport.EncodeJSON(http.StatusOK))
+	r.Endpoint("PUT", "/admin/faults", admin.SetFaultsEndpoint, decodeSetFaults, transport.EncodeJSON(http.StatusOK))
+	return r
+}
+
+func decodeCharge(_ context.Context, r *http.Request) (any, error) {
+	return transport.DecodeJSON[ChargeRequest](r)
+}
+
+func decodeRefund(_ context.Context, r *http.Request) (any, error) {
+	return RefundRequest{ChargeID: r.PathValue("id")}, nil
+}
+
+func decodeGetCharge(_ context.Context, r *http.Request) (any, error) {
+	return GetChargeRequest{ChargeID: r.PathValue("id")}, nil
+}
+
+func decodeFindCharge(_ context.Context, r *http.Request) (any, error) {
+	return FindChargeRequest{OrderID: r.PathValue("orderID")}, nil
+}
+
+func decodeGetFaults(context.Context, *http.Request) (any, error) {
+	return GetFaultsRequest{}, nil
+}
+
+// decodeSetFaults reads the whole settings: a field left out is set to
+// zero, so PUT {"error_rate": 0.2} also turns the latency off.
+func decodeSetFaults(_ context.Context, r *http.Request) (any, error) {
+	return transport.DecodeJSON[FaultSettings](r)
+}
+
+// Client-side request encoders: the mirror image of the decoders above.
+// The admin routes have none: operators call them with curl.
+
+func encodeCharge(ctx context.Context, r *http.Request, request any) error {
+	r.URL = transport.JoinPath(r.URL, "charges")
+	return httptransport.EncodeJSONRequest(ctx, r, request)
+}
+
+func encodeRefund(_ context.Context, r *http.Request, request any) error {
+	r.URL = transport.JoinPath(r.URL, "charges", request.(RefundRequest).ChargeID, "refund")
+	return nil
+}
+
+func encodeGetCharge(_ context.Context, r *http.Request, request any) error {
+	r.URL = transport.JoinPath(r.URL, "charges", request.(GetChargeRequest).ChargeID)
+	return nil
+}
+
+func encodeFindCharge(_ context.Context, r *http.Request, request any) error {
+	r.URL = transport.JoinPath(r.URL, "orders", request.(FindChargeRequest).OrderID, "charge")
+	return nil
+}
+
+// makeClientEndpoints describes every call on the wire and builds each
+// with build: against one instance, or over discovery with breakers and
+// retries. Every payments call is idempotent: reads, refunds (refunding
+// twice changes nothing) and charges, which are keyed by order ID, so a
+// retried Charge can never charge twice.
+func makeClientEndpoints(build transport.ClientFactory) Endpoints {
+	return Endpoints{
+		ChargeEndpoint: build(transport.ClientRoute{Name: "Charge", Method: "POST", Idempotent: true,
+			Encode: encodeCharge, Decode: transport.DecodeJSONResponse[Charge]()}),
+		RefundEndpoint: build(transport.ClientRoute{Name: "Refund", Method: "POST", Idempotent: true,
+			Encode: encodeRefund, Decode: transport.DecodeJSONResponse[Charge]()}),
+		GetChargeEndpoint: build(transport.ClientRoute{Name: "GetCharge", Method: "GET", Idempotent: true,
+			Encode: encodeGetCharge, Decode: transport.DecodeJSONResponse[Charge]()}),
+		FindChargeEndpoint: build(transport.ClientRoute{Name: "FindCharge", Method: "GET", Idempotent: true,
+			Encode: encodeFindCharge, Decode: transport.DecodeJSONResponse[Charge]()}),
+	}
+}
