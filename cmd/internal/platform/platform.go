@@ -7,9 +7,11 @@ package platform
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/glasshouse-dev/glasshouse/cmd/internal/config"
@@ -47,6 +49,7 @@ type Process struct {
 	registration      transport.Registration
 	server            transport.ServerConfig
 	shutdownTelemetry func(context.Context) error
+	remotes           []*transport.Remote
 }
 
 // Start listens (first: the port names the instance in Consul and in
@@ -83,8 +86,22 @@ func (f Flags) Start(ctx context.Context, service, version string, getenv func(s
 	}, nil
 }
 
-// Close flushes buffered spans, joining any failure into *err.
+// Remote watches another service in Consul for this process's clients,
+// with the default resilience settings unless cfg says otherwise. Close
+// stops it.
+func (p *Process) Remote(service string, cfg transport.ClientConfig) *transport.Remote {
+	cfg.Service = service
+	r := transport.NewRemote(p.Consul, cfg, p.Telemetry)
+	p.remotes = append(p.remotes, r)
+	return r
+}
+
+// Close stops watching remotes and flushes buffered spans, joining any
+// failure into *err.
 func (p *Process) Close(ctx context.Context, err *error) {
+	for _, r := range p.remotes {
+		r.Close()
+	}
 	flushCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	*err = errors.Join(*err, p.shutdownTelemetry(flushCtx), ignoreClosed(p.ln.Close()))
@@ -123,4 +140,24 @@ func ignoreClosed(err error) error {
 		return nil
 	}
 	return err
+}
+
+// WaitForFile waits up to within for path to exist: a key that another
+// service writes on its first start, say. It says which file it waited
+// for when it gives up.
+func WaitForFile(ctx context.Context, path string, within time.Duration) error {
+	deadline := time.Now().Add(within)
+	for {
+		if _, err := os.Stat(path); err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s did not appear within %s", path, within)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }

@@ -1,0 +1,89 @@
+// Command orders runs the orders service: orders and the checkout saga
+// across inventory and payments, found in Consul.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/glasshouse-dev/glasshouse/cmd/internal/config"
+	"github.com/glasshouse-dev/glasshouse/cmd/internal/platform"
+	"github.com/glasshouse-dev/glasshouse/services/inventory"
+	"github.com/glasshouse-dev/glasshouse/services/orders"
+	"github.com/glasshouse-dev/glasshouse/services/payments"
+	"github.com/glasshouse-dev/glasshouse/services/users"
+	"github.com/glasshouse-dev/glasshouse/transport"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "orders:", err)
+		os.Exit(1)
+	}
+}
+
+// run wires the service inside-out: store, the inventory and payments
+// clients (discovered in Consul), the checkout saga and its recovery loop,
+// endpoints, HTTP.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) (err error) {
+	flags := config.NewFlags("orders", getenv, stdout)
+	common := platform.CommonFlags(flags, ":8083")
+	dataDir := flags.String("data-dir", "DATA_DIR", "data/orders", "directory for the SQLite database")
+	publicKey := flags.String("jwt-public-key", "JWT_PUBLIC_KEY_FILE", "data/keys/users-jwt.pub", "users' public key (PEM), to check bearer tokens")
+	keyWait := flags.Duration("jwt-key-wait", "JWT_KEY_WAIT", 30*time.Second, "how long to wait for the public key file at start")
+	recoveryEvery := flags.Duration("recovery-interval", "RECOVERY_INTERVAL", 10*time.Second, "how often interrupted checkouts are looked for")
+	staleAfter := flags.Duration("saga-stale-after", "SAGA_STALE_AFTER", 30*time.Second, "how long a checkout may sit untouched before recovery takes it over")
+	settleAfter := flags.Duration("settle-after", "SETTLE_AFTER", time.Minute, "how long a failed checkout is watched for a late charge")
+	if err := flags.Parse(args); err != nil {
+		return err
+	}
+
+	proc, err := common.Start(ctx, orders.ServiceName, version, getenv, stdout)
+	if err != nil {
+		return err
+	}
+	defer proc.Close(ctx, &err)
+	tel := proc.Telemetry
+
+	if err := platform.WaitForFile(ctx, *publicKey, *keyWait); err != nil {
+		return fmt.Errorf("users' public key (-jwt-public-key / JWT_PUBLIC_KEY_FILE): %w", err)
+	}
+	key, err := users.LoadPublicKey(*publicKey)
+	if err != nil {
+		return err
+	}
+	verifier := users.NewVerifier(key, nil)
+
+	store, err := orders.OpenStore(ctx, filepath.Join(*dataDir, "orders.db"), tel.TracerProvider)
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, store.Close()) }()
+	proc.Health.AddCheck("store", store.Ping)
+
+	inv := inventory.NewClient(proc.Remote(inventory.ServiceName, transport.ClientConfig{}), tel)
+	pay := payments.NewClient(proc.Remote(payments.ServiceName, transport.ClientConfig{}), tel)
+	saga := orders.NewService(store, inv, pay, orders.Options{
+		StaleAfter:  *staleAfter,
+		SettleAfter: *settleAfter,
+		Logger:      tel.Logger,
+		Metrics:     orders.NewSagaMetrics(tel.Registry),
+	})
+	endpoints := orders.NewEndpoints(saga, tel.ServerEndpoint)
+
+	return proc.Serve(ctx, orders.NewHTTPHandler(endpoints, verifier.Verify), func(ctx context.Context) error {
+		return saga.RunRecovery(ctx, *recoveryEvery)
+	})
+}

@@ -1,0 +1,148 @@
+package orders
+
+import (
+	"context"
+	"time"
+
+	"github.com/glasshouse-dev/glasshouse/errs"
+	"github.com/glasshouse-dev/glasshouse/services/payments"
+)
+
+// RecoveryReport counts what one recovery pass did.
+type RecoveryReport struct {
+	Forward     int // sagas completed (the customer had paid)
+	Compensated int // sagas rolled back
+	Deferred    int // sagas left for the next pass (a dependency is down)
+	Settled     int // failed orders whose charge question was answered
+}
+
+// Recover runs one recovery pass: every PENDING order untouched for
+// StaleAfter is resumed from its recorded step, and every failed order
+// whose charge was in doubt is checked against payments.
+//
+// The rule for resuming is "forward if paid, else back": an order that
+// reached charged is committed (the customer paid and should get the
+// goods); one that had not is compensated, unless payments shows the
+// charge went through after all, which makes it paid.
+func (s *CheckoutSaga) Recover(ctx context.Context) (RecoveryReport, error) {
+	var rep RecoveryReport
+	now := s.opts.Now()
+	stale, err := s.store.stale(ctx, now.Add(-s.opts.StaleAfter))
+	if err != nil {
+		return rep, err
+	}
+	for _, r := range stale {
+		ok, err := s.store.claim(ctx, r, now)
+		if err != nil {
+			return rep, err
+		}
+		if !ok {
+			continue // another replica, or the live saga, touched it
+		}
+		sctx, cancel := context.WithTimeout(ctx, s.opts.SagaTimeout)
+		status := s.resume(sctx, r)
+		cancel()
+		switch {
+		case status == Confirmed:
+			rep.Forward++
+			s.opts.Metrics.recovery("forward")
+		case status.Terminal():
+			rep.Compensated++
+			s.opts.Metrics.recovery("compensate")
+		default:
+			rep.Deferred++
+			s.opts.Metrics.recovery("deferred")
+		}
+		s.opts.Logger.InfoContext(ctx, "recovered interrupted checkout", "order", r.ID, "step", string(r.Step), "status", string(status))
+	}
+
+	unsettled, err := s.store.unsettled(ctx)
+	if err != nil {
+		return rep, err
+	}
+	for _, r := range unsettled {
+		if s.settle(ctx, r, now) {
+			rep.Settled++
+			s.opts.Metrics.recovery("settle")
+		}
+	}
+	return rep, nil
+}
+
+// resume continues one interrupted saga and returns the order's status
+// afterwards (still PENDING if it had to be deferred).
+func (s *CheckoutSaga) resume(ctx context.Context, r record) Status {
+	interrupted := errs.E(errs.Unavailable, CodeInterrupted, "the checkout was interrupted; nothing was charged")
+	var err error
+	switch r.Step {
+	case StepCharged:
+		_, err = s.commit(ctx, r)
+	case StepReserved:
+		// The charge may or may not have happened: payments knows.
+		charge, ferr := s.payments.FindCharge(ctx, r.ID)
+		switch {
+		case ferr == nil && charge.Status == payments.Succeeded:
+			r.ChargeID = charge.ID
+			if err = s.store.advance(ctx, r.ID, StepCharged, charge.ID, s.opts.Now()); err == nil {
+				_, err = s.commit(ctx, r)
+			}
+		case ferr == nil || errs.CodeOf(ferr) == payments.CodeChargeNotFound:
+			_, err = s.compensate(ctx, r, interrupted)
+		default:
+			return Pending // payments unreachable: decide next pass
+		}
+	case StepCompensating:
+		_, err = s.compensate(ctx, r, r.failure())
+	default: // created: reserving, never charged
+		_, err = s.compensate(ctx, r, interrupted)
+	}
+	_ = err // the outcome is in the store; the error was the customer's answer
+	after, gerr := s.store.get(ctx, r.ID)
+	if gerr != nil {
+		return Pending
+	}
+	return after.Status
+}
+
+// settle checks a failed order whose charge was in doubt: a charge that
+// landed after all is refunded; no charge after SettleAfter means none
+// will come. It reports whether the question is closed.
+func (s *CheckoutSaga) settle(ctx context.Context, r record, now time.Time) bool {
+	charge, err := s.payments.FindCharge(ctx, r.ID)
+	switch {
+	case errs.CodeOf(err) == payments.CodeChargeNotFound:
+		if now.Sub(r.UpdatedAt) < s.opts.SettleAfter {
+			return false
+		}
+	case err != nil:
+		return false
+	case charge.Status == payments.Succeeded:
+		if _, err := s.payments.Refund(ctx, charge.ID); err != nil {
+			return false
+		}
+		s.opts.Metrics.compensation("refund")
+		s.opts.Logger.WarnContext(ctx, "refunded a charge that landed after its order failed", "order", r.ID, "charge", charge.ID)
+	}
+	return s.store.settle(ctx, r.ID) == nil
+}
+
+// RunRecovery runs a recovery pass now and then every interval until ctx
+// ends: at start it finishes what a crash left; afterwards it catches
+// sagas stalled by an unavailable dependency.
+func (s *CheckoutSaga) RunRecovery(ctx context.Context, interval time.Duration) error {
+	ticker := time.NewTicker(interval)
+	defer ticker.Stop()
+	for {
+		if rep, err := s.Recover(ctx); err != nil && ctx.Err() == nil {
+			s.opts.Logger.ErrorContext(ctx, "recovery pass failed", "error", err)
+		} else if rep != (RecoveryReport{}) {
+			s.opts.Logger.InfoContext(ctx, "recovery pass", "forward", rep.Forward, "compensated", rep.Compensated,
+				"deferred", rep.Deferred, "settled", rep.Settled)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-ticker.C:
+		}
+	}
+}

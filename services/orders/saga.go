@@ -1,0 +1,330 @@
+package orders
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/glasshouse-dev/glasshouse/errs"
+	"github.com/glasshouse-dev/glasshouse/services/inventory"
+	"github.com/glasshouse-dev/glasshouse/services/payments"
+	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// Options tune the service. The zero value is usable.
+type Options struct {
+	// SagaTimeout bounds one checkout, all steps and compensations
+	// included (default 20s). The saga runs detached from the caller's
+	// cancellation: a customer closing the tab must not leave stock held.
+	SagaTimeout time.Duration
+	// StaleAfter is how long a PENDING order may go untouched before the
+	// recovery loop takes it over (default 30s: longer than any live
+	// saga's slowest step, so a running checkout is never resumed twice).
+	StaleAfter time.Duration
+	// SettleAfter is how long a failed order whose charge was in doubt is
+	// watched for a late charge before recovery stops looking (default 1m).
+	SettleAfter time.Duration
+	// Now is the clock; tests replace it.
+	Now func() time.Time
+	// Logger receives saga decisions; nil discards them.
+	Logger *slog.Logger
+	// Metrics receives saga outcomes; nil counts nothing.
+	Metrics *SagaMetrics
+}
+
+func (o Options) withDefaults() Options {
+	if o.SagaTimeout <= 0 {
+		o.SagaTimeout = 20 * time.Second
+	}
+	if o.StaleAfter <= 0 {
+		o.StaleAfter = 30 * time.Second
+	}
+	if o.SettleAfter <= 0 {
+		o.SettleAfter = time.Minute
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Metrics == nil {
+		o.Metrics = &SagaMetrics{}
+	}
+	return o
+}
+
+// CheckoutSaga is the orders service: it places orders by running the
+// checkout saga, and recovers sagas that a crash left half-done.
+type CheckoutSaga struct {
+	store     *Store
+	inventory Inventory
+	payments  Payments
+	opts      Options
+}
+
+// NewService returns the orders service over store, calling inventory and
+// payments (their clients, in production).
+func NewService(store *Store, inv Inventory, pay Payments, opts Options) *CheckoutSaga {
+	return &CheckoutSaga{store: store, inventory: inv, payments: pay, opts: opts.withDefaults()}
+}
+
+var _ Service = (*CheckoutSaga)(nil)
+
+// PlaceOrder validates the order, prices it, records it PENDING, then runs
+// the saga: reserve → charge → commit.
+func (s *CheckoutSaga) PlaceOrder(ctx context.Context, userID, key string, items []Item, card string) (Order, error) {
+	if err := validateOrder(key, items, card); err != nil {
+		return Order{}, err
+	}
+	items = mergeItems(items)
+	hash := requestHash(items, card)
+	if existing, found, err := s.store.byKey(ctx, userID, key); err != nil {
+		return Order{}, err
+	} else if found {
+		return replay(existing, hash)
+	}
+
+	lines, total, currency, err := s.price(ctx, items)
+	if err != nil {
+		return Order{}, err
+	}
+	now := s.opts.Now()
+	rec, created, err := s.store.create(ctx, record{
+		Order: Order{
+			ID: "ord_" + strings.ReplaceAll(uuid.NewString(), "-", ""), UserID: userID, Status: Pending,
+			TotalCents: total, Currency: currency, Items: lines, CreatedAt: now,
+		},
+		IdempotencyKey: key, RequestHash: hash, Step: StepCreated, UpdatedAt: now,
+	})
+	if err != nil {
+		return Order{}, err
+	}
+	if !created { // a concurrent request with the same key won the race
+		return replay(rec, hash)
+	}
+
+	// Detached from the caller's cancellation, bounded by its own timeout.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.opts.SagaTimeout)
+	defer cancel()
+	return s.run(ctx, rec, card)
+}
+
+// replay answers a repeated request with the first one's outcome.
+func replay(r record, hash string) (Order, error) {
+	switch {
+	case r.RequestHash != hash:
+		return Order{}, errs.E(errs.Conflict, CodeIdempotencyMismatch, "this Idempotency-Key was used for a different order (%s)", r.ID)
+	case r.Status == Pending:
+		return Order{}, errs.E(errs.Conflict, CodeOrderInProgress, "order %s for this Idempotency-Key is still being placed; retry shortly", r.ID)
+	case r.Status == Confirmed:
+		return r.Order, nil
+	}
+	return Order{}, r.failure()
+}
+
+// price looks up each product's current price. Reads are retried by the
+// client, and an unknown SKU is answered before any order exists.
+func (s *CheckoutSaga) price(ctx context.Context, items []Item) ([]Line, int64, string, error) {
+	var (
+		lines    []Line
+		total    int64
+		currency string
+	)
+	for _, it := range items {
+		p, err := s.inventory.GetProduct(ctx, it.SKU)
+		if err != nil {
+			return nil, 0, "", err
+		}
+		if currency != "" && p.Currency != currency {
+			return nil, 0, "", errs.E(errs.Invalid, CodeMixedCurrency, "%s is priced in %s, the rest in %s", p.SKU, p.Currency, currency)
+		}
+		currency = p.Currency
+		lines = append(lines, Line{SKU: it.SKU, Quantity: it.Quantity, UnitPriceCents: p.PriceCents})
+		total += p.PriceCents * int64(it.Quantity)
+	}
+	return lines, total, currency, nil
+}
+
+// run drives a freshly created order through the saga.
+func (s *CheckoutSaga) run(ctx context.Context, r record, card string) (Order, error) {
+	step(ctx, "reserve")
+	if _, err := s.inventory.Reserve(ctx, r.ID, toInventoryItems(r.Items)); err != nil {
+		if errs.IsBusiness(err) {
+			// Out of stock or unknown product: all-or-nothing, so nothing
+			// is held and no money moved.
+			return s.finish(ctx, r, Rejected, err, false)
+		}
+		return s.compensate(ctx, r, err)
+	}
+	if err := s.store.advance(ctx, r.ID, StepReserved, "", s.opts.Now()); err != nil {
+		return s.compensate(ctx, r, err)
+	}
+
+	step(ctx, "charge")
+	charge, err := s.payments.Charge(ctx, payments.ChargeRequest{
+		OrderID: r.ID, AmountCents: r.TotalCents, Currency: r.Currency, CardNumber: card,
+	})
+	if err != nil {
+		return s.compensate(ctx, r, err)
+	}
+	r.ChargeID = charge.ID
+	if err := s.store.advance(ctx, r.ID, StepCharged, charge.ID, s.opts.Now()); err != nil {
+		return s.compensate(ctx, r, err)
+	}
+	return s.commit(ctx, r)
+}
+
+// commit is the last step: once the reservation is committed the order is
+// confirmed.
+func (s *CheckoutSaga) commit(ctx context.Context, r record) (Order, error) {
+	step(ctx, "commit")
+	if _, err := s.inventory.Commit(ctx, r.ID); err != nil {
+		return s.compensate(ctx, r, err)
+	}
+	return s.finish(ctx, r, Confirmed, nil, false)
+}
+
+// compensate gives back what the saga did because of cause: it releases
+// the reservation (which also fences off a Reserve still in flight) and
+// makes sure no successful charge is left (refunding one if found). When
+// the stock cannot be released now the order stays PENDING in step
+// compensating, and recovery finishes it later. The caller gets cause.
+func (s *CheckoutSaga) compensate(ctx context.Context, r record, cause error) (Order, error) {
+	step(ctx, "compensate", attribute.String("glasshouse.saga.cause", errs.CodeOf(cause)))
+	now := s.opts.Now()
+	if err := s.store.compensating(ctx, r.ID, cause, now); err != nil {
+		return Order{}, err
+	}
+
+	if _, err := s.inventory.Release(ctx, r.ID); err != nil {
+		if errs.CodeOf(err) == inventory.CodeReservationCommitted {
+			// The commit we thought had failed went through: the order is
+			// complete, not failed.
+			return s.finish(ctx, r, Confirmed, nil, false)
+		}
+		s.opts.Logger.WarnContext(ctx, "compensation deferred: cannot release the reservation", "order", r.ID, "error", err)
+		return Order{}, cause
+	}
+	s.opts.Metrics.compensation("release")
+
+	// If payments cannot be asked now, the order still fails (the
+	// customer's answer cannot wait), marked unsettled: recovery keeps
+	// asking payments and refunds any charge it finds.
+	unsettled, err := s.refundAnyCharge(ctx, r)
+	if err != nil {
+		s.opts.Logger.WarnContext(ctx, "charge left to recovery: cannot reach payments", "order", r.ID, "error", err)
+		unsettled = true
+	}
+	return s.finish(ctx, r, Failed, cause, unsettled)
+}
+
+// refundAnyCharge refunds the order's charge if there is a successful one.
+// It reports unsettled when payments has no charge yet but one may still
+// arrive (the request was in flight when the saga failed).
+func (s *CheckoutSaga) refundAnyCharge(ctx context.Context, r record) (unsettled bool, err error) {
+	chargeID := r.ChargeID
+	if chargeID == "" {
+		found, err := s.payments.FindCharge(ctx, r.ID)
+		switch {
+		case errs.CodeOf(err) == payments.CodeChargeNotFound:
+			return r.Step != StepCreated, nil
+		case err != nil:
+			return false, err
+		case found.Status != payments.Succeeded:
+			return false, nil // declined or already refunded: no money held
+		}
+		chargeID = found.ID
+	}
+	if _, err := s.payments.Refund(ctx, chargeID); err != nil {
+		return false, err
+	}
+	s.opts.Metrics.compensation("refund")
+	return false, nil
+}
+
+// finish records the order's terminal status and returns what the caller
+// gets: the order, or the error that ended it.
+func (s *CheckoutSaga) finish(ctx context.Context, r record, status Status, cause error, unsettled bool) (Order, error) {
+	if err := s.store.finish(ctx, r.ID, status, cause, unsettled, s.opts.Now()); err != nil {
+		return Order{}, err
+	}
+	s.opts.Metrics.outcome(status, cause)
+	step(ctx, "finish", attribute.String("glasshouse.order.status", string(status)))
+	if cause != nil {
+		return Order{}, cause
+	}
+	r.Status = status
+	return r.Order, nil
+}
+
+// step marks a saga step on the current span, so a trace reads like the
+// saga's story.
+func step(ctx context.Context, name string, attrs ...attribute.KeyValue) {
+	trace.SpanFromContext(ctx).AddEvent("saga."+name, trace.WithAttributes(attrs...))
+}
+
+// GetOrder implements Service.
+func (s *CheckoutSaga) GetOrder(ctx context.Context, userID, orderID string) (Order, error) {
+	r, err := s.store.get(ctx, orderID)
+	if err != nil {
+		return Order{}, err
+	}
+	if r.UserID != userID {
+		return Order{}, errs.E(errs.NotFound, CodeOrderNotFound, "no order %s", orderID)
+	}
+	return r.Order, nil
+}
+
+// ListOrders implements Service.
+func (s *CheckoutSaga) ListOrders(ctx context.Context, userID string) ([]Order, error) {
+	rs, err := s.store.listByUser(ctx, userID)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Order, 0, len(rs))
+	for _, r := range rs {
+		out = append(out, r.Order)
+	}
+	return out, nil
+}
+
+func mergeItems(items []Item) []Item {
+	qty := map[string]int{}
+	for _, it := range items {
+		qty[it.SKU] += it.Quantity
+	}
+	out := make([]Item, 0, len(qty))
+	for sku, q := range qty {
+		out = append(out, Item{SKU: sku, Quantity: q})
+	}
+	slices.SortFunc(out, func(a, b Item) int { return strings.Compare(a.SKU, b.SKU) })
+	return out
+}
+
+// requestHash fingerprints what an idempotent request asked for, so a key
+// reused for a different order is refused. Only the card's last digits
+// enter it: a full card number is never stored, hashed or not.
+func requestHash(items []Item, card string) string {
+	h := sha256.New()
+	for _, it := range items {
+		fmt.Fprintf(h, "%s×%d;", it.SKU, it.Quantity)
+	}
+	fmt.Fprintf(h, "card…%s", card[len(card)-4:])
+	return hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+func toInventoryItems(lines []Line) []inventory.Item {
+	out := make([]inventory.Item, len(lines))
+	for i, l := range lines {
+		out[i] = inventory.Item{SKU: l.SKU, Quantity: l.Quantity}
+	}
+	return out
+}

@@ -1,0 +1,332 @@
+package orders
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/glasshouse-dev/glasshouse/errs"
+	"github.com/glasshouse-dev/glasshouse/storage"
+	"go.opentelemetry.io/otel/trace"
+)
+
+var migrations = []string{
+	`CREATE TABLE orders (
+		id               TEXT PRIMARY KEY,
+		user_id          TEXT NOT NULL,
+		idempotency_key  TEXT NOT NULL,
+		request_hash     TEXT NOT NULL,
+		status           TEXT NOT NULL CHECK (status IN ('PENDING', 'CONFIRMED', 'REJECTED', 'FAILED')),
+		step             TEXT NOT NULL,
+		total_cents      INTEGER NOT NULL,
+		currency         TEXT NOT NULL,
+		charge_id        TEXT NOT NULL DEFAULT '',
+		failure_kind     INTEGER NOT NULL DEFAULT 0,
+		failure_code     TEXT NOT NULL DEFAULT '',
+		failure_reason   TEXT NOT NULL DEFAULT '',
+		charge_unsettled INTEGER NOT NULL DEFAULT 0,
+		created_at       INTEGER NOT NULL, -- unix milliseconds
+		updated_at       INTEGER NOT NULL,
+		UNIQUE (user_id, idempotency_key)
+	);
+	CREATE INDEX orders_by_user ON orders (user_id, created_at);
+	CREATE INDEX orders_pending ON orders (updated_at) WHERE status = 'PENDING';
+	CREATE INDEX orders_unsettled ON orders (updated_at) WHERE charge_unsettled = 1;
+	CREATE TABLE order_items (
+		order_id         TEXT NOT NULL REFERENCES orders (id),
+		sku              TEXT NOT NULL,
+		quantity         INTEGER NOT NULL CHECK (quantity > 0),
+		unit_price_cents INTEGER NOT NULL CHECK (unit_price_cents >= 0),
+		PRIMARY KEY (order_id, sku)
+	);`,
+}
+
+// Step is how far an order's saga has got; it is written before each
+// remote call's effect is relied on, so recovery knows where to resume.
+type Step string
+
+const (
+	StepCreated      Step = "created"      // order recorded; stock may be reserving
+	StepReserved     Step = "reserved"     // stock held; the card may be charging
+	StepCharged      Step = "charged"      // paid; the reservation may be committing
+	StepCompensating Step = "compensating" // giving back what was done
+	StepDone         Step = "done"         // terminal
+)
+
+// record is an order with its saga bookkeeping.
+type record struct {
+	Order
+	IdempotencyKey string
+	RequestHash    string
+	Step           Step
+	ChargeID       string
+	FailureKind    errs.Kind
+	// ChargeUnsettled marks a failed order for which a charge request
+	// may still be in flight; recovery checks payments until it is sure.
+	ChargeUnsettled bool
+	UpdatedAt       time.Time
+}
+
+// failure returns the error a replay of this failed order answers with.
+func (r record) failure() error {
+	return &errs.Error{Kind: r.FailureKind, Code: r.FailureCode, Detail: r.FailureReason}
+}
+
+// Store keeps orders and their saga state in the service's own SQLite file.
+type Store struct {
+	db *sql.DB
+}
+
+// OpenStore opens the store at path, creating and migrating it as needed.
+func OpenStore(ctx context.Context, path string, tp trace.TracerProvider) (*Store, error) {
+	db, err := storage.Open(ctx, path, tp, migrations)
+	if err != nil {
+		return nil, err
+	}
+	return &Store{db: db}, nil
+}
+
+// Close closes the database.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Ping checks that the database answers.
+func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
+
+// create inserts a new PENDING order, unless the user already used its
+// idempotency key: then it returns that order and false.
+func (s *Store) create(ctx context.Context, r record) (record, bool, error) {
+	var (
+		existing record
+		created  bool
+	)
+	err := storage.InTx(ctx, s.db, func(tx *sql.Tx) error {
+		found, ok, err := scanOne(ctx, tx, `WHERE user_id = ? AND idempotency_key = ?`, r.UserID, r.IdempotencyKey)
+		if err != nil {
+			return err
+		}
+		if ok {
+			existing = found
+			return nil
+		}
+		if _, err := tx.ExecContext(ctx, `
+			INSERT INTO orders (id, user_id, idempotency_key, request_hash, status, step, total_cents, currency, created_at, updated_at)
+			VALUES (?, ?, ?, ?, 'PENDING', ?, ?, ?, ?, ?)`,
+			r.ID, r.UserID, r.IdempotencyKey, r.RequestHash, StepCreated, r.TotalCents, r.Currency,
+			r.CreatedAt.UnixMilli(), r.UpdatedAt.UnixMilli()); err != nil {
+			return fmt.Errorf("insert order: %w", err)
+		}
+		for _, l := range r.Items {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO order_items (order_id, sku, quantity, unit_price_cents) VALUES (?, ?, ?, ?)`,
+				r.ID, l.SKU, l.Quantity, l.UnitPriceCents); err != nil {
+				return fmt.Errorf("insert order item: %w", err)
+			}
+		}
+		created = true
+		return nil
+	})
+	if err != nil {
+		return record{}, false, err
+	}
+	if !created {
+		return existing, false, nil
+	}
+	return r, true, nil
+}
+
+// byKey returns the user's order placed with key, if any.
+func (s *Store) byKey(ctx context.Context, userID, key string) (record, bool, error) {
+	return scanOne(ctx, s.db, `WHERE user_id = ? AND idempotency_key = ?`, userID, key)
+}
+
+// get returns an order by ID.
+func (s *Store) get(ctx context.Context, orderID string) (record, error) {
+	r, ok, err := scanOne(ctx, s.db, `WHERE id = ?`, orderID)
+	if err != nil {
+		return record{}, err
+	}
+	if !ok {
+		return record{}, errs.E(errs.NotFound, CodeOrderNotFound, "no order %s", orderID)
+	}
+	return r, nil
+}
+
+// listByUser returns the user's orders, newest first.
+func (s *Store) listByUser(ctx context.Context, userID string) ([]record, error) {
+	return scanMany(ctx, s.db, `WHERE user_id = ? ORDER BY created_at DESC, id`, userID)
+}
+
+// advance records that the saga reached step.
+func (s *Store) advance(ctx context.Context, orderID string, step Step, chargeID string, now time.Time) error {
+	_, err := s.db.ExecContext(ctx, `
+		UPDATE orders SET step = ?, charge_id = CASE WHEN ? = '' THEN charge_id ELSE ? END, updated_at = ?
+		WHERE id = ? AND status = 'PENDING'`, step, chargeID, chargeID, now.UnixMilli(), orderID)
+	if err != nil {
+		return fmt.Errorf("advance order %s to %s: %w", orderID, step, err)
+	}
+	return nil
+}
+
+// compensating records that the saga is giving back what it did because
+// of cause, which becomes the order's failure once compensation is done.
+func (s *Store) compensating(ctx context.Context, orderID string, cause error, now time.Time) error {
+	_, err := s.db.ExecContext(ctx, `
+		UPDATE orders SET step = ?, failure_kind = ?, failure_code = ?, failure_reason = ?, updated_at = ?
+		WHERE id = ? AND status = 'PENDING'`,
+		StepCompensating, errs.KindOf(cause), errs.CodeOf(cause), detailOf(cause), now.UnixMilli(), orderID)
+	if err != nil {
+		return fmt.Errorf("mark order %s compensating: %w", orderID, err)
+	}
+	return nil
+}
+
+// finish moves a PENDING order to its terminal status.
+func (s *Store) finish(ctx context.Context, orderID string, status Status, cause error, unsettled bool, now time.Time) error {
+	_, err := s.db.ExecContext(ctx, `
+		UPDATE orders SET status = ?, step = ?, failure_kind = ?, failure_code = ?, failure_reason = ?,
+			charge_unsettled = ?, updated_at = ?
+		WHERE id = ? AND status = 'PENDING'`,
+		status, StepDone, kindOrZero(cause), errs.CodeOf(cause), detailOf(cause), unsettled, now.UnixMilli(), orderID)
+	if err != nil {
+		return fmt.Errorf("finish order %s as %s: %w", orderID, status, err)
+	}
+	return nil
+}
+
+// stale returns PENDING orders untouched since before: sagas whose
+// process died, or that stalled on an unavailable dependency.
+func (s *Store) stale(ctx context.Context, before time.Time) ([]record, error) {
+	return scanMany(ctx, s.db, `WHERE status = 'PENDING' AND updated_at < ? ORDER BY updated_at`, before.UnixMilli())
+}
+
+// claim takes a stale order for recovery: it succeeds only if nobody
+// touched the order since it was read, so two replicas never resume the
+// same saga at once.
+func (s *Store) claim(ctx context.Context, r record, now time.Time) (bool, error) {
+	res, err := s.db.ExecContext(ctx, `UPDATE orders SET updated_at = ? WHERE id = ? AND status = 'PENDING' AND updated_at = ?`,
+		now.UnixMilli(), r.ID, r.UpdatedAt.UnixMilli())
+	if err != nil {
+		return false, fmt.Errorf("claim order %s: %w", r.ID, err)
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
+}
+
+// unsettled returns finished orders whose charge may still land.
+func (s *Store) unsettled(ctx context.Context) ([]record, error) {
+	return scanMany(ctx, s.db, `WHERE charge_unsettled = 1 ORDER BY updated_at`)
+}
+
+// settle records that an order's charge question is answered.
+func (s *Store) settle(ctx context.Context, orderID string) error {
+	_, err := s.db.ExecContext(ctx, `UPDATE orders SET charge_unsettled = 0 WHERE id = ?`, orderID)
+	return err
+}
+
+// Order returns an order by ID, whoever placed it: for operators and
+// tests checking invariants, never for answering a user.
+func (s *Store) Order(ctx context.Context, orderID string) (Order, error) {
+	r, err := s.get(ctx, orderID)
+	return r.Order, err
+}
+
+// CountByStatus counts orders per status, for tests and metrics.
+func (s *Store) CountByStatus(ctx context.Context) (map[Status]int, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT status, count(*) FROM orders GROUP BY status`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[Status]int{}
+	for rows.Next() {
+		var st Status
+		var n int
+		if err := rows.Scan(&st, &n); err != nil {
+			return nil, err
+		}
+		out[st] = n
+	}
+	return out, rows.Err()
+}
+
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+const orderColumns = `id, user_id, idempotency_key, request_hash, status, step, total_cents, currency, charge_id,
+	failure_kind, failure_code, failure_reason, charge_unsettled, created_at, updated_at`
+
+func scanOne(ctx context.Context, q querier, where string, args ...any) (record, bool, error) {
+	rs, err := scanMany(ctx, q, where, args...)
+	if err != nil || len(rs) == 0 {
+		return record{}, false, err
+	}
+	return rs[0], true, nil
+}
+
+func scanMany(ctx context.Context, q querier, where string, args ...any) ([]record, error) {
+	rows, err := q.QueryContext(ctx, `SELECT `+orderColumns+` FROM orders `+where, args...)
+	if err != nil {
+		return nil, fmt.Errorf("read orders: %w", err)
+	}
+	var out []record
+	for rows.Next() {
+		var (
+			r                record
+			created, updated int64
+			failureKind      int
+			unsettled        bool
+		)
+		if err := rows.Scan(&r.ID, &r.UserID, &r.IdempotencyKey, &r.RequestHash, &r.Status, &r.Step, &r.TotalCents, &r.Currency,
+			&r.ChargeID, &failureKind, &r.FailureCode, &r.FailureReason, &unsettled, &created, &updated); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("read orders: %w", err)
+		}
+		r.FailureKind = errs.Kind(failureKind)
+		r.ChargeUnsettled = unsettled
+		r.CreatedAt = time.UnixMilli(created).UTC()
+		r.UpdatedAt = time.UnixMilli(updated).UTC()
+		out = append(out, r)
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return nil, err
+	}
+	for i := range out {
+		items, err := q.QueryContext(ctx, `SELECT sku, quantity, unit_price_cents FROM order_items WHERE order_id = ? ORDER BY sku`, out[i].ID)
+		if err != nil {
+			return nil, fmt.Errorf("read order items: %w", err)
+		}
+		out[i].Items = []Line{}
+		for items.Next() {
+			var l Line
+			if err := items.Scan(&l.SKU, &l.Quantity, &l.UnitPriceCents); err != nil {
+				items.Close()
+				return nil, err
+			}
+			out[i].Items = append(out[i].Items, l)
+		}
+		if err := errors.Join(items.Err(), items.Close()); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+func detailOf(err error) string {
+	var e *errs.Error
+	if errors.As(err, &e) {
+		return e.Detail
+	}
+	if err != nil {
+		return err.Error()
+	}
+	return ""
+}
+
+func kindOrZero(err error) errs.Kind {
+	if err == nil {
+		return 0
+	}
+	return errs.KindOf(err)
+}
