@@ -92,6 +92,11 @@ type Error struct {
 	Code string
 	// Detail is the human explanation of this occurrence.
 	Detail string
+	// Upstream, on an Unavailable error, names the dependency that could
+	// not be reached. A caller that receives such an error from a peer
+	// knows the peer itself answered correctly: its breaker does not count
+	// it and it does not retry (another instance has the same dependency).
+	Upstream string
 	// Err is an optional underlying cause. It is never sent over the wire.
 	Err error
 }
@@ -130,6 +135,15 @@ func (e *Error) Unwrap() error { return e.Err }
 func (e *Error) Is(target error) bool {
 	t, ok := target.(*Error)
 	return ok && t.Kind == e.Kind && t.Code == e.Code
+}
+
+// UpstreamOf returns the unreachable dependency named by err, or "".
+func UpstreamOf(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Upstream
+	}
+	return ""
 }
 
 // KindOf returns the kind of err: Timeout for an expired context deadline,

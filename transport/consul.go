@@ -109,6 +109,7 @@ type Registrar struct {
 
 	stopOnce sync.Once
 	stop     chan struct{}
+	running  sync.Mutex // held by Run; Deregister waits for it
 }
 
 // ResyncInterval is how often a registered instance checks that the agent
@@ -139,8 +140,15 @@ func (r *Registrar) ID() string { return r.reg.ID }
 
 // Run registers, then keeps the registration alive until Stop.
 func (r *Registrar) Run() error {
+	r.running.Lock()
+	defer r.running.Unlock()
 	backoff := newBackoff(100*time.Millisecond, 10*time.Second)
 	for {
+		select {
+		case <-r.stop:
+			return nil
+		default:
+		}
 		wait := ResyncInterval
 		if err := r.ensureRegistered(); err != nil {
 			r.registered.Set(0)
@@ -210,6 +218,10 @@ func (r *Registrar) register(ctx context.Context) error {
 // it before it stops serving. It is safe to call when not registered.
 func (r *Registrar) Deregister(ctx context.Context) error {
 	r.Stop(nil)
+	// Wait for Run to return, so a registration it was sending cannot
+	// land after the deregistration.
+	r.running.Lock()
+	defer r.running.Unlock()
 	r.registered.Set(0)
 	if err := r.client.Agent().ServiceDeregisterOpts(r.reg.ID, (&consul.QueryOptions{}).WithContext(ctx)); err != nil {
 		return fmt.Errorf("deregister %s from Consul: %w", r.reg.ID, err)

@@ -85,6 +85,9 @@ type Problem struct {
 	Detail  string `json:"detail,omitempty"`
 	Code    string `json:"code"`
 	TraceID string `json:"trace_id,omitempty"`
+	// Upstream names the dependency that was unavailable, on a 503 that a
+	// healthy service answered on its behalf.
+	Upstream string `json:"upstream,omitempty"`
 }
 
 // ProblemFor builds the problem body for err. Internal errors keep their
@@ -98,7 +101,7 @@ func ProblemFor(ctx context.Context, err error) Problem {
 	}
 	var e *errs.Error
 	if ok := asError(err, &e); ok {
-		p.Detail = e.Detail
+		p.Detail, p.Upstream = e.Detail, e.Upstream
 	} else if errs.KindOf(err) == errs.Timeout {
 		p.Detail = "the request did not finish within its deadline"
 	} else {
@@ -134,7 +137,7 @@ func DecodeProblem(resp *http.Response) error {
 	mediaType, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
 	var p Problem
 	if mediaType == ProblemContentType && json.Unmarshal(body, &p) == nil && p.Code != "" {
-		return &errs.Error{Kind: kind, Code: p.Code, Detail: p.Detail}
+		return &errs.Error{Kind: kind, Code: p.Code, Detail: p.Detail, Upstream: p.Upstream}
 	}
 	detail := strings.TrimSpace(string(body))
 	if len(detail) > 200 {

@@ -223,8 +223,12 @@ func (r *Remote) breaker(instance string) *gobreaker.CircuitBreaker {
 		Interval:    b.Window,
 		Timeout:     b.OpenFor,
 		ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= b.ConsecutiveFailures },
-		// A business error is the instance answering correctly.
-		IsSuccessful: func(err error) bool { return err == nil || errs.IsBusiness(err) },
+		// The instance answered correctly when it returned a business
+		// error, or reported that one of its own dependencies is down; a
+		// call its caller cancelled says nothing about it either.
+		IsSuccessful: func(err error) bool {
+			return err == nil || errs.IsBusiness(err) || errs.UpstreamOf(err) != "" || errors.Is(err, context.Canceled)
+		},
 		OnStateChange: func(_ string, from, to gobreaker.State) {
 			r.metrics.breakerState.WithLabelValues(r.cfg.Service, instance).Set(stateValue(to))
 			r.metrics.transitions.WithLabelValues(r.cfg.Service, instance, from.String(), to.String()).Inc()
@@ -303,8 +307,11 @@ func (r *Remote) Endpoint(name string, idempotent bool, newEndpoint func(base *u
 			switch {
 			case errors.Is(err, lb.ErrNoEndpoints):
 				r.metrics.unavailable.WithLabelValues(r.cfg.Service, name, "no_instances").Inc()
-				return false, errs.E(errs.Unavailable, "unavailable", "no healthy %s instance", r.cfg.Service)
-			case errs.IsBusiness(err):
+				e := errs.E(errs.Unavailable, "unavailable", "no healthy %s instance", r.cfg.Service)
+				e.Upstream = r.cfg.Service
+				return false, e
+			case errs.IsBusiness(err), errs.UpstreamOf(err) != "":
+				// An answer, not a failure of this instance: pass it on.
 				return false, nil
 			case n >= r.cfg.MaxAttempts:
 				return false, r.giveUp(name, op, n, err)
@@ -327,7 +334,9 @@ func (r *Remote) Endpoint(name string, idempotent bool, newEndpoint func(base *u
 		}
 		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
 			r.metrics.unavailable.WithLabelValues(r.cfg.Service, name, "deadline").Inc()
-			err = errs.Wrap(errs.Unavailable, "unavailable", err, "%s did not succeed within %s", op, r.cfg.Deadline)
+			e := errs.Wrap(errs.Unavailable, "unavailable", err, "%s did not succeed within %s", op, r.cfg.Deadline)
+			e.Upstream = r.cfg.Service
+			err = e
 		}
 		return response, err
 	}
@@ -341,7 +350,9 @@ func (r *Remote) giveUp(name, op string, attempts int, err error) error {
 		reason = "breaker_open"
 	}
 	r.metrics.unavailable.WithLabelValues(r.cfg.Service, name, reason).Inc()
-	return errs.Wrap(errs.Unavailable, "unavailable", err, "%s failed after %d attempt(s)", op, attempts)
+	e := errs.Wrap(errs.Unavailable, "unavailable", err, "%s failed after %d attempt(s)", op, attempts)
+	e.Upstream = r.cfg.Service
+	return e
 }
 
 // notSent reports whether err proves the request never reached a server,

@@ -28,7 +28,8 @@ import (
 )
 
 // peer is a real HTTP server registered in a real Consul whose answers the
-// test controls: "ok", "fail" (500), "not_found" (404) or "conflict" (409).
+// test controls: "ok", "fail" (500), "not_found" (404), "conflict" (409)
+// or "dependency_down" (503 naming its unavailable upstream).
 type peer struct {
 	mode atomic.Value
 	hits atomic.Int64
@@ -49,6 +50,10 @@ func startPeer(t *testing.T, consulAddr, service string) *peer {
 			transport.WriteError(r.Context(), errs.E(errs.NotFound, "no_thing", "no such thing"), w)
 		case "conflict":
 			transport.WriteError(r.Context(), errs.E(errs.Conflict, "taken", "already taken"), w)
+		case "dependency_down":
+			e := errs.E(errs.Unavailable, "unavailable", "no healthy payments instance")
+			e.Upstream = "payments"
+			transport.WriteError(r.Context(), e, w)
 		default:
 			w.Header().Set("Content-Type", "application/json")
 			fmt.Fprintf(w, `{"served_by":%q}`, p.addr)
@@ -226,7 +231,12 @@ func TestBusinessErrorsPassThroughUntouched(t *testing.T) {
 	for _, tt := range []struct {
 		mode, code string
 		kind       errs.Kind
-	}{{"not_found", "no_thing", errs.NotFound}, {"conflict", "taken", errs.Conflict}} {
+	}{
+		{"not_found", "no_thing", errs.NotFound},
+		{"conflict", "taken", errs.Conflict},
+		// A peer reporting that its own dependency is down is healthy.
+		{"dependency_down", "unavailable", errs.Unavailable},
+	} {
 		p.mode.Store(tt.mode)
 		for range 5 {
 			before := p.hits.Load()
@@ -235,13 +245,16 @@ func TestBusinessErrorsPassThroughUntouched(t *testing.T) {
 			if !errors.As(err, &e) || e.Kind != tt.kind || e.Code != tt.code {
 				t.Fatalf("%s: got %v, want %v/%s unchanged", tt.mode, err, tt.kind, tt.code)
 			}
+			if tt.mode == "dependency_down" && e.Upstream != "payments" {
+				t.Errorf("upstream %q lost on the way, want payments", e.Upstream)
+			}
 			if hits := p.hits.Load() - before; hits != 1 {
 				t.Errorf("%s: server saw %d requests for one call; business errors must not be retried", tt.mode, hits)
 			}
 		}
 	}
 	if s := c.remote.BreakerStates()[p.addr]; s != "closed" {
-		t.Errorf("breaker %s after 10 business errors with a trip threshold of 2; want closed", s)
+		t.Errorf("breaker %s after 15 answers with a trip threshold of 2; want closed", s)
 	}
 	if got := metricValue(t, c, "glasshouse_client_retries_total", `remote="strict"`); got != 0 {
 		t.Errorf("%v retries counted for business errors", got)

@@ -26,6 +26,10 @@ type ServerConfig struct {
 	ReadHeaderTimeout time.Duration
 }
 
+// hookTimeout bounds the shutdown hooks (deregistration): a Consul that
+// does not answer must not keep the process from draining and exiting.
+const hookTimeout = 5 * time.Second
+
 const (
 	defaultMaxBodyBytes = 1 << 20
 	defaultDrainTimeout = 10 * time.Second
@@ -160,18 +164,22 @@ func (s *Server) ShutdownErr() error {
 func (s *Server) Stop(error) {
 	s.stopOnce.Do(func() {
 		defer close(s.stopped)
-		ctx, cancel := context.WithTimeout(context.Background(), s.drain)
-		defer cancel()
 		s.health.Drain()
 		s.mu.Lock()
 		hooks := append([]func(context.Context) error(nil), s.hooks...)
 		s.mu.Unlock()
 		var errList []error
+		hookCtx, cancelHooks := context.WithTimeout(context.Background(), hookTimeout)
 		for _, hook := range hooks {
-			if err := hook(ctx); err != nil {
+			if err := hook(hookCtx); err != nil {
 				errList = append(errList, err)
 			}
 		}
+		cancelHooks()
+		// The hooks do not eat into the drain: requests in flight get the
+		// whole DrainTimeout.
+		ctx, cancel := context.WithTimeout(context.Background(), s.drain)
+		defer cancel()
 		start := time.Now()
 		if err := s.srv.Shutdown(ctx); err != nil {
 			errList = append(errList, fmt.Errorf("drain HTTP server: %w", err))

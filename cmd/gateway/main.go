@@ -39,7 +39,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	keyWait := flags.Duration("jwt-key-wait", "JWT_KEY_WAIT", 30*time.Second, "how long to wait for the public key file at start")
 	rateLimit := flags.Float("rate-limit", "RATE_LIMIT", 100, "requests per second allowed per client IP (0: no limit)")
 	rateBurst := flags.Int("rate-burst", "RATE_BURST", 200, "requests a client may send at once before the rate applies")
-	orderTimeout := flags.Duration("order-timeout", "ORDER_TIMEOUT", 10*time.Second, "how long a checkout may take, retries included")
+	// Longer than orders' saga timeout (20s), so the gateway does not give
+	// up on a checkout that orders is still completing.
+	orderTimeout := flags.Duration("order-timeout", "ORDER_TIMEOUT", 25*time.Second, "how long one checkout attempt may take")
 	if err := flags.Parse(args); err != nil {
 		return err
 	}

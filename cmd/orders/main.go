@@ -46,6 +46,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	recoveryEvery := flags.Duration("recovery-interval", "RECOVERY_INTERVAL", 10*time.Second, "how often interrupted checkouts are looked for")
 	staleAfter := flags.Duration("saga-stale-after", "SAGA_STALE_AFTER", 30*time.Second, "how long a checkout may sit untouched before recovery takes it over")
 	settleAfter := flags.Duration("settle-after", "SETTLE_AFTER", time.Minute, "how long a failed checkout is watched for a late charge")
+	sagaTimeout := flags.Duration("saga-timeout", "SAGA_TIMEOUT", 20*time.Second, "how long one checkout may take, compensations included")
 	if err := flags.Parse(args); err != nil {
 		return err
 	}
@@ -75,12 +76,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 
 	inv := inventory.NewClient(proc.Remote(inventory.ServiceName, transport.ClientConfig{}), tel)
 	pay := payments.NewClient(proc.Remote(payments.ServiceName, transport.ClientConfig{}), tel)
-	saga := orders.NewService(store, inv, pay, orders.Options{
+	opts := orders.Options{
+		SagaTimeout: *sagaTimeout,
 		StaleAfter:  *staleAfter,
 		SettleAfter: *settleAfter,
 		Logger:      tel.Logger,
 		Metrics:     orders.NewSagaMetrics(tel.Registry),
-	})
+		Tracer:      tel.Tracer("glasshouse/orders"),
+	}
+	if err := opts.Validate(); err != nil {
+		return err
+	}
+	saga := orders.NewService(store, inv, pay, opts)
 	endpoints := orders.NewEndpoints(saga, tel.ServerEndpoint)
 
 	return proc.Serve(ctx, orders.NewHTTPHandler(endpoints, verifier.Verify), func(ctx context.Context) error {

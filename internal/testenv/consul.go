@@ -75,15 +75,16 @@ func (c *Consul) Start() {
 	t.Helper()
 	// DNS and gRPC are off; the serf and server ports are free ones so
 	// several agents can run side by side.
+	ports := FreePorts(t, 3)
 	cmd := exec.Command(ConsulBinary(t), "agent", "-dev",
 		"-node", "test-"+strconv.Itoa(c.port),
 		"-bind", "127.0.0.1", "-client", "127.0.0.1",
 		"-data-dir", c.dataDir,
 		"-http-port", strconv.Itoa(c.port),
 		"-dns-port", "-1", "-grpc-port", "-1", "-grpc-tls-port", "-1",
-		"-serf-lan-port", strconv.Itoa(FreePort(t)),
-		"-serf-wan-port", strconv.Itoa(FreePort(t)),
-		"-server-port", strconv.Itoa(FreePort(t)),
+		"-serf-lan-port", strconv.Itoa(ports[0]),
+		"-serf-wan-port", strconv.Itoa(ports[1]),
+		"-server-port", strconv.Itoa(ports[2]),
 		"-log-level", "warn",
 	)
 	c.process = Start(t, "consul", cmd)

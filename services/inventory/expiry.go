@@ -2,6 +2,7 @@ package inventory
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"time"
 )
@@ -10,6 +11,9 @@ import (
 // Reserve, Commit and Release also expire what is due before they act, so
 // this loop only makes the returned units visible in the catalogue sooner.
 func RunExpiry(ctx context.Context, store *Store, interval time.Duration, logger *slog.Logger) error {
+	if interval <= 0 {
+		return fmt.Errorf("expiry interval must be positive, got %s", interval)
+	}
 	ticker := time.NewTicker(interval)
 	defer ticker.Stop()
 	for {

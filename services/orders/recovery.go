@@ -2,10 +2,13 @@ package orders
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/glasshouse-dev/glasshouse/errs"
 	"github.com/glasshouse-dev/glasshouse/services/payments"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // RecoveryReport counts what one recovery pass did.
@@ -32,7 +35,9 @@ func (s *CheckoutSaga) Recover(ctx context.Context) (RecoveryReport, error) {
 		return rep, err
 	}
 	for _, r := range stale {
-		ok, err := s.store.claim(ctx, r, now)
+		// Claim with the current time: a long pass must not hand another
+		// replica an already-stale lease.
+		ok, err := s.store.claim(ctx, r, s.opts.Now())
 		if err != nil {
 			return rep, err
 		}
@@ -40,7 +45,11 @@ func (s *CheckoutSaga) Recover(ctx context.Context) (RecoveryReport, error) {
 			continue // another replica, or the live saga, touched it
 		}
 		sctx, cancel := context.WithTimeout(ctx, s.opts.SagaTimeout)
+		sctx, span := s.opts.Tracer.Start(sctx, "orders.Recover", trace.WithAttributes(
+			attribute.String("glasshouse.order.id", r.ID), attribute.String("glasshouse.saga.step", string(r.Step))))
 		status := s.resume(sctx, r)
+		span.SetAttributes(attribute.String("glasshouse.order.status", string(status)))
+		span.End()
 		cancel()
 		switch {
 		case status == Confirmed:
@@ -61,7 +70,10 @@ func (s *CheckoutSaga) Recover(ctx context.Context) (RecoveryReport, error) {
 		return rep, err
 	}
 	for _, r := range unsettled {
-		if s.settle(ctx, r, now) {
+		sctx, span := s.opts.Tracer.Start(ctx, "orders.Settle", trace.WithAttributes(attribute.String("glasshouse.order.id", r.ID)))
+		settled := s.settle(sctx, r, now)
+		span.End()
+		if settled {
 			rep.Settled++
 			s.opts.Metrics.recovery("settle")
 		}
@@ -130,6 +142,9 @@ func (s *CheckoutSaga) settle(ctx context.Context, r record, now time.Time) bool
 // ends: at start it finishes what a crash left; afterwards it catches
 // sagas stalled by an unavailable dependency.
 func (s *CheckoutSaga) RunRecovery(ctx context.Context, interval time.Duration) error {
+	if interval <= 0 {
+		return fmt.Errorf("recovery interval must be positive, got %s", interval)
+	}
 	ticker := time.NewTicker(interval)
 	defer ticker.Stop()
 	for {

@@ -16,6 +16,7 @@ import (
 	"github.com/google/uuid"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 )
 
 // Options tune the service. The zero value is usable.
@@ -25,8 +26,8 @@ type Options struct {
 	// cancellation: a customer closing the tab must not leave stock held.
 	SagaTimeout time.Duration
 	// StaleAfter is how long a PENDING order may go untouched before the
-	// recovery loop takes it over (default 30s: longer than any live
-	// saga's slowest step, so a running checkout is never resumed twice).
+	// recovery loop takes it over (default 30s). It must exceed
+	// SagaTimeout, so a checkout still running is never resumed as well.
 	StaleAfter time.Duration
 	// SettleAfter is how long a failed order whose charge was in doubt is
 	// watched for a late charge before recovery stops looking (default 1m).
@@ -37,6 +38,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Metrics receives saga outcomes; nil counts nothing.
 	Metrics *SagaMetrics
+	// Tracer traces recovery passes (a live saga is traced by its
+	// request); nil traces nothing.
+	Tracer trace.Tracer
 }
 
 func (o Options) withDefaults() Options {
@@ -58,7 +62,19 @@ func (o Options) withDefaults() Options {
 	if o.Metrics == nil {
 		o.Metrics = &SagaMetrics{}
 	}
+	if o.Tracer == nil {
+		o.Tracer = noop.NewTracerProvider().Tracer("")
+	}
 	return o
+}
+
+// Validate reports settings that would break the saga's guarantees.
+func (o Options) Validate() error {
+	o = o.withDefaults()
+	if o.StaleAfter <= o.SagaTimeout {
+		return fmt.Errorf("the saga stale time (%s) must exceed the saga timeout (%s), or recovery could resume a checkout that is still running", o.StaleAfter, o.SagaTimeout)
+	}
+	return nil
 }
 
 // CheckoutSaga is the orders service: it places orders by running the
@@ -167,6 +183,7 @@ func (s *CheckoutSaga) run(ctx context.Context, r record, card string) (Order, e
 	if err := s.store.advance(ctx, r.ID, StepReserved, "", s.opts.Now()); err != nil {
 		return s.compensate(ctx, r, err)
 	}
+	r.Step = StepReserved
 
 	step(ctx, "charge")
 	charge, err := s.payments.Charge(ctx, payments.ChargeRequest{
@@ -175,10 +192,10 @@ func (s *CheckoutSaga) run(ctx context.Context, r record, card string) (Order, e
 	if err != nil {
 		return s.compensate(ctx, r, err)
 	}
-	r.ChargeID = charge.ID
 	if err := s.store.advance(ctx, r.ID, StepCharged, charge.ID, s.opts.Now()); err != nil {
 		return s.compensate(ctx, r, err)
 	}
+	r.Step, r.ChargeID = StepCharged, charge.ID
 	return s.commit(ctx, r)
 }
 
@@ -253,8 +270,16 @@ func (s *CheckoutSaga) refundAnyCharge(ctx context.Context, r record) (unsettled
 // finish records the order's terminal status and returns what the caller
 // gets: the order, or the error that ended it.
 func (s *CheckoutSaga) finish(ctx context.Context, r record, status Status, cause error, unsettled bool) (Order, error) {
-	if err := s.store.finish(ctx, r.ID, status, cause, unsettled, s.opts.Now()); err != nil {
+	won, err := s.store.finish(ctx, r.ID, status, cause, unsettled, s.opts.Now())
+	if err != nil {
 		return Order{}, err
+	}
+	if !won { // recovery finished it first: answer with what it recorded
+		final, err := s.store.get(ctx, r.ID)
+		if err != nil {
+			return Order{}, err
+		}
+		return replay(final, final.RequestHash)
 	}
 	s.opts.Metrics.outcome(status, cause)
 	step(ctx, "finish", attribute.String("glasshouse.order.status", string(status)))

@@ -26,6 +26,7 @@ var migrations = []string{
 		failure_kind     INTEGER NOT NULL DEFAULT 0,
 		failure_code     TEXT NOT NULL DEFAULT '',
 		failure_reason   TEXT NOT NULL DEFAULT '',
+		failure_upstream TEXT NOT NULL DEFAULT '',
 		charge_unsettled INTEGER NOT NULL DEFAULT 0,
 		created_at       INTEGER NOT NULL, -- unix milliseconds
 		updated_at       INTEGER NOT NULL,
@@ -58,11 +59,12 @@ const (
 // record is an order with its saga bookkeeping.
 type record struct {
 	Order
-	IdempotencyKey string
-	RequestHash    string
-	Step           Step
-	ChargeID       string
-	FailureKind    errs.Kind
+	IdempotencyKey  string
+	RequestHash     string
+	Step            Step
+	ChargeID        string
+	FailureKind     errs.Kind
+	FailureUpstream string
 	// ChargeUnsettled marks a failed order for which a charge request
 	// may still be in flight; recovery checks payments until it is sure.
 	ChargeUnsettled bool
@@ -71,7 +73,7 @@ type record struct {
 
 // failure returns the error a replay of this failed order answers with.
 func (r record) failure() error {
-	return &errs.Error{Kind: r.FailureKind, Code: r.FailureCode, Detail: r.FailureReason}
+	return &errs.Error{Kind: r.FailureKind, Code: r.FailureCode, Detail: r.FailureReason, Upstream: r.FailureUpstream}
 }
 
 // Store keeps orders and their saga state in the service's own SQLite file.
@@ -172,26 +174,30 @@ func (s *Store) advance(ctx context.Context, orderID string, step Step, chargeID
 // of cause, which becomes the order's failure once compensation is done.
 func (s *Store) compensating(ctx context.Context, orderID string, cause error, now time.Time) error {
 	_, err := s.db.ExecContext(ctx, `
-		UPDATE orders SET step = ?, failure_kind = ?, failure_code = ?, failure_reason = ?, updated_at = ?
+		UPDATE orders SET step = ?, failure_kind = ?, failure_code = ?, failure_reason = ?, failure_upstream = ?, updated_at = ?
 		WHERE id = ? AND status = 'PENDING'`,
-		StepCompensating, errs.KindOf(cause), errs.CodeOf(cause), detailOf(cause), now.UnixMilli(), orderID)
+		StepCompensating, errs.KindOf(cause), errs.CodeOf(cause), detailOf(cause), errs.UpstreamOf(cause), now.UnixMilli(), orderID)
 	if err != nil {
 		return fmt.Errorf("mark order %s compensating: %w", orderID, err)
 	}
 	return nil
 }
 
-// finish moves a PENDING order to its terminal status.
-func (s *Store) finish(ctx context.Context, orderID string, status Status, cause error, unsettled bool, now time.Time) error {
-	_, err := s.db.ExecContext(ctx, `
+// finish moves a PENDING order to its terminal status. It reports false
+// when the order was no longer PENDING: someone else (recovery, in a race
+// with a saga it thought dead) finished it first, and that outcome stands.
+func (s *Store) finish(ctx context.Context, orderID string, status Status, cause error, unsettled bool, now time.Time) (bool, error) {
+	res, err := s.db.ExecContext(ctx, `
 		UPDATE orders SET status = ?, step = ?, failure_kind = ?, failure_code = ?, failure_reason = ?,
-			charge_unsettled = ?, updated_at = ?
+			failure_upstream = ?, charge_unsettled = ?, updated_at = ?
 		WHERE id = ? AND status = 'PENDING'`,
-		status, StepDone, kindOrZero(cause), errs.CodeOf(cause), detailOf(cause), unsettled, now.UnixMilli(), orderID)
+		status, StepDone, kindOrZero(cause), errs.CodeOf(cause), detailOf(cause), errs.UpstreamOf(cause),
+		unsettled, now.UnixMilli(), orderID)
 	if err != nil {
-		return fmt.Errorf("finish order %s as %s: %w", orderID, status, err)
+		return false, fmt.Errorf("finish order %s as %s: %w", orderID, status, err)
 	}
-	return nil
+	n, err := res.RowsAffected()
+	return n == 1, err
 }
 
 // stale returns PENDING orders untouched since before: sagas whose
@@ -255,7 +261,7 @@ type querier interface {
 }
 
 const orderColumns = `id, user_id, idempotency_key, request_hash, status, step, total_cents, currency, charge_id,
-	failure_kind, failure_code, failure_reason, charge_unsettled, created_at, updated_at`
+	failure_kind, failure_code, failure_reason, failure_upstream, charge_unsettled, created_at, updated_at`
 
 func scanOne(ctx context.Context, q querier, where string, args ...any) (record, bool, error) {
 	rs, err := scanMany(ctx, q, where, args...)
@@ -279,7 +285,7 @@ func scanMany(ctx context.Context, q querier, where string, args ...any) ([]reco
 			unsettled        bool
 		)
 		if err := rows.Scan(&r.ID, &r.UserID, &r.IdempotencyKey, &r.RequestHash, &r.Status, &r.Step, &r.TotalCents, &r.Currency,
-			&r.ChargeID, &failureKind, &r.FailureCode, &r.FailureReason, &unsettled, &created, &updated); err != nil {
+			&r.ChargeID, &failureKind, &r.FailureCode, &r.FailureReason, &r.FailureUpstream, &unsettled, &created, &updated); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("read orders: %w", err)
 		}
@@ -313,15 +319,19 @@ func scanMany(ctx context.Context, q querier, where string, args ...any) ([]reco
 	return out, nil
 }
 
+// detailOf is what a customer may read about err: internal causes stay in
+// the logs, as they do for any problem+json answer.
 func detailOf(err error) string {
 	var e *errs.Error
-	if errors.As(err, &e) {
+	switch {
+	case err == nil:
+		return ""
+	case errs.KindOf(err) == errs.Internal:
+		return "internal error"
+	case errors.As(err, &e):
 		return e.Detail
 	}
-	if err != nil {
-		return err.Error()
-	}
-	return ""
+	return err.Error()
 }
 
 func kindOrZero(err error) errs.Kind {

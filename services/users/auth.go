@@ -196,8 +196,13 @@ func PublicKeyPath(privPath string) string {
 // same key and the public key on disk matches it.
 func EnsureKeyPair(privPath string) (ed25519.PrivateKey, bool, error) {
 	key, err := LoadPrivateKey(privPath)
+	if err == nil {
+		// A crash between publishing the private key and the public one
+		// would otherwise leave readers waiting for the .pub forever.
+		return key, false, ensurePublicKey(key, PublicKeyPath(privPath))
+	}
 	if !errors.Is(err, fs.ErrNotExist) {
-		return key, false, err
+		return nil, false, err
 	}
 	pub, priv, err := ed25519.GenerateKey(nil) // nil: crypto/rand
 	if err != nil {
@@ -240,6 +245,26 @@ func EnsureKeyPair(privPath string) (ed25519.PrivateKey, bool, error) {
 		return nil, false, fmt.Errorf("write public key: %w", err)
 	}
 	return priv, true, nil
+}
+
+// ensurePublicKey writes key's public half to path unless it is there.
+func ensurePublicKey(key ed25519.PrivateKey, path string) error {
+	if _, err := os.Stat(path); err == nil {
+		return nil
+	}
+	der, err := x509.MarshalPKIXPublicKey(key.Public())
+	if err != nil {
+		return fmt.Errorf("encode public key: %w", err)
+	}
+	tmp, err := writeTemp(filepath.Dir(path), pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o644)
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp)
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("write public key: %w", err)
+	}
+	return nil
 }
 
 // writeTemp writes data to a new file in dir with mode perm and returns

@@ -260,3 +260,23 @@ func errDetail(err error) string {
 	}
 	return ""
 }
+
+func TestEnsureKeyPairRestoresAMissingPublicKey(t *testing.T) {
+	priv := filepath.Join(t.TempDir(), "keys", "users-jwt.key")
+	key, _, err := users.EnsureKeyPair(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// As if users crashed after publishing the private key only.
+	if err := os.Remove(users.PublicKeyPath(priv)); err != nil {
+		t.Fatal(err)
+	}
+	again, generated, err := users.EnsureKeyPair(priv)
+	if err != nil || generated || !again.Equal(key) {
+		t.Fatalf("EnsureKeyPair = generated %v, %v; want the same key loaded", generated, err)
+	}
+	pub, err := users.LoadPublicKey(users.PublicKeyPath(priv))
+	if err != nil || !pub.Equal(key.Public()) {
+		t.Fatalf("public key = %v, %v; want it rewritten from the private key", pub, err)
+	}
+}
