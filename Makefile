@@ -6,16 +6,23 @@ BIN       := $(CURDIR)/bin
 TOOLS     := $(BIN)/tools
 VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -X main.version=$(VERSION)
-SERVICES  := inventory
+SERVICES  := users inventory payments orders gateway
 
-# Pinned tools, built from source through the Go module proxy and cached
-# by version, so every machine runs the same ones.
-CONSUL_VERSION := v1.14.0
+# Pinned tools, built from source through the Go module proxy (each in its
+# own module under tools/) and cached by version, so every machine runs the
+# same ones. Debian's prometheus package is built without Consul service
+# discovery, so Prometheus is built from source too.
+CONSUL_VERSION     := v1.14.0
+JAEGER_VERSION     := v1.76.0
+PROMETHEUS_VERSION := v0.316.0
 # A consul on PATH wins (or CONSUL_BIN set by hand); else the pinned build.
-CONSUL_BIN ?= $(or $(shell command -v consul 2>/dev/null),$(TOOLS)/consul-$(CONSUL_VERSION))
-export CONSUL_BIN
+CONSUL_BIN     ?= $(or $(shell command -v consul 2>/dev/null),$(TOOLS)/consul-$(CONSUL_VERSION))
+JAEGER_BIN     ?= $(TOOLS)/jaeger-$(JAEGER_VERSION)
+PROMETHEUS_BIN ?= $(TOOLS)/prometheus-$(PROMETHEUS_VERSION)
+PROMTOOL_BIN   ?= $(TOOLS)/promtool-$(PROMETHEUS_VERSION)
+export CONSUL_BIN JAEGER_BIN PROMETHEUS_BIN PROMTOOL_BIN
 
-.PHONY: all build run test vet fmt-check unit consul clean help
+.PHONY: all build run test vet fmt-check unit tools consul jaeger prometheus clean help
 
 all: build
 
@@ -25,11 +32,11 @@ help: ## list the targets
 build: ## build every binary into bin/
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/ ./cmd/...
 
-run: build ## run the platform locally (for now: the inventory service on :8082)
-	$(BIN)/inventory -data-dir data/inventory
+run: build tools ## run the whole platform locally: Consul, Jaeger, Prometheus, every service
+	$(BIN)/glasshouse up
 
-test: fmt-check vet consul ## vet, then every test with the race detector (needs the pinned Consul)
-	$(GO) test -race -count=1 ./...
+test: fmt-check vet tools ## vet, then every test with the race detector (against the real tools)
+	$(GO) test -race -count=1 -timeout 20m ./...
 
 unit: ## only the fast tests, without the race detector
 	$(GO) test -short ./...
@@ -41,12 +48,30 @@ fmt-check: ## fail when a file is not gofmt-ed
 	@out="$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))"; \
 	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
 
-consul: $(CONSUL_BIN) ## the pinned Consul (from PATH, or built once)
+tools: consul jaeger prometheus ## the pinned Consul, Jaeger and Prometheus (built once)
+
+consul: $(CONSUL_BIN)
+jaeger: $(JAEGER_BIN)
+prometheus: $(PROMETHEUS_BIN) $(PROMTOOL_BIN)
 
 $(TOOLS)/consul-$(CONSUL_VERSION): tools/consul/go.mod
 	@echo "building Consul $(CONSUL_VERSION) from source (first time only, ~3 min)"
 	@mkdir -p $(TOOLS)
 	cd tools/consul && $(GO) build -o $@ github.com/hashicorp/consul
+
+$(TOOLS)/jaeger-$(JAEGER_VERSION): tools/jaeger/go.mod
+	@echo "building Jaeger $(JAEGER_VERSION) from source (first time only, ~3 min)"
+	@mkdir -p $(TOOLS)
+	cd tools/jaeger && $(GO) build -o $@ github.com/jaegertracing/jaeger/cmd/jaeger
+
+$(TOOLS)/prometheus-$(PROMETHEUS_VERSION): tools/prometheus/go.mod
+	@echo "building Prometheus $(PROMETHEUS_VERSION) from source (first time only, ~4 min)"
+	@mkdir -p $(TOOLS)
+	cd tools/prometheus && $(GO) build -o $@ github.com/prometheus/prometheus/cmd/prometheus
+
+$(TOOLS)/promtool-$(PROMETHEUS_VERSION): tools/prometheus/go.mod
+	@mkdir -p $(TOOLS)
+	cd tools/prometheus && $(GO) build -o $@ github.com/prometheus/prometheus/cmd/promtool
 
 clean: ## remove build outputs and local data
 	rm -rf $(BIN) data run

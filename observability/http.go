@@ -17,8 +17,12 @@ import (
 // HTTP metrics are deliberately left to the endpoint RED histogram, which
 // knows business errors from failures; otelhttp's own metrics go to a
 // no-op meter.
-func (t Telemetry) HTTPHandler(next http.Handler) http.Handler {
-	return otelhttp.NewHandler(next, "http.server",
+//
+// A public endpoint (the gateway) does not continue a trace context sent
+// by the outside world: it starts its own trace and links to the caller's,
+// so a client cannot graft our spans onto a trace we never see.
+func (t Telemetry) HTTPHandler(next http.Handler, public bool) http.Handler {
+	opts := []otelhttp.Option{
 		otelhttp.WithTracerProvider(t.TracerProvider),
 		otelhttp.WithPropagators(t.Propagator),
 		otelhttp.WithMeterProvider(metricnoop.NewMeterProvider()),
@@ -37,7 +41,11 @@ func (t Telemetry) HTTPHandler(next http.Handler) http.Handler {
 			}
 			return true
 		}),
-	)
+	}
+	if public {
+		opts = append(opts, otelhttp.WithPublicEndpointFn(func(*http.Request) bool { return true }))
+	}
+	return otelhttp.NewHandler(next, "http.server", opts...)
 }
 
 // Route names the current server span after the route pattern that

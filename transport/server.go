@@ -24,6 +24,9 @@ type ServerConfig struct {
 	DrainTimeout time.Duration
 	// ReadHeaderTimeout protects against slow-loris clients (default 5s).
 	ReadHeaderTimeout time.Duration
+	// Public marks the platform's edge (the gateway): traces start here
+	// rather than continuing a context sent from outside.
+	Public bool
 }
 
 // hookTimeout bounds the shutdown hooks (deregistration): a Consul that
@@ -63,7 +66,7 @@ func Handler(tel observability.Telemetry, health *observability.Health, routes h
 	h = LimitBody(cfg.MaxBodyBytes, h)
 	h = Recover(tel.Logger, h)
 	h = RequestID(h)
-	return tel.HTTPHandler(h)
+	return tel.HTTPHandler(h, cfg.Public)
 }
 
 // Listen opens a TCP listener on addr. When the port is taken the error

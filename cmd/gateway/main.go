@@ -71,7 +71,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 			CallTimeout: *orderTimeout, Deadline: *orderTimeout + 2*time.Second,
 		}), tel),
 	}
-	endpoints := gateway.NewEndpoints(backends, tel.ServerEndpoint)
+	endpoints := gateway.NewEndpoints(backends, proc.Endpoint)
 	limiter := gateway.NewRateLimiter(*rateLimit, *rateBurst, tel.Registry)
+	proc.PublicEndpoint = true
 	return proc.Serve(ctx, gateway.NewHTTPHandler(endpoints, verifier.Verify, limiter))
 }

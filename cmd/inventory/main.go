@@ -64,7 +64,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 
 	var svc inventory.Service = inventory.NewService(store, inventory.Options{ReservationTTL: *ttl})
 	svc = inventory.Instrumenting(tel.Registry)(svc)
-	endpoints := inventory.NewEndpoints(svc, tel.ServerEndpoint)
+	endpoints := inventory.NewEndpoints(svc, proc.Endpoint)
 
 	return proc.Serve(ctx, inventory.NewHTTPHandler(endpoints), func(ctx context.Context) error {
 		return inventory.RunExpiry(ctx, store, *expiryEvery, tel.Logger)

@@ -88,7 +88,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 	saga := orders.NewService(store, inv, pay, opts)
-	endpoints := orders.NewEndpoints(saga, tel.ServerEndpoint)
+	endpoints := orders.NewEndpoints(saga, proc.Endpoint)
 
 	return proc.Serve(ctx, orders.NewHTTPHandler(endpoints, verifier.Verify), func(ctx context.Context) error {
 		return saga.RunRecovery(ctx, *recoveryEvery)

@@ -73,7 +73,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	var svc payments.Service = payments.NewService(store, payments.Options{})
 	svc = payments.InjectFaults(faults, rand.Float64)(svc)
 	svc = payments.Instrumenting(tel.Registry)(svc)
-	endpoints := payments.NewEndpoints(svc, tel.ServerEndpoint)
+	endpoints := payments.NewEndpoints(svc, proc.Endpoint)
 	admin := payments.NewAdminEndpoints(faults, tel.ServerEndpoint)
 
 	return proc.Serve(ctx, payments.NewHTTPHandler(endpoints, admin))

@@ -73,7 +73,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 	svc = users.Instrumenting(tel.Registry)(svc)
-	endpoints := users.NewEndpoints(svc, tel.ServerEndpoint)
+	endpoints := users.NewEndpoints(svc, proc.Endpoint)
 
 	return proc.Serve(ctx, users.NewHTTPHandler(endpoints))
 }

@@ -57,6 +57,19 @@ func (f *Flags) Duration(name, env string, def time.Duration, usage string) *tim
 	return f.FlagSet.Duration(name, def, f.usage(usage, env))
 }
 
+// Bool defines a boolean flag that falls back to env ("true", "1"...).
+func (f *Flags) Bool(name, env string, def bool, usage string) *bool {
+	if v := f.lookup(env); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			f.errs = append(f.errs, fmt.Errorf("$%s=%q is not a boolean", env, v))
+		} else {
+			def = b
+		}
+	}
+	return f.FlagSet.Bool(name, def, f.usage(usage, env))
+}
+
 // Int defines an integer flag that falls back to env.
 func (f *Flags) Int(name, env string, def int, usage string) *int {
 	if v := f.lookup(env); v != "" {

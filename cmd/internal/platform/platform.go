@@ -17,6 +17,7 @@ import (
 	"github.com/glasshouse-dev/glasshouse/cmd/internal/config"
 	"github.com/glasshouse-dev/glasshouse/observability"
 	"github.com/glasshouse-dev/glasshouse/transport"
+	"github.com/go-kit/kit/endpoint"
 	consul "github.com/hashicorp/consul/api"
 	oklog "github.com/oklog/run"
 )
@@ -25,6 +26,7 @@ import (
 type Flags struct {
 	listen    *string
 	drain     *time.Duration
+	faults    *bool
 	discovery Discovery
 }
 
@@ -34,6 +36,7 @@ func CommonFlags(f *config.Flags, defaultListen string) Flags {
 	return Flags{
 		listen:    f.String("listen", "LISTEN_ADDR", defaultListen, "address to serve HTTP on"),
 		drain:     f.Duration("drain-timeout", "DRAIN_TIMEOUT", 10*time.Second, "how long in-flight requests get to finish on shutdown"),
+		faults:    f.Bool("fault-injection", "FAULT_INJECTION", false, "honour faults requested in a request's baggage (chaos tests only; never in production)"),
 		discovery: DiscoveryFlags(f),
 	}
 }
@@ -45,6 +48,11 @@ type Process struct {
 	// Consul is the agent client, for registration and for finding peers.
 	Consul *consul.Client
 
+	// PublicEndpoint marks the platform's edge; set it before Serve.
+	PublicEndpoint bool
+
+	service           string
+	faults            bool
 	ln                net.Listener
 	registration      transport.Registration
 	server            transport.ServerConfig
@@ -75,15 +83,27 @@ func (f Flags) Start(ctx context.Context, service, version string, getenv func(s
 	if err != nil {
 		return nil, errors.Join(err, ln.Close(), shutdown(ctx))
 	}
+	if *f.faults {
+		tel.Logger.Warn("fault injection is ENABLED: requests may ask for failures in their baggage")
+	}
 	return &Process{
 		Telemetry:         tel,
 		Health:            observability.NewHealth(),
 		Consul:            client,
+		service:           service,
+		faults:            *f.faults,
 		ln:                ln,
 		registration:      registration,
 		server:            transport.ServerConfig{DrainTimeout: *f.drain},
 		shutdownTelemetry: shutdown,
 	}, nil
+}
+
+// Endpoint is the middleware for the service's endpoint name: tracing,
+// RED metrics and logging, then the per-request faults of chaos tests
+// when they are enabled.
+func (p *Process) Endpoint(name string) endpoint.Middleware {
+	return endpoint.Chain(p.Telemetry.ServerEndpoint(name), transport.BaggageFaults(p.faults, p.service, name))
 }
 
 // Remote watches another service in Consul for this process's clients,
@@ -112,6 +132,7 @@ func (p *Process) Close(ctx context.Context, err *error) {
 // one of them fails. Then it deregisters, drains in-flight requests, and
 // stops the tasks, returning every error on the way.
 func (p *Process) Serve(ctx context.Context, routes http.Handler, background ...func(context.Context) error) error {
+	p.server.Public = p.PublicEndpoint
 	handler := transport.Handler(p.Telemetry, p.Health, routes, p.server)
 	srv := transport.NewServer(p.ln, handler, p.Telemetry, p.Health, p.server)
 	registrar := transport.NewRegistrar(p.Consul, p.registration, p.Telemetry.Logger, p.Telemetry.Registry)

@@ -1,0 +1,253 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"regexp"
+	"sort"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/glasshouse-dev/glasshouse/stack"
+	consul "github.com/hashicorp/consul/api"
+)
+
+// Demo credentials created by up, so the printed curl works at once.
+const (
+	demoEmail    = "demo@glasshouse.dev"
+	demoPassword = "glasshouse-demo"
+)
+
+func cmdUp(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("up", flag.ContinueOnError)
+	fs.SetOutput(stdout)
+	var cfg stack.Config
+	fs.StringVar(&cfg.RunDir, "run-dir", "run", "directory for logs, data and state")
+	fs.IntVar(&cfg.GatewayPort, "gateway-port", 8080, "gateway port")
+	fs.IntVar(&cfg.ConsulPort, "consul-port", 8500, "Consul HTTP port")
+	fs.IntVar(&cfg.JaegerPort, "jaeger-port", 16686, "Jaeger query API port")
+	fs.IntVar(&cfg.OTLPPort, "otlp-port", 4318, "Jaeger OTLP/HTTP port")
+	fs.IntVar(&cfg.PrometheusPort, "prometheus-port", 9090, "Prometheus port")
+	fs.BoolVar(&cfg.RandomPorts, "random-ports", false, "pick free ports for everything")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if cfg.RandomPorts {
+		for _, p := range []*int{&cfg.GatewayPort, &cfg.ConsulPort, &cfg.JaegerPort, &cfg.OTLPPort, &cfg.PrometheusPort} {
+			*p = 0
+		}
+	}
+	if st, err := stack.ReadState(cfg.RunDir); err == nil && processAlive(st.UpPID) {
+		return fmt.Errorf("a stack is already running from %s (glasshouse up, pid %d): stop it with `glasshouse down`", cfg.RunDir, st.UpPID)
+	}
+	cfg.Progress = stdout
+	fmt.Fprintln(stdout, "glasshouse up: starting the platform")
+	s, err := stack.Up(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	if err := s.WriteState(); err != nil {
+		return errors.Join(err, s.Down(context.Background()))
+	}
+	if err := createDemoUser(ctx, s.GatewayURL); err != nil {
+		fmt.Fprintf(stdout, "  (could not create the demo user: %v)\n", err)
+	}
+	printReady(stdout, s, cfg.RunDir)
+
+	<-ctx.Done() // Ctrl-C, or SIGTERM from `glasshouse down`
+	fmt.Fprintln(stdout, "\nglasshouse: stopping services, then Prometheus, Jaeger and Consul")
+	err = s.Down(context.Background())
+	_ = os.Remove(stack.StatePath(cfg.RunDir))
+	if err == nil {
+		fmt.Fprintln(stdout, "glasshouse: stopped; nothing left running")
+	}
+	return err
+}
+
+func printReady(w io.Writer, s *stack.Stack, runDir string) {
+	fmt.Fprintf(w, "\nglasshouse is ready (started in %s)\n\n", s.StartedIn.Round(100*time.Millisecond))
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "  gateway\t%s\n", s.GatewayURL)
+	fmt.Fprintf(tw, "  Jaeger API\t%s/api/services\t(glasshouse trace ID draws one; the UI comes with docker compose)\n", s.JaegerURL)
+	fmt.Fprintf(tw, "  Prometheus\t%s\n", s.PrometheusURL)
+	fmt.Fprintf(tw, "  Consul UI\t%s/ui\n", s.ConsulURL)
+	fmt.Fprintf(tw, "  logs\t%s/logs/\n", strings.TrimSuffix(runDir, "/"))
+	tw.Flush()
+	fmt.Fprintf(w, `
+  place an order (as the demo user):
+
+    TOKEN=$(curl -s -XPOST %[1]s/api/login -d '{"email":"%[2]s","password":"%[3]s"}' | sed 's/.*"token":"\([^"]*\)".*/\1/')
+    curl -si -XPOST %[1]s/api/orders -H "Authorization: Bearer $TOKEN" -H "Idempotency-Key: $(date +%%s%%N)" \
+      -d '{"items":[{"sku":"GH-MUG-01","quantity":1}],"card_number":"4242424242424242"}'
+
+  then: glasshouse trace <X-Trace-Id>   glasshouse load   glasshouse status   Ctrl-C or glasshouse down to stop
+`, s.GatewayURL, demoEmail, demoPassword)
+}
+
+func createDemoUser(ctx context.Context, gateway string) error {
+	body := fmt.Sprintf(`{"email":%q,"password":%q,"name":"Demo"}`, demoEmail, demoPassword)
+	req, err := http.NewRequestWithContext(ctx, "POST", gateway+"/api/users", strings.NewReader(body))
+	if err != nil {
+		return err
+	}
+	resp, err := (&http.Client{Timeout: 5 * time.Second}).Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated && resp.StatusCode != http.StatusConflict {
+		return fmt.Errorf("POST /api/users: %s", resp.Status)
+	}
+	return nil
+}
+
+func cmdDown(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("down", flag.ContinueOnError)
+	fs.SetOutput(stdout)
+	runDir := fs.String("run-dir", "run", "directory of the running stack")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	st, err := stack.ReadState(*runDir)
+	if err != nil {
+		return err
+	}
+	if !processAlive(st.UpPID) {
+		_ = os.Remove(stack.StatePath(*runDir))
+		return fmt.Errorf("the stack's `glasshouse up` (pid %d) is not running any more; its children died with it", st.UpPID)
+	}
+	if err := syscall.Kill(st.UpPID, syscall.SIGTERM); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "glasshouse down: asked glasshouse up (pid %d) to stop", st.UpPID)
+	deadline := time.Now().Add(90 * time.Second)
+	for processAlive(st.UpPID) {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("glasshouse up (pid %d) still running after 90s", st.UpPID)
+		}
+		fmt.Fprint(stdout, ".")
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+	fmt.Fprintln(stdout, " stopped")
+	return nil
+}
+
+func cmdKill(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("kill", flag.ContinueOnError)
+	fs.SetOutput(stdout)
+	runDir := fs.String("run-dir", "run", "directory of the running stack")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return errors.New("usage: glasshouse kill SERVICE[/N]   e.g. glasshouse kill inventory/2")
+	}
+	name := fs.Arg(0)
+	if !strings.Contains(name, "/") && !isTool(name) {
+		name += "/1"
+	}
+	st, err := stack.ReadState(*runDir)
+	if err != nil {
+		return err
+	}
+	var names []string
+	for _, p := range st.Procs {
+		names = append(names, p.Name)
+		if p.Name == name {
+			if err := syscall.Kill(-p.PID, syscall.SIGKILL); err != nil {
+				return fmt.Errorf("kill %s (pid %d): %w", name, p.PID, err)
+			}
+			fmt.Fprintf(stdout, "killed %s (pid %d) with SIGKILL\n", name, p.PID)
+			return nil
+		}
+	}
+	return fmt.Errorf("no process %q; the stack has %s", name, strings.Join(names, ", "))
+}
+
+func isTool(name string) bool { return name == "consul" || name == "jaeger" || name == "prometheus" }
+
+func cmdStatus(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("status", flag.ContinueOnError)
+	fs.SetOutput(stdout)
+	runDir := fs.String("run-dir", "run", "directory of the running stack")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	st, err := stack.ReadState(*runDir)
+	if err != nil {
+		return err
+	}
+	client, err := consul.NewClient(&consul.Config{Address: strings.TrimPrefix(st.ConsulURL, "http://")})
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "SERVICE\tINSTANCE\tADDRESS\tHEALTH\tBREAKERS (remote instance: state)")
+	for _, svc := range stack.Services {
+		entries, _, err := client.Health().Service(svc, "", false, (&consul.QueryOptions{}).WithContext(ctx))
+		if err != nil {
+			return fmt.Errorf("Consul at %s: %w", st.ConsulURL, err)
+		}
+		if len(entries) == 0 {
+			fmt.Fprintf(tw, "%s\t-\t-\tnot registered\t\n", svc)
+		}
+		for _, e := range entries {
+			addr := fmt.Sprintf("%s:%d", e.Service.Address, e.Service.Port)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", svc, e.Service.ID, addr, e.Checks.AggregatedStatus(), breakers(ctx, addr))
+		}
+	}
+	tw.Flush()
+	fmt.Fprintln(stdout)
+	for _, p := range st.Procs {
+		if isTool(p.Name) {
+			state := "running"
+			if !processAlive(p.PID) {
+				state = "NOT RUNNING"
+			}
+			fmt.Fprintf(stdout, "%-11s %s  %s\n", p.Name, p.Addr, state)
+		}
+	}
+	return nil
+}
+
+var breakerLine = regexp.MustCompile(`^glasshouse_client_breaker_state\{remote="([^"]+)",remote_instance="([^"]+)"\} (\S+)`)
+
+// breakers reads an instance's breaker states from its metrics.
+func breakers(ctx context.Context, addr string) string {
+	req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+addr+"/metrics", nil)
+	resp, err := (&http.Client{Timeout: 2 * time.Second}).Do(req)
+	if err != nil {
+		return "(metrics unreachable)"
+	}
+	defer resp.Body.Close()
+	states := map[string]string{"0": "closed", "1": "half-open", "2": "open"}
+	var out []string
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		if m := breakerLine.FindStringSubmatch(sc.Text()); m != nil {
+			out = append(out, fmt.Sprintf("%s@%s: %s", m[1], m[2], states[m[3]]))
+		}
+	}
+	sort.Strings(out)
+	if len(out) == 0 {
+		return "-"
+	}
+	return strings.Join(out, ", ")
+}
+
+func processAlive(pid int) bool {
+	return pid > 0 && syscall.Kill(pid, 0) == nil
+}

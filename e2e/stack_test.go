@@ -1,0 +1,253 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/glasshouse-dev/glasshouse/internal/testenv"
+	"github.com/glasshouse-dev/glasshouse/loadgen"
+	"github.com/glasshouse-dev/glasshouse/services/orders"
+	"github.com/glasshouse-dev/glasshouse/stack"
+	"github.com/glasshouse-dev/glasshouse/traces"
+)
+
+// startStack brings the whole local platform up on random ports, exactly
+// as `glasshouse up` does, and takes it down when the test ends.
+func startStack(t *testing.T, env map[string][]string) *stack.Stack {
+	t.Helper()
+	root := testenv.RepoRoot(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	s, err := stack.Up(ctx, stack.Config{
+		Root:        root,
+		RunDir:      t.TempDir(),
+		BinDir:      t.TempDir(),
+		ToolsDir:    filepath.Join(root, "bin", "tools"),
+		RandomPorts: true,
+		Env:         env,
+		Progress:    testWriter{t},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := s.Down(context.Background()); err != nil {
+			t.Errorf("stack down: %v", err)
+		}
+		for _, p := range s.Procs() {
+			if p.Running() {
+				t.Errorf("%s still running after down", p.Name)
+			}
+		}
+	})
+	return s
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// gatewayClient drives the stack's gateway for one test user.
+type gatewayClient struct {
+	t     *testing.T
+	url   string
+	token string
+}
+
+func newGatewayClient(t *testing.T, gateway, email string) *gatewayClient {
+	t.Helper()
+	s := &shop{t: t, gateway: &testenv.Service{URL: gateway}}
+	return &gatewayClient{t: t, url: gateway, token: s.signUp(email)}
+}
+
+// checkout places an order and returns the response and its trace ID.
+func (g *gatewayClient) checkout(key string) (int, string) {
+	g.t.Helper()
+	s := &shop{t: g.t, gateway: &testenv.Service{URL: g.url}}
+	r := s.order(g.token, key, approveCard, orders.Item{SKU: "GH-NOTE-01", Quantity: 1})
+	return r.status, r.header.Get("X-Trace-Id")
+}
+
+// waitTrace polls Jaeger until the trace holds spans from every service
+// in want (spans arrive in batches, each service on its own schedule).
+func waitTrace(t *testing.T, jaeger *traces.Client, id string, want ...string) *traces.Trace {
+	t.Helper()
+	var tr *traces.Trace
+	testenv.Eventually(t, 30*time.Second, "trace "+id+" complete in Jaeger", func() error {
+		var err error
+		tr, err = jaeger.Trace(context.Background(), id)
+		if err != nil {
+			return err
+		}
+		have := tr.Services()
+		for _, svc := range want {
+			if !slices.Contains(have, svc) {
+				return fmt.Errorf("services so far %v, missing %s", have, svc)
+			}
+		}
+		return nil
+	})
+	return tr
+}
+
+func TestLocalStackTracesLogsAndMetrics(t *testing.T) {
+	s := startStack(t, nil)
+
+	// A short open-loop load, so every service has traffic and metrics.
+	rep, err := loadgen.Run(context.Background(), loadgen.Config{
+		Target: s.GatewayURL, Rate: 20, Duration: 5 * time.Second, Users: 3, MaxInFlight: 50,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Total.Requests == 0 || rep.Total.OK < rep.Total.Requests*99/100 {
+		t.Errorf("load: %d requests, %d ok, errors %v; want ≥ 99%% ok", rep.Total.Requests, rep.Total.OK, rep.Total.Errors)
+	}
+
+	g := newGatewayClient(t, s.GatewayURL, "tracer@example.com")
+	status, traceID := g.checkout("traced-1")
+	if status != 201 || len(traceID) != 32 {
+		t.Fatalf("checkout: %d, trace %q", status, traceID)
+	}
+	jaeger := traces.NewClient(s.JaegerURL, nil)
+	tr := waitTrace(t, jaeger, traceID, "gateway", "orders", "inventory", "payments")
+
+	// orders' client spans are the parents of inventory's and payments'
+	// server spans: the call crossed the wire inside one trace.
+	servers := tr.Find(func(sp traces.Span) bool {
+		return (sp.Service == "inventory" || sp.Service == "payments") && sp.Kind == "server"
+	})
+	if len(servers) < 3 { // reserve, charge, commit at least
+		t.Errorf("%d inventory/payments server spans, want ≥ 3", len(servers))
+	}
+	for _, sp := range servers {
+		parent, ok := tr.Span(sp.ParentID)
+		if !ok || parent.Service != "orders" || parent.Kind != "client" {
+			t.Errorf("%s %q: parent %+v, want an orders client span", sp.Service, sp.Operation, parent)
+		}
+	}
+	// Database work shows under each service that owns data.
+	for _, svc := range []string{"orders", "inventory", "payments"} {
+		db := tr.Find(func(sp traces.Span) bool { return sp.Service == svc && sp.Tags["db.system.name"] == "sqlite" })
+		if len(db) == 0 {
+			t.Errorf("no SQLite spans from %s in the checkout trace", svc)
+		}
+	}
+	if orphans := tr.Orphans(); len(orphans) != 0 {
+		t.Errorf("%d orphan spans, e.g. %+v", len(orphans), orphans[0])
+	}
+
+	// Every service on the path logged with this trace ID.
+	for _, svc := range []string{"gateway", "orders", "inventory", "payments"} {
+		found := false
+		for _, p := range s.Instances(svc) {
+			b, _ := os.ReadFile(p.LogPath)
+			found = found || strings.Contains(string(b), `"trace_id":"`+traceID+`"`)
+		}
+		if !found {
+			t.Errorf("no %s log line carries trace_id %s", svc, traceID)
+		}
+	}
+
+	// A checkout that needed a retry shows it on its span: one payments
+	// instance fails every charge, so a charge sent there is retried on
+	// the other.
+	setFaults(t, &testenv.Service{URL: "http://" + s.Instances("payments")[0].Addr}, `{"error_rate":1,"latency":"0s"}`)
+	var retried *traces.Trace
+	for i := 0; i < 6 && retried == nil; i++ {
+		status, id := g.checkout(fmt.Sprintf("retried-%d", i))
+		if status != 201 {
+			t.Fatalf("checkout with one failing payments instance: %d (the retry should hide it)", status)
+		}
+		tr := waitTrace(t, jaeger, id, "gateway", "orders", "payments")
+		if len(tr.Find(func(sp traces.Span) bool { return hasEvent(sp, "retry") })) > 0 {
+			retried = tr
+		}
+	}
+	if retried == nil {
+		t.Error("no checkout trace shows a retry event, though one payments instance failed every charge")
+	}
+	setFaults(t, &testenv.Service{URL: "http://" + s.Instances("payments")[0].Addr}, `{"error_rate":0,"latency":"0s"}`)
+
+	// Prometheus found every instance through Consul and scrapes it.
+	instances := 0
+	for _, n := range stack.DefaultReplicas {
+		instances += n
+	}
+	testenv.Eventually(t, 60*time.Second, "Prometheus scrapes every instance", func() error {
+		res, err := promQuery(s.PrometheusURL, `up{job=~"gateway|users|inventory|orders|payments"} == 1`)
+		if err != nil {
+			return err
+		}
+		if len(res) != instances {
+			return fmt.Errorf("%d of %d targets up", len(res), instances)
+		}
+		return nil
+	})
+	testenv.Eventually(t, 60*time.Second, "the RED histogram of every service", func() error {
+		res, err := promQuery(s.PrometheusURL, `count by (job) (glasshouse_endpoint_request_duration_seconds_count)`)
+		if err != nil {
+			return err
+		}
+		var jobs []string
+		for _, r := range res {
+			jobs = append(jobs, r.Metric["job"])
+		}
+		for _, svc := range stack.Services {
+			if !slices.Contains(jobs, svc) {
+				return fmt.Errorf("jobs with the histogram: %v; missing %s", jobs, svc)
+			}
+		}
+		return nil
+	})
+}
+
+func hasEvent(sp traces.Span, name string) bool {
+	for _, ev := range sp.Events {
+		if ev.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+type promSample struct {
+	Metric map[string]string `json:"metric"`
+	Value  []any             `json:"value"`
+}
+
+// promQuery runs an instant query against Prometheus' HTTP API.
+func promQuery(base, query string) ([]promSample, error) {
+	resp, err := (&http.Client{Timeout: 5 * time.Second}).Get(base + "/api/v1/query?query=" + url.QueryEscape(query))
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Status string `json:"status"`
+		Error  string `json:"error"`
+		Data   struct {
+			Result []promSample `json:"result"`
+		} `json:"data"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		return nil, err
+	}
+	if body.Status != "success" {
+		return nil, errors.New(body.Error)
+	}
+	return body.Data.Result, nil
+}

@@ -1,0 +1,115 @@
+package stack
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Proc is one child process of the stack: a tool or a service instance.
+type Proc struct {
+	// Name is unique in the stack: "consul", "jaeger", "prometheus", or
+	// "SERVICE/N" for the Nth replica of a service (from 1).
+	Name    string `json:"name"`
+	Service string `json:"service,omitempty"`
+	Replica int    `json:"replica,omitempty"`
+	// Addr is the host:port it serves HTTP on.
+	Addr    string `json:"addr"`
+	PID     int    `json:"pid"`
+	LogPath string `json:"log"`
+
+	path string
+	args []string
+	env  []string
+	// anyExitOnStop: the process exits non-zero on SIGTERM by design (a
+	// Consul dev agent skips its leave and exits 1), which is no error.
+	anyExitOnStop bool
+
+	cmd    *exec.Cmd
+	exited chan struct{}
+	err    error
+}
+
+// start runs the process with its output appended to its log file. It is
+// in its own process group (a terminal's Ctrl-C reaches only `glasshouse
+// up`, which stops children in order) and dies with its parent.
+func (p *Proc) start() error {
+	if err := os.MkdirAll(filepath.Dir(p.LogPath), 0o750); err != nil {
+		return err
+	}
+	log, err := os.OpenFile(p.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(p.path, p.args...)
+	cmd.Env = append(os.Environ(), p.env...)
+	cmd.Stdout, cmd.Stderr = log, log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		log.Close()
+		return fmt.Errorf("start %s: %w", p.Name, err)
+	}
+	p.cmd, p.PID, p.exited = cmd, cmd.Process.Pid, make(chan struct{})
+	go func() {
+		p.err = cmd.Wait()
+		log.Close()
+		close(p.exited)
+	}()
+	return nil
+}
+
+// Running reports whether the process has been started and not exited.
+func (p *Proc) Running() bool {
+	if p.exited == nil {
+		return false
+	}
+	select {
+	case <-p.exited:
+		return false
+	default:
+		return true
+	}
+}
+
+// Kill sends SIGKILL (no deregistration, no drain: a crash) and waits.
+func (p *Proc) Kill() {
+	if !p.Running() {
+		return
+	}
+	_ = syscall.Kill(-p.PID, syscall.SIGKILL)
+	<-p.exited
+}
+
+// Stop sends SIGTERM and waits up to grace for a clean exit, then kills.
+func (p *Proc) Stop(grace time.Duration) error {
+	if !p.Running() {
+		return nil
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.exited:
+		var exit *exec.ExitError
+		if p.err != nil && !p.anyExitOnStop && !(errors.As(p.err, &exit) && exit.ExitCode() == 0) {
+			return fmt.Errorf("%s: %w (see %s)", p.Name, p.err, p.LogPath)
+		}
+		return nil
+	case <-time.After(grace):
+		p.Kill()
+		return fmt.Errorf("%s did not stop within %s; killed", p.Name, grace)
+	}
+}
+
+// logTail returns the last lines of the process's log, for error messages.
+func (p *Proc) logTail(n int) string {
+	b, _ := os.ReadFile(p.LogPath)
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}

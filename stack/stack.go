@@ -1,0 +1,648 @@
+// Package stack runs the whole platform on one machine without Docker: a
+// real Consul agent, Jaeger and Prometheus, and every service as a child
+// process (inventory and payments with two replicas), each found through
+// Consul as in production. `glasshouse up` uses it, and so do the tests
+// and the chaos runner, so what they prove is what a newcomer runs.
+package stack
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	consul "github.com/hashicorp/consul/api"
+)
+
+// Pinned tool versions, built from source through the Go module proxy
+// (tools/*/go.mod) and cached in bin/tools/ by version.
+const (
+	ConsulVersion     = "v1.14.0"
+	JaegerVersion     = "v1.76.0"
+	PrometheusVersion = "v0.316.0"
+)
+
+// Services are the platform's services in start order: users first (it
+// writes the token key pair the others read), the gateway last.
+var Services = []string{"users", "inventory", "payments", "orders", "gateway"}
+
+// DefaultReplicas is how many instances of each service run.
+var DefaultReplicas = map[string]int{"users": 1, "inventory": 2, "payments": 2, "orders": 1, "gateway": 1}
+
+// basePorts are the first replica's default ports; replica n adds 100(n-1).
+var basePorts = map[string]int{"gateway": 8080, "users": 8081, "inventory": 8082, "orders": 8083, "payments": 8084}
+
+// Config describes a stack. The zero value of each field is its default.
+type Config struct {
+	// Root is the repository root (for deploy/ and building); default ".".
+	Root string
+	// RunDir holds logs, data and state; default Root/run.
+	RunDir string
+	// BinDir holds the service binaries, tools in BinDir/tools; default
+	// Root/bin. Services are (re)built there from source when Root is a
+	// checkout.
+	BinDir string
+	// ToolsDir holds the pinned tools; default BinDir/tools. $CONSUL_BIN,
+	// $JAEGER_BIN and $PROMETHEUS_BIN override single tools.
+	ToolsDir string
+	// Host is the address every process binds and advertises; default
+	// 127.0.0.1.
+	Host string
+	// Ports of the entry points; 0 means the default (8080, 8500, 16686,
+	// 4318, 9090), or a free port when RandomPorts is set.
+	GatewayPort, ConsulPort, JaegerPort, OTLPPort, PrometheusPort int
+	// RandomPorts picks free ports for everything (tests, parallel stacks).
+	RandomPorts bool
+	// Replicas overrides DefaultReplicas per service.
+	Replicas map[string]int
+	// Env adds KEY=VALUE settings per service ("*" for all of them).
+	Env map[string][]string
+	// Progress receives one line per step; nil discards.
+	Progress io.Writer
+
+	chosen map[int]bool // ports handed out, so no port is chosen twice
+}
+
+// Stack is a running platform.
+type Stack struct {
+	cfg   Config
+	procs []*Proc
+
+	Consul     *Proc
+	Jaeger     *Proc
+	Prometheus *Proc
+	// URLs of the entry points.
+	GatewayURL, ConsulURL, JaegerURL, PrometheusURL, OTLPURL string
+	// StartedIn is how long Up took.
+	StartedIn time.Duration
+}
+
+func (c *Config) defaults() error {
+	if c.Root == "" {
+		c.Root = "."
+	}
+	root, err := filepath.Abs(c.Root)
+	if err != nil {
+		return err
+	}
+	c.Root = root
+	if c.RunDir == "" {
+		c.RunDir = filepath.Join(c.Root, "run")
+	}
+	if c.BinDir == "" {
+		c.BinDir = filepath.Join(c.Root, "bin")
+	}
+	if c.ToolsDir == "" {
+		c.ToolsDir = filepath.Join(c.BinDir, "tools")
+	}
+	if c.Host == "" {
+		c.Host = "127.0.0.1"
+	}
+	if c.Progress == nil {
+		c.Progress = io.Discard
+	}
+	return nil
+}
+
+// port is a chosen port and the flag that chose it, for error messages.
+type port struct {
+	n    *int
+	def  int
+	flag string
+}
+
+// choosePorts fills in every port and fails, naming the flag, when a fixed
+// one is already taken: a clear error instead of a child that hangs or dies.
+func (c *Config) choosePorts() error {
+	for _, p := range []port{
+		{&c.GatewayPort, 8080, "--gateway-port"},
+		{&c.ConsulPort, 8500, "--consul-port"},
+		{&c.JaegerPort, 16686, "--jaeger-port"},
+		{&c.OTLPPort, 4318, "--otlp-port"},
+		{&c.PrometheusPort, 9090, "--prometheus-port"},
+	} {
+		if *p.n == 0 && !c.RandomPorts {
+			*p.n = p.def
+		}
+		if err := c.reserve(p.n, p.flag); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// reserve picks a free port into *n when it is 0, or checks that *n is free.
+func (c *Config) reserve(n *int, flag string) error {
+	if c.chosen == nil {
+		c.chosen = map[int]bool{}
+	}
+	for {
+		ln, err := net.Listen("tcp", net.JoinHostPort(c.Host, strconv.Itoa(*n)))
+		if err != nil {
+			return fmt.Errorf("port %d (%s) is already in use on %s: stop what holds it or choose another port", *n, flag, c.Host)
+		}
+		port := ln.Addr().(*net.TCPAddr).Port
+		ln.Close()
+		if *n == 0 && c.chosen[port] {
+			continue // the kernel offered a port handed out already
+		}
+		*n = port
+		c.chosen[port] = true
+		return nil
+	}
+}
+
+func (c *Config) replicas(service string) int {
+	if n, ok := c.Replicas[service]; ok {
+		return n
+	}
+	return DefaultReplicas[service]
+}
+
+// Up builds what is missing, starts Consul, Jaeger, Prometheus and every
+// service, and returns once every instance passes its Consul check. If
+// anything fails, what was started is stopped again.
+func Up(ctx context.Context, cfg Config) (s *Stack, err error) {
+	start := time.Now()
+	if err := cfg.defaults(); err != nil {
+		return nil, err
+	}
+	if err := cfg.choosePorts(); err != nil {
+		return nil, err
+	}
+	s = &Stack{cfg: cfg}
+	defer func() {
+		if err != nil {
+			_ = s.Down(context.Background())
+			s = nil
+		}
+	}()
+	if err := s.build(ctx); err != nil {
+		return s, err
+	}
+	for _, dir := range []string{"logs", "data", "keys"} {
+		if err := os.MkdirAll(filepath.Join(cfg.RunDir, dir), 0o750); err != nil {
+			return s, err
+		}
+	}
+	if err := s.startConsul(ctx); err != nil {
+		return s, err
+	}
+	if err := s.startJaeger(ctx); err != nil {
+		return s, err
+	}
+	if err := s.startPrometheus(ctx); err != nil {
+		return s, err
+	}
+	for _, svc := range Services {
+		for n := 1; n <= cfg.replicas(svc); n++ {
+			if err := s.startService(svc, n); err != nil {
+				return s, err
+			}
+		}
+		if svc == "users" { // the others wait for its public key
+			if err := s.waitPassing(ctx, svc, cfg.replicas(svc), time.Minute); err != nil {
+				return s, err
+			}
+		}
+	}
+	for _, svc := range Services {
+		if err := s.waitPassing(ctx, svc, cfg.replicas(svc), time.Minute); err != nil {
+			return s, err
+		}
+	}
+	s.StartedIn = time.Since(start)
+	s.progress("ready in %s", s.StartedIn.Round(100*time.Millisecond))
+	return s, nil
+}
+
+func (s *Stack) progress(format string, args ...any) {
+	fmt.Fprintf(s.cfg.Progress, "  "+format+"\n", args...)
+}
+
+func (s *Stack) addr(port int) string { return net.JoinHostPort(s.cfg.Host, strconv.Itoa(port)) }
+
+func (s *Stack) launch(p *Proc) error {
+	if err := p.start(); err != nil {
+		return err
+	}
+	s.procs = append(s.procs, p)
+	return nil
+}
+
+func (s *Stack) startConsul(ctx context.Context) error {
+	serf, server := 0, 0
+	for _, n := range []*int{&serf, &server} {
+		if err := s.cfg.reserve(n, "a Consul internal port"); err != nil {
+			return err
+		}
+	}
+	s.ConsulURL = "http://" + s.addr(s.cfg.ConsulPort)
+	s.Consul = &Proc{
+		Name: "consul", Addr: s.addr(s.cfg.ConsulPort), LogPath: filepath.Join(s.cfg.RunDir, "logs", "consul.log"),
+		anyExitOnStop: true,
+		path:          s.tool("consul", ConsulVersion),
+		args: []string{"agent", "-dev", "-node", "glasshouse",
+			"-bind", s.cfg.Host, "-client", s.cfg.Host,
+			"-http-port", strconv.Itoa(s.cfg.ConsulPort),
+			"-dns-port", "-1", "-grpc-port", "-1", "-grpc-tls-port", "-1",
+			"-serf-lan-port", strconv.Itoa(serf), "-serf-wan-port", "-1",
+			"-server-port", strconv.Itoa(server), "-log-level", "warn"},
+	}
+	s.progress("starting Consul %s on %s", ConsulVersion, s.Consul.Addr)
+	if err := s.launch(s.Consul); err != nil {
+		return err
+	}
+	return s.waitHTTP(ctx, s.Consul, s.ConsulURL+"/v1/status/leader", func(body string) bool {
+		return strings.Trim(strings.TrimSpace(body), `"`) != ""
+	})
+}
+
+func (s *Stack) startJaeger(ctx context.Context) error {
+	grpc := 0
+	if err := s.cfg.reserve(&grpc, "Jaeger's query gRPC port"); err != nil {
+		return err
+	}
+	s.JaegerURL = "http://" + s.addr(s.cfg.JaegerPort)
+	s.OTLPURL = "http://" + s.addr(s.cfg.OTLPPort)
+	s.Jaeger = &Proc{
+		Name: "jaeger", Addr: s.addr(s.cfg.JaegerPort), LogPath: filepath.Join(s.cfg.RunDir, "logs", "jaeger.log"),
+		path: s.tool("jaeger", JaegerVersion),
+		args: []string{"--config", filepath.Join(s.cfg.Root, "deploy", "jaeger", "local.yaml")},
+		env: []string{
+			"JAEGER_QUERY_HTTP_ADDR=" + s.addr(s.cfg.JaegerPort),
+			"JAEGER_QUERY_GRPC_ADDR=" + s.addr(grpc),
+			"JAEGER_OTLP_HTTP_ADDR=" + s.addr(s.cfg.OTLPPort),
+			// Jaeger must not trace itself into a collector that isn't there.
+			"OTEL_TRACES_EXPORTER=none", "OTEL_SDK_DISABLED=true",
+		},
+	}
+	s.progress("starting Jaeger %s: query API %s, OTLP %s", JaegerVersion, s.JaegerURL, s.OTLPURL)
+	if err := s.launch(s.Jaeger); err != nil {
+		return err
+	}
+	return s.waitHTTP(ctx, s.Jaeger, s.JaegerURL+"/api/services", nil)
+}
+
+func (s *Stack) startPrometheus(ctx context.Context) error {
+	// The shared config names Consul as compose does; point it at ours.
+	shared, err := os.ReadFile(filepath.Join(s.cfg.Root, "deploy", "prometheus", "prometheus.yml"))
+	if err != nil {
+		return err
+	}
+	if !strings.Contains(string(shared), "server: consul:8500") {
+		return errors.New("deploy/prometheus/prometheus.yml no longer names consul:8500; update stack.startPrometheus")
+	}
+	local := strings.ReplaceAll(string(shared), "server: consul:8500", "server: "+s.Consul.Addr)
+	dir := filepath.Join(s.cfg.RunDir, "prometheus")
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return err
+	}
+	if err := copyRules(filepath.Join(s.cfg.Root, "deploy", "prometheus"), dir); err != nil {
+		return err
+	}
+	configPath := filepath.Join(dir, "prometheus.yml")
+	if err := os.WriteFile(configPath, []byte(local), 0o640); err != nil {
+		return err
+	}
+	s.PrometheusURL = "http://" + s.addr(s.cfg.PrometheusPort)
+	s.Prometheus = &Proc{
+		Name: "prometheus", Addr: s.addr(s.cfg.PrometheusPort), LogPath: filepath.Join(s.cfg.RunDir, "logs", "prometheus.log"),
+		path: s.tool("prometheus", PrometheusVersion),
+		args: []string{
+			"--config.file=" + configPath,
+			"--storage.tsdb.path=" + filepath.Join(s.cfg.RunDir, "data", "prometheus"),
+			"--storage.tsdb.retention.time=6h",
+			"--web.listen-address=" + s.addr(s.cfg.PrometheusPort),
+			"--web.enable-lifecycle",
+		},
+	}
+	s.progress("starting Prometheus %s on %s (targets from Consul)", PrometheusVersion, s.PrometheusURL)
+	if err := s.launch(s.Prometheus); err != nil {
+		return err
+	}
+	return s.waitHTTP(ctx, s.Prometheus, s.PrometheusURL+"/-/ready", nil)
+}
+
+// copyRules copies the rule files next to the generated config, so
+// rule_files paths resolve the same way as in compose.
+func copyRules(from, to string) error {
+	matches, _ := filepath.Glob(filepath.Join(from, "*.rules.yml"))
+	for _, m := range matches {
+		b, err := os.ReadFile(m)
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(to, filepath.Base(m)), b, 0o640); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Stack) startService(service string, replica int) error {
+	name := fmt.Sprintf("%s/%d", service, replica)
+	port, flag := 0, fmt.Sprintf("the port of %s; or use --random-ports", name)
+	switch {
+	case service == "gateway" && replica == 1:
+		port, flag = s.cfg.GatewayPort, "--gateway-port"
+	case !s.cfg.RandomPorts:
+		port = basePorts[service] + 100*(replica-1)
+	}
+	if err := s.cfg.reserve(&port, flag); err != nil {
+		return err
+	}
+	keys := filepath.Join(s.cfg.RunDir, "keys")
+	env := []string{
+		"LISTEN_ADDR=" + s.addr(port),
+		"CONSUL_HTTP_ADDR=" + s.Consul.Addr,
+		// Replicas on one host share their service's database file.
+		"DATA_DIR=" + filepath.Join(s.cfg.RunDir, "data", service),
+		"JWT_PRIVATE_KEY_FILE=" + filepath.Join(keys, "users-jwt.key"),
+		"JWT_PUBLIC_KEY_FILE=" + filepath.Join(keys, "users-jwt.pub"),
+		"OTEL_EXPORTER_OTLP_ENDPOINT=" + s.OTLPURL,
+		// Export spans every 500ms rather than every 5s, so a trace is in
+		// Jaeger by the time someone pastes its ID.
+		"OTEL_BSP_SCHEDULE_DELAY=500",
+		"CHECK_INTERVAL=1s",
+	}
+	if service == "gateway" {
+		// On one machine every request comes from one client address (the
+		// load generator's): allow it far more than a real client.
+		env = append(env, "RATE_LIMIT=1000", "RATE_BURST=2000")
+	}
+	env = append(env, s.cfg.Env["*"]...)
+	env = append(env, s.cfg.Env[service]...)
+	p := &Proc{
+		Name: name, Service: service, Replica: replica, Addr: s.addr(port),
+		LogPath: filepath.Join(s.cfg.RunDir, "logs", strings.ReplaceAll(name, "/", "-")+".log"),
+		path:    filepath.Join(s.cfg.BinDir, service),
+		env:     env,
+	}
+	if service == "gateway" {
+		s.GatewayURL = "http://" + p.Addr
+	}
+	s.progress("starting %-12s on %s", name, p.Addr)
+	return s.launch(p)
+}
+
+// Restart starts a stopped or killed instance again, on its old port.
+func (s *Stack) Restart(ctx context.Context, name string) error {
+	p := s.Proc(name)
+	if p == nil {
+		return fmt.Errorf("no process %q in the stack", name)
+	}
+	if p.Running() {
+		return fmt.Errorf("%s is still running", name)
+	}
+	if err := p.start(); err != nil {
+		return err
+	}
+	switch p.Name {
+	case "consul":
+		return s.waitHTTP(ctx, p, s.ConsulURL+"/v1/status/leader", func(body string) bool {
+			return strings.Trim(strings.TrimSpace(body), `"`) != ""
+		})
+	case "jaeger":
+		return s.waitHTTP(ctx, p, s.JaegerURL+"/api/services", nil)
+	case "prometheus":
+		return s.waitHTTP(ctx, p, s.PrometheusURL+"/-/ready", nil)
+	}
+	return s.waitHTTP(ctx, p, "http://"+p.Addr+"/readyz", nil)
+}
+
+// Proc returns the process with the given name, or nil.
+func (s *Stack) Proc(name string) *Proc {
+	for _, p := range s.procs {
+		if p.Name == name {
+			return p
+		}
+	}
+	return nil
+}
+
+// Instances returns the processes of one service, by replica.
+func (s *Stack) Instances(service string) []*Proc {
+	var out []*Proc
+	for _, p := range s.procs {
+		if p.Service == service {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// Procs returns every process of the stack, in start order.
+func (s *Stack) Procs() []*Proc { return append([]*Proc(nil), s.procs...) }
+
+// Down stops everything in order: the services first (each deregisters
+// from Consul and drains), then Prometheus, Jaeger and Consul. No process
+// is left behind: whatever does not stop in time is killed.
+func (s *Stack) Down(ctx context.Context) error {
+	var errs []error
+	// The gateway first, so no new request enters while the rest stops.
+	services := make([]*Proc, 0, len(s.procs))
+	for _, p := range s.procs {
+		if p.Service != "" {
+			services = append(services, p)
+		}
+	}
+	sort.SliceStable(services, func(i, j int) bool { return services[i].Service == "gateway" && services[j].Service != "gateway" })
+	for _, p := range services {
+		if p.Service == "gateway" {
+			if err := p.Stop(15 * time.Second); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	done := make(chan error, len(services))
+	n := 0
+	for _, p := range services {
+		if p.Service != "gateway" {
+			n++
+			go func() { done <- p.Stop(15 * time.Second) }()
+		}
+	}
+	for range n {
+		if err := <-done; err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for _, p := range []*Proc{s.Prometheus, s.Jaeger, s.Consul} {
+		if p != nil {
+			if err := p.Stop(10 * time.Second); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// waitHTTP polls url until it answers 200 (and ok accepts the body), the
+// process exits (an error quoting its log), or a minute passes.
+func (s *Stack) waitHTTP(ctx context.Context, p *Proc, url string, ok func(body string) bool) error {
+	client := &http.Client{Timeout: 2 * time.Second}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		if !p.Running() {
+			return fmt.Errorf("%s exited while starting; last lines of %s:\n%s", p.Name, p.LogPath, p.logTail(15))
+		}
+		if resp, err := client.Get(url); err == nil {
+			body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK && (ok == nil || ok(string(body))) {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s did not become ready at %s within a minute; see %s", p.Name, url, p.LogPath)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// waitPassing waits until n instances of service pass their checks.
+func (s *Stack) waitPassing(ctx context.Context, service string, n int, within time.Duration) error {
+	client, err := consul.NewClient(&consul.Config{Address: s.Consul.Addr})
+	if err != nil {
+		return err
+	}
+	deadline := time.Now().Add(within)
+	for {
+		for _, p := range s.Instances(service) {
+			if !p.Running() {
+				return fmt.Errorf("%s exited while starting; last lines of %s:\n%s", p.Name, p.LogPath, p.logTail(15))
+			}
+		}
+		entries, _, err := client.Health().Service(service, "", true, (&consul.QueryOptions{}).WithContext(ctx))
+		if err == nil && len(entries) >= n {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s: %d of %d instances passing in Consul after %s", service, len(entries), n, within)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// State is what `glasshouse up` records in RunDir/state.json, so that
+// `down`, `status` and `kill` in another terminal can find the stack.
+type State struct {
+	UpPID         int     `json:"up_pid"`
+	GatewayURL    string  `json:"gateway_url"`
+	ConsulURL     string  `json:"consul_url"`
+	JaegerURL     string  `json:"jaeger_url"`
+	PrometheusURL string  `json:"prometheus_url"`
+	RunDir        string  `json:"run_dir"`
+	Procs         []*Proc `json:"procs"`
+}
+
+// State describes the running stack.
+func (s *Stack) State() State {
+	return State{
+		UpPID: os.Getpid(), GatewayURL: s.GatewayURL, ConsulURL: s.ConsulURL, JaegerURL: s.JaegerURL,
+		PrometheusURL: s.PrometheusURL, RunDir: s.cfg.RunDir, Procs: s.procs,
+	}
+}
+
+// StatePath is where the state file of a stack in runDir lives.
+func StatePath(runDir string) string { return filepath.Join(runDir, "state.json") }
+
+// WriteState records the stack's state in its run directory.
+func (s *Stack) WriteState() error {
+	b, err := json.MarshalIndent(s.State(), "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(StatePath(s.cfg.RunDir), b, 0o640)
+}
+
+// ReadState reads the state of the stack running from runDir.
+func ReadState(runDir string) (State, error) {
+	var st State
+	b, err := os.ReadFile(StatePath(runDir))
+	if errors.Is(err, os.ErrNotExist) {
+		return st, fmt.Errorf("no stack is running from %s (no %s): start one with `glasshouse up`", runDir, StatePath(runDir))
+	}
+	if err != nil {
+		return st, err
+	}
+	return st, json.Unmarshal(b, &st)
+}
+
+// build makes sure every binary is there and current. In a source
+// checkout the services are always built: go build is incremental, so
+// this costs a second when nothing changed and never runs a stale binary.
+// The pinned tools are built from their tools/ modules once and kept by
+// version.
+func (s *Stack) build(ctx context.Context) error {
+	pkgs := make([]string, len(Services))
+	for i, svc := range Services {
+		pkgs[i] = "./cmd/" + svc
+	}
+	if _, err := os.Stat(filepath.Join(s.cfg.Root, "go.mod")); err == nil {
+		s.progress("building the services")
+		args := append([]string{"build", "-o", s.cfg.BinDir + string(filepath.Separator)}, pkgs...)
+		if err := s.run(ctx, s.cfg.Root, "go", args...); err != nil {
+			return err
+		}
+	} else {
+		for _, svc := range Services {
+			if _, err := os.Stat(filepath.Join(s.cfg.BinDir, svc)); err != nil {
+				return fmt.Errorf("no %s binary in %s, and no source to build it from", svc, s.cfg.BinDir)
+			}
+		}
+	}
+	for _, t := range []struct{ name, version, module, pkg string }{
+		{"consul", ConsulVersion, "consul", "github.com/hashicorp/consul"},
+		{"jaeger", JaegerVersion, "jaeger", "github.com/jaegertracing/jaeger/cmd/jaeger"},
+		{"prometheus", PrometheusVersion, "prometheus", "github.com/prometheus/prometheus/cmd/prometheus"},
+	} {
+		path := s.tool(t.name, t.version)
+		if _, err := os.Stat(path); err == nil {
+			continue
+		}
+		s.progress("building %s %s from source (first time only, a few minutes)", t.name, t.version)
+		if err := s.run(ctx, filepath.Join(s.cfg.Root, "tools", t.module), "go", "build", "-o", path, t.pkg); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// tool is the path of a pinned tool: $NAME_BIN if set (e.g. CONSUL_BIN),
+// else the versioned build in bin/tools.
+func (s *Stack) tool(name, version string) string {
+	if p := os.Getenv(strings.ToUpper(name) + "_BIN"); p != "" {
+		return p
+	}
+	return filepath.Join(s.cfg.ToolsDir, name+"-"+version)
+}
+
+func (s *Stack) run(ctx context.Context, dir, name string, args ...string) error {
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%s %s: %w\n%s", name, strings.Join(args, " "), err, out)
+	}
+	return nil
+}
