@@ -22,7 +22,9 @@ PROMETHEUS_BIN ?= $(TOOLS)/prometheus-$(PROMETHEUS_VERSION)
 PROMTOOL_BIN   ?= $(TOOLS)/promtool-$(PROMETHEUS_VERSION)
 export CONSUL_BIN JAEGER_BIN PROMETHEUS_BIN PROMTOOL_BIN
 
-.PHONY: all build run test vet fmt-check unit tools consul jaeger prometheus clean help
+COMPOSE ?= docker compose
+
+.PHONY: all build run test vet fmt-check unit tools consul jaeger prometheus clean help up down
 
 all: build
 
@@ -34,6 +36,13 @@ build: ## build every binary into bin/
 
 run: build tools ## run the whole platform locally: Consul, Jaeger, Prometheus, every service
 	$(BIN)/glasshouse up
+
+up: ## run the platform in containers with Grafana and the Jaeger UI (Docker Engine 25+)
+	GLASSHOUSE_VERSION=$(VERSION) $(COMPOSE) up --build --detach --wait
+	@echo "gateway http://localhost:8080  Grafana http://localhost:3000  Jaeger http://localhost:16686  Prometheus http://localhost:9090  Consul http://localhost:8500/ui"
+
+down: ## stop the containers (data stays in volumes; docker compose down --volumes wipes it)
+	$(COMPOSE) down
 
 test: fmt-check vet tools ## vet, then every test with the race detector (against the real tools)
 	$(GO) test -race -count=1 -timeout 20m ./...

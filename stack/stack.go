@@ -325,6 +325,8 @@ func (s *Stack) startPrometheus(ctx context.Context) error {
 			"--storage.tsdb.retention.time=6h",
 			"--web.listen-address=" + s.addr(s.cfg.PrometheusPort),
 			"--web.enable-lifecycle",
+			// Exemplars carry trace IDs from latency buckets to Jaeger.
+			"--enable-feature=exemplar-storage",
 		},
 	}
 	s.progress("starting Prometheus %s on %s (targets from Consul)", PrometheusVersion, s.PrometheusURL)

@@ -9,6 +9,7 @@
 //	glasshouse load     open-loop load through the gateway
 //	glasshouse trace ID a trace from Jaeger as a terminal waterfall
 //	glasshouse kill SERVICE[/N]   SIGKILL one instance
+//	glasshouse probe URL          a container healthcheck
 package main
 
 import (
@@ -36,6 +37,7 @@ var commands = map[string]command{
 	"load":   {"drive open-loop load through the gateway and report latency", cmdLoad},
 	"trace":  {"print a trace from Jaeger as a waterfall", cmdTrace},
 	"kill":   {"SIGKILL one instance: kill SERVICE[/N]", cmdKill},
+	"probe":  {"GET a URL; fail unless it answers 2xx (container healthchecks)", cmdProbe},
 }
 
 func main() {

@@ -31,6 +31,13 @@ func NewSagaMetrics(reg prometheus.Registerer) *SagaMetrics {
 		}, []string{"action"}),
 	}
 	reg.MustRegister(m.checkouts, m.compensations, m.recoveries)
+	// Known series start at zero, so dashboards show 0, not "no data".
+	for _, action := range []string{"release", "refund"} {
+		m.compensations.WithLabelValues(action)
+	}
+	for _, action := range []string{"forward", "compensate", "deferred", "settle"} {
+		m.recoveries.WithLabelValues(action)
+	}
 	return m
 }
 

@@ -1,0 +1,553 @@
+package deploy_test
+
+// deploy/k8s: the Kustomize base.
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"path"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strconv"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	k8syaml "k8s.io/apimachinery/pkg/util/yaml"
+	"sigs.k8s.io/yaml"
+
+	"github.com/glasshouse-dev/glasshouse/services/users"
+	"github.com/glasshouse-dev/glasshouse/stack"
+)
+
+// k8sDir holds the base, relative to this package.
+const k8sDir = "k8s"
+
+// kinds are the kinds the base may hold, each with its API version and a
+// fresh value of its Go type. A Secret is missing on purpose: the token
+// key pair is created in the cluster, never committed.
+var kinds = map[string]struct {
+	apiVersion string
+	new        func() any
+}{
+	"Deployment":            {"apps/v1", func() any { return new(appsv1.Deployment) }},
+	"Service":               {"v1", func() any { return new(corev1.Service) }},
+	"ConfigMap":             {"v1", func() any { return new(corev1.ConfigMap) }},
+	"PersistentVolumeClaim": {"v1", func() any { return new(corev1.PersistentVolumeClaim) }},
+}
+
+// k8sObjects is the base, decoded.
+type k8sObjects struct {
+	files       []string
+	deployments map[string]*appsv1.Deployment
+	services    map[string]*corev1.Service
+	configMaps  map[string]*corev1.ConfigMap
+	claims      map[string]*corev1.PersistentVolumeClaim
+}
+
+// loadK8s decodes every document of every manifest into its API type,
+// strictly: a misspelt or misplaced field is an error here, where
+// `kubectl apply` would drop it without a word (or, with server-side
+// validation, fail only at deploy time).
+func loadK8s(t *testing.T) k8sObjects {
+	t.Helper()
+	o := k8sObjects{
+		deployments: map[string]*appsv1.Deployment{},
+		services:    map[string]*corev1.Service{},
+		configMaps:  map[string]*corev1.ConfigMap{},
+		claims:      map[string]*corev1.PersistentVolumeClaim{},
+	}
+	paths, err := filepath.Glob(filepath.Join(k8sDir, "*.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range paths {
+		if filepath.Base(p) == "kustomization.yaml" {
+			continue
+		}
+		o.files = append(o.files, filepath.Base(p))
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := k8syaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(b)))
+		for n := 1; ; n++ {
+			doc, err := r.Read()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				t.Fatalf("%s: %v", p, err)
+			}
+			if len(bytes.TrimSpace(stripComments(doc))) == 0 {
+				continue
+			}
+			var meta struct {
+				APIVersion string `json:"apiVersion"`
+				Kind       string `json:"kind"`
+			}
+			if err := yaml.Unmarshal(doc, &meta); err != nil {
+				t.Fatalf("%s document %d: %v", p, n, err)
+			}
+			kind, ok := kinds[meta.Kind]
+			if !ok {
+				t.Errorf("%s document %d: kind %q is not expected in the base", p, n, meta.Kind)
+				continue
+			}
+			if meta.APIVersion != kind.apiVersion {
+				t.Errorf("%s document %d: %s has apiVersion %q, want %q", p, n, meta.Kind, meta.APIVersion, kind.apiVersion)
+			}
+			obj := kind.new()
+			if err := yaml.UnmarshalStrict(doc, obj); err != nil {
+				t.Errorf("%s document %d (%s): %v", p, n, meta.Kind, err)
+				continue
+			}
+			switch obj := obj.(type) {
+			case *appsv1.Deployment:
+				o.deployments[obj.Name] = obj
+			case *corev1.Service:
+				o.services[obj.Name] = obj
+			case *corev1.ConfigMap:
+				o.configMaps[obj.Name] = obj
+			case *corev1.PersistentVolumeClaim:
+				o.claims[obj.Name] = obj
+			}
+		}
+	}
+	if len(o.files) == 0 {
+		t.Fatal("no manifests in deploy/k8s")
+	}
+	return o
+}
+
+// stripComments drops comment lines, to tell an empty document (a file's
+// header, say) from one with content.
+func stripComments(doc []byte) []byte {
+	var out []byte
+	for _, line := range bytes.Split(doc, []byte("\n")) {
+		if !bytes.HasPrefix(bytes.TrimSpace(line), []byte("#")) {
+			out = append(out, line...)
+			out = append(out, '\n')
+		}
+	}
+	return out
+}
+
+func TestKustomizationListsEveryManifest(t *testing.T) {
+	o := loadK8s(t)
+	b, err := os.ReadFile(filepath.Join(k8sDir, "kustomization.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var k struct {
+		APIVersion string   `json:"apiVersion"`
+		Kind       string   `json:"kind"`
+		Resources  []string `json:"resources"`
+	}
+	if err := yaml.Unmarshal(b, &k); err != nil {
+		t.Fatal(err)
+	}
+	if k.APIVersion != "kustomize.config.k8s.io/v1beta1" || k.Kind != "Kustomization" {
+		t.Errorf("kustomization.yaml is %s %s, want kustomize.config.k8s.io/v1beta1 Kustomization", k.APIVersion, k.Kind)
+	}
+	got := slices.Sorted(slices.Values(k.Resources))
+	if want := slices.Sorted(slices.Values(o.files)); !reflect.DeepEqual(got, want) {
+		t.Errorf("kustomization.yaml lists %v; the manifests here are %v", got, want)
+	}
+}
+
+func TestKubernetesRunsEveryService(t *testing.T) {
+	o := loadK8s(t)
+	for _, name := range serviceNames(t) {
+		d, ok := o.deployments[name]
+		if !ok {
+			t.Errorf("no Deployment %s", name)
+			continue
+		}
+		if got := d.Spec.Replicas; got == nil || int(*got) != stack.DefaultReplicas[name] {
+			t.Errorf("Deployment %s: replicas %s, want %d as in compose and the local stack (stated, not defaulted)", name, optional(got), stack.DefaultReplicas[name])
+		}
+		c := glasshouseContainer(t, d)
+		if c == nil {
+			continue
+		}
+		if len(c.Command) == 0 || c.Command[0] != name {
+			t.Errorf("Deployment %s runs %v, want the %s program", name, c.Command, name)
+		}
+		svc, ok := o.services[name]
+		if !ok {
+			t.Errorf("no Service %s", name)
+			continue
+		}
+		if !selects(svc.Spec.Selector, d.Spec.Template.Labels) {
+			t.Errorf("Service %s selects %v, which Deployment %s's pods (%v) do not carry", name, svc.Spec.Selector, name, d.Spec.Template.Labels)
+		}
+		for _, sp := range svc.Spec.Ports {
+			if !hasPort(c, sp.TargetPort.String()) {
+				t.Errorf("Service %s: targetPort %s is no port of the %s container", name, sp.TargetPort.String(), name)
+			}
+		}
+	}
+}
+
+// optional prints a count that may be unset.
+func optional(n *int32) string {
+	if n == nil {
+		return "unset"
+	}
+	return strconv.Itoa(int(*n))
+}
+
+// glasshouseContainer returns the one container of d, which must run the
+// glasshouse image.
+func glasshouseContainer(t *testing.T, d *appsv1.Deployment) *corev1.Container {
+	t.Helper()
+	cs := d.Spec.Template.Spec.Containers
+	if len(cs) != 1 {
+		t.Errorf("Deployment %s: %d containers, want 1", d.Name, len(cs))
+		return nil
+	}
+	if repo, _, _ := imageRef(cs[0].Image); repo != "glasshouse" {
+		t.Errorf("Deployment %s runs %s, not the glasshouse image", d.Name, cs[0].Image)
+		return nil
+	}
+	return &cs[0]
+}
+
+// selects tells whether a non-empty label selector matches labels.
+func selects(selector, labels map[string]string) bool {
+	if len(selector) == 0 {
+		return false
+	}
+	for k, v := range selector {
+		if labels[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// hasPort tells whether c declares port, given by name or number.
+func hasPort(c *corev1.Container, port string) bool {
+	for _, p := range c.Ports {
+		if p.Name == port || strconv.Itoa(int(p.ContainerPort)) == port {
+			return true
+		}
+	}
+	return false
+}
+
+func TestKubernetesDeploymentsAreProbedLimitedAndLockedDown(t *testing.T) {
+	o := loadK8s(t)
+	for name, d := range o.deployments {
+		pod := d.Spec.Template.Spec
+		if d.Spec.Selector == nil || !selects(d.Spec.Selector.MatchLabels, d.Spec.Template.Labels) {
+			t.Errorf("Deployment %s: its selector does not select its own pods", name)
+		}
+		for _, c := range pod.Containers {
+			where := fmt.Sprintf("Deployment %s, container %s", name, c.Name)
+			checkPinned(t, where, c.Image)
+			if c.ReadinessProbe == nil || c.LivenessProbe == nil {
+				t.Errorf("%s: needs a readiness and a liveness probe", where)
+			}
+			req, lim := c.Resources.Requests, c.Resources.Limits
+			if req.Cpu().IsZero() || req.Memory().IsZero() || lim.Memory().IsZero() {
+				t.Errorf("%s: needs CPU and memory requests and a memory limit (has requests %v, limits %v)", where, req, lim)
+			}
+			if v := envValue(&c, "GOMEMLIMIT"); v != "" || isGlasshouse(&c) {
+				checkGoMemLimit(t, where, v, lim.Memory().Value())
+			}
+
+			runAsNonRoot := pod.SecurityContext != nil && pod.SecurityContext.RunAsNonRoot != nil && *pod.SecurityContext.RunAsNonRoot
+			sc := c.SecurityContext
+			if sc != nil && sc.RunAsNonRoot != nil {
+				runAsNonRoot = *sc.RunAsNonRoot
+			}
+			if !runAsNonRoot {
+				t.Errorf("%s: runAsNonRoot is not set", where)
+			}
+			if sc == nil || sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation {
+				t.Errorf("%s: allowPrivilegeEscalation must be false", where)
+			}
+			if sc == nil || sc.Capabilities == nil || !slices.Contains(sc.Capabilities.Drop, "ALL") {
+				t.Errorf("%s: capabilities must drop ALL", where)
+			}
+			if sc == nil || sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem {
+				t.Errorf("%s: readOnlyRootFilesystem must be true (give writable paths a volume)", where)
+			}
+		}
+	}
+}
+
+// isGlasshouse tells whether c runs the glasshouse image.
+func isGlasshouse(c *corev1.Container) bool {
+	repo, _, _ := imageRef(c.Image)
+	return repo == "glasshouse"
+}
+
+// envValue is the literal value of c's variable name, "" if unset.
+func envValue(c *corev1.Container, name string) string {
+	for _, e := range c.Env {
+		if e.Name == name {
+			return e.Value
+		}
+	}
+	return ""
+}
+
+// envVar is c's variable name, nil if unset.
+func envVar(c *corev1.Container, name string) *corev1.EnvVar {
+	for i, e := range c.Env {
+		if e.Name == name {
+			return &c.Env[i]
+		}
+	}
+	return nil
+}
+
+func TestKubernetesServicesProbeHealthAndAdvertiseThePod(t *testing.T) {
+	o := loadK8s(t)
+	for _, name := range serviceNames(t) {
+		d, ok := o.deployments[name]
+		if !ok {
+			continue // reported by TestKubernetesRunsEveryService
+		}
+		c := glasshouseContainer(t, d)
+		if c == nil {
+			continue
+		}
+		where := "Deployment " + name
+		port := listenPort(t, where, envValue(c, "LISTEN_ADDR"))
+		if !hasPort(c, port) {
+			t.Errorf("%s: LISTEN_ADDR port %s is not a container port", where, port)
+		}
+		for probe, p := range map[string]struct {
+			probe *corev1.Probe
+			path  string
+		}{
+			"readiness": {c.ReadinessProbe, "/readyz"},
+			"liveness":  {c.LivenessProbe, "/healthz"},
+			"startup":   {c.StartupProbe, "/healthz"},
+		} {
+			if p.probe == nil {
+				continue // required ones are reported above
+			}
+			g := p.probe.HTTPGet
+			if g == nil || g.Path != p.path || !hasPort(c, g.Port.String()) || portNumber(c, g.Port.String()) != port {
+				t.Errorf("%s: the %s probe must GET %s on port %s", where, probe, p.path, port)
+			}
+		}
+		// Consul's checks and the callers dial the advertised address,
+		// which must be the pod's own.
+		adv := envVar(c, "ADVERTISE_ADDR")
+		if adv == nil || adv.ValueFrom == nil || adv.ValueFrom.FieldRef == nil || adv.ValueFrom.FieldRef.FieldPath != "status.podIP" {
+			t.Errorf("%s: ADVERTISE_ADDR must come from the downward API, status.podIP", where)
+		}
+		// Where to find Consul and the collector comes from the ConfigMap.
+		found := false
+		for _, from := range c.EnvFrom {
+			if from.ConfigMapRef == nil {
+				continue
+			}
+			cm, ok := o.configMaps[from.ConfigMapRef.Name]
+			if !ok {
+				t.Errorf("%s: envFrom names ConfigMap %s, which the base lacks", where, from.ConfigMapRef.Name)
+				continue
+			}
+			found = cm.Data["CONSUL_HTTP_ADDR"] != "" && cm.Data["OTEL_EXPORTER_OTLP_ENDPOINT"] != ""
+		}
+		if !found {
+			t.Errorf("%s: takes CONSUL_HTTP_ADDR and OTEL_EXPORTER_OTLP_ENDPOINT from no ConfigMap", where)
+		}
+		for _, key := range []string{"CONSUL_HTTP_ADDR", "OTEL_EXPORTER_OTLP_ENDPOINT"} {
+			if envVar(c, key) != nil {
+				t.Errorf("%s: sets %s itself instead of taking it from the ConfigMap", where, key)
+			}
+		}
+		// The root file system is read only: the data directory must be
+		// a writable volume.
+		if dir := envValue(c, "DATA_DIR"); dir != "" {
+			if m := volumeMountAt(c, dir); m == nil || m.ReadOnly {
+				t.Errorf("%s: DATA_DIR %s is not a writable volume mount", where, dir)
+			}
+		}
+	}
+}
+
+// portNumber is the number of c's port given by name or number.
+func portNumber(c *corev1.Container, port string) string {
+	for _, p := range c.Ports {
+		if p.Name == port || strconv.Itoa(int(p.ContainerPort)) == port {
+			return strconv.Itoa(int(p.ContainerPort))
+		}
+	}
+	return ""
+}
+
+// volumeMountAt is the mount of c at dir, nil if none.
+func volumeMountAt(c *corev1.Container, dir string) *corev1.VolumeMount {
+	for i, m := range c.VolumeMounts {
+		if path.Clean(m.MountPath) == path.Clean(dir) {
+			return &c.VolumeMounts[i]
+		}
+	}
+	return nil
+}
+
+// secretFile finds the Secret volume that puts file into the container
+// under the file's own name as key, and the keys it projects (nil: all of
+// them).
+func secretFile(d *appsv1.Deployment, c *corev1.Container, file string) (secret string, keys []string, ok bool) {
+	m := volumeMountAt(c, path.Dir(file))
+	if m == nil {
+		return "", nil, false
+	}
+	for _, v := range d.Spec.Template.Spec.Volumes {
+		if v.Name != m.Name || v.Secret == nil {
+			continue
+		}
+		projected := v.Secret.Items == nil
+		for _, item := range v.Secret.Items {
+			keys = append(keys, item.Key)
+			projected = projected || (item.Key == path.Base(file) && item.Path == path.Base(file))
+		}
+		return v.Secret.SecretName, keys, projected
+	}
+	return "", nil, false
+}
+
+func TestKubernetesTokenKeysComeFromOneSecret(t *testing.T) {
+	o := loadK8s(t)
+	d, ok := o.deployments["users"]
+	if !ok {
+		t.Fatal("no Deployment users")
+	}
+	c := glasshouseContainer(t, d)
+	if c == nil {
+		t.FailNow()
+	}
+	private := envValue(c, "JWT_PRIVATE_KEY_FILE")
+	secret, keys, ok := secretFile(d, c, private)
+	if private == "" || !ok {
+		t.Fatalf("users: JWT_PRIVATE_KEY_FILE=%q must be a file of a Secret volume", private)
+	}
+	// users finds the public key beside the private one, and with a
+	// read-only mount it cannot write one there: it needs both.
+	if keys != nil && (!slices.Contains(keys, path.Base(private)) || !slices.Contains(keys, path.Base(users.PublicKeyPath(private)))) {
+		t.Errorf("users: the Secret volume projects %v; users needs the private and the public key", keys)
+	}
+	for _, name := range tokenReaders {
+		d, ok := o.deployments[name]
+		if !ok {
+			continue
+		}
+		c := glasshouseContainer(t, d)
+		if c == nil {
+			continue
+		}
+		public := envValue(c, "JWT_PUBLIC_KEY_FILE")
+		if public != users.PublicKeyPath(private) {
+			t.Errorf("%s: JWT_PUBLIC_KEY_FILE=%q, want %q, the name users gives the public key", name, public, users.PublicKeyPath(private))
+		}
+		s, keys, ok := secretFile(d, c, public)
+		if !ok || s != secret {
+			t.Errorf("%s: %s must come from the Secret %s", name, public, secret)
+		}
+		// Only what it needs: a service that checks tokens never holds
+		// the key that signs them.
+		if !reflect.DeepEqual(keys, []string{path.Base(public)}) {
+			t.Errorf("%s: the Secret volume projects %v, want only [%s]", name, keys, path.Base(public))
+		}
+	}
+}
+
+func TestKubernetesSQLiteReplicasShareANode(t *testing.T) {
+	o := loadK8s(t)
+	for name, d := range o.deployments {
+		pod := d.Spec.Template.Spec
+		for _, v := range pod.Volumes {
+			if v.PersistentVolumeClaim == nil {
+				continue
+			}
+			claim, ok := o.claims[v.PersistentVolumeClaim.ClaimName]
+			if !ok {
+				t.Errorf("Deployment %s mounts claim %s, which the base lacks", name, v.PersistentVolumeClaim.ClaimName)
+				continue
+			}
+			if !reflect.DeepEqual(claim.Spec.AccessModes, []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce}) {
+				t.Errorf("claim %s: access modes %v; SQLite needs a local ReadWriteOnce volume, never a network file system", claim.Name, claim.Spec.AccessModes)
+			}
+			// Every pod of the Deployment, old and new ones during a
+			// rollout included, opens the same SQLite file: they must all
+			// run on the node that mounts the volume.
+			colocated := false
+			if a := pod.Affinity; a != nil && a.PodAffinity != nil {
+				for _, term := range a.PodAffinity.RequiredDuringSchedulingIgnoredDuringExecution {
+					if term.TopologyKey == corev1.LabelHostname && term.LabelSelector != nil && selects(term.LabelSelector.MatchLabels, d.Spec.Template.Labels) {
+						colocated = true
+					}
+				}
+			}
+			if !colocated {
+				t.Errorf("Deployment %s shares the ReadWriteOnce claim %s between its pods without requiring them on one node (podAffinity on %s)", name, claim.Name, corev1.LabelHostname)
+			}
+		}
+	}
+}
+
+func TestKubernetesPlatformAddressesNameItsServices(t *testing.T) {
+	o := loadK8s(t)
+	cm, ok := o.configMaps["glasshouse"]
+	if !ok {
+		t.Fatal("no ConfigMap glasshouse")
+	}
+	for key, addr := range map[string]string{"CONSUL_HTTP_ADDR": cm.Data["CONSUL_HTTP_ADDR"], "OTEL_EXPORTER_OTLP_ENDPOINT": cm.Data["OTEL_EXPORTER_OTLP_ENDPOINT"]} {
+		host, port := hostOf(addr), ""
+		if u, err := url.Parse(addr); err == nil && u.Port() != "" {
+			port = u.Port()
+		} else {
+			_, port, _ = net.SplitHostPort(addr)
+		}
+		svc, ok := o.services[host]
+		if !ok {
+			t.Errorf("%s=%q: the base has no Service %q", key, addr, host)
+			continue
+		}
+		served := false
+		for _, p := range svc.Spec.Ports {
+			served = served || strconv.Itoa(int(p.Port)) == port
+		}
+		if !served {
+			t.Errorf("%s=%q: Service %s has no port %s", key, addr, host, port)
+		}
+	}
+}
+
+func TestKubernetesJaegerConfigIsTheLocalStacks(t *testing.T) {
+	o := loadK8s(t)
+	cm, ok := o.configMaps["jaeger"]
+	if !ok {
+		t.Fatal("no ConfigMap jaeger")
+	}
+	local, err := os.ReadFile(filepath.Join("jaeger", "local.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want, got any
+	if err := yaml.Unmarshal(local, &want); err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal([]byte(cm.Data["config.yaml"]), &got); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("ConfigMap jaeger's config.yaml differs from deploy/jaeger/local.yaml; keep them the same\n got: %v\nwant: %v", got, want)
+	}
+}
