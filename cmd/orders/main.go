@@ -39,7 +39,9 @@ func main() {
 // endpoints, HTTP.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) (err error) {
 	flags := config.NewFlags("orders", getenv, stdout)
-	common := platform.CommonFlags(flags, ":8083")
+	// A checkout in flight at SIGTERM is given its whole saga time to end
+	// before the store closes under it.
+	common := platform.CommonFlagsDraining(flags, ":8083", 25*time.Second)
 	dataDir := flags.String("data-dir", "DATA_DIR", "data/orders", "directory for the SQLite database")
 	publicKey := flags.String("jwt-public-key", "JWT_PUBLIC_KEY_FILE", "data/keys/users-jwt.pub", "users' public key (PEM), to check bearer tokens")
 	keyWait := flags.Duration("jwt-key-wait", "JWT_KEY_WAIT", 30*time.Second, "how long to wait for the public key file at start")
@@ -86,6 +88,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	if err := opts.Validate(); err != nil {
 		return err
+	}
+	if common.DrainTimeout() < *sagaTimeout {
+		return fmt.Errorf("the drain timeout (%s) must be at least the saga timeout (%s), or a shutdown cuts checkouts short", common.DrainTimeout(), *sagaTimeout)
 	}
 	saga := orders.NewService(store, inv, pay, opts)
 	endpoints := orders.NewEndpoints(saga, proc.Endpoint)

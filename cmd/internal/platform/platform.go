@@ -33,13 +33,22 @@ type Flags struct {
 // CommonFlags defines -listen (default defaultListen), -drain-timeout and
 // the Consul flags on f.
 func CommonFlags(f *config.Flags, defaultListen string) Flags {
+	return CommonFlagsDraining(f, defaultListen, 10*time.Second)
+}
+
+// CommonFlagsDraining is CommonFlags with another default drain time, for
+// a service whose requests may take longer than the usual 10s.
+func CommonFlagsDraining(f *config.Flags, defaultListen string, drain time.Duration) Flags {
 	return Flags{
 		listen:    f.String("listen", "LISTEN_ADDR", defaultListen, "address to serve HTTP on"),
-		drain:     f.Duration("drain-timeout", "DRAIN_TIMEOUT", 10*time.Second, "how long in-flight requests get to finish on shutdown"),
+		drain:     f.Duration("drain-timeout", "DRAIN_TIMEOUT", drain, "how long in-flight requests get to finish on shutdown"),
 		faults:    f.Bool("fault-injection", "FAULT_INJECTION", false, "honour faults requested in a request's baggage (chaos tests only; never in production)"),
 		discovery: DiscoveryFlags(f),
 	}
 }
+
+// DrainTimeout is the configured drain time.
+func (f Flags) DrainTimeout() time.Duration { return *f.drain }
 
 // Process is one running service instance's shared machinery.
 type Process struct {
