@@ -2,6 +2,7 @@ package transport
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/http"
 	"net/url"
@@ -97,6 +98,17 @@ type ClientFactory func(ClientRoute) endpoint.Endpoint
 // base, with no discovery, breaker or retry: for tools and tests.
 func DirectFactory(base *url.URL, opts ...httptransport.ClientOption) ClientFactory {
 	return func(route ClientRoute) endpoint.Endpoint { return route.endpoint(base, opts...) }
+}
+
+// NewDirectFactory is DirectFactory for baseURL (like
+// "http://127.0.0.1:8082"), with the instrumented HTTP client and timeout
+// bounding each call (zero: DefaultCallTimeout).
+func NewDirectFactory(baseURL string, tel observability.Telemetry, timeout time.Duration) (ClientFactory, error) {
+	base, err := url.Parse(baseURL)
+	if err != nil || base.Scheme == "" || base.Host == "" {
+		return nil, fmt.Errorf("base URL %q must be absolute, like http://host:port", baseURL)
+	}
+	return DirectFactory(base, ClientOptions(NewHTTPClient(tel, timeout))...), nil
 }
 
 type bearerKey struct{}

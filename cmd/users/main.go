@@ -7,10 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
 	"path/filepath"
-	"syscall"
 
 	"github.com/glasshouse-dev/glasshouse/cmd/internal/config"
 	"github.com/glasshouse-dev/glasshouse/cmd/internal/platform"
@@ -20,14 +17,7 @@ import (
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout); err != nil {
-		fmt.Fprintln(os.Stderr, "users:", err)
-		os.Exit(1)
-	}
-}
+func main() { platform.Main("users", run) }
 
 // run wires the service inside-out (signing key and store → service →
 // endpoints → HTTP) and serves until ctx is cancelled, registered in

@@ -2,7 +2,6 @@ package orders
 
 import (
 	"fmt"
-	"net/url"
 	"time"
 
 	"github.com/glasshouse-dev/glasshouse/observability"
@@ -20,12 +19,11 @@ func NewClient(remote *transport.Remote, tel observability.Telemetry) Service {
 // NewHTTPClient returns an orders Service that calls the one instance at
 // baseURL, without discovery or retries.
 func NewHTTPClient(baseURL string, tel observability.Telemetry, timeout time.Duration) (Service, error) {
-	base, err := url.Parse(baseURL)
-	if err != nil || base.Scheme == "" || base.Host == "" {
-		return nil, fmt.Errorf("orders client: base URL %q must be absolute, like http://host:port", baseURL)
+	build, err := transport.NewDirectFactory(baseURL, tel, timeout)
+	if err != nil {
+		return nil, fmt.Errorf("orders client: %w", err)
 	}
-	opts := transport.ClientOptions(transport.NewHTTPClient(tel, timeout))
-	return makeClientEndpoints(transport.DirectFactory(base, opts...)).With(clientMiddleware(tel)), nil
+	return makeClientEndpoints(build).With(clientMiddleware(tel)), nil
 }
 
 func clientMiddleware(tel observability.Telemetry) Middleware {

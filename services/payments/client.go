@@ -2,7 +2,6 @@ package payments
 
 import (
 	"fmt"
-	"net/url"
 	"time"
 
 	"github.com/glasshouse-dev/glasshouse/observability"
@@ -26,12 +25,11 @@ func NewClient(remote *transport.Remote, tel observability.Telemetry) Service {
 // baseURL, e.g. "http://127.0.0.1:8084", without discovery or retries.
 // timeout bounds each call; zero means transport.DefaultCallTimeout.
 func NewHTTPClient(baseURL string, tel observability.Telemetry, timeout time.Duration) (Service, error) {
-	base, err := url.Parse(baseURL)
-	if err != nil || base.Scheme == "" || base.Host == "" {
-		return nil, fmt.Errorf("payments client: base URL %q must be absolute, like http://host:port", baseURL)
+	build, err := transport.NewDirectFactory(baseURL, tel, timeout)
+	if err != nil {
+		return nil, fmt.Errorf("payments client: %w", err)
 	}
-	opts := transport.ClientOptions(transport.NewHTTPClient(tel, timeout))
-	return makeClientEndpoints(transport.DirectFactory(base, opts...)).With(clientMiddleware(tel)), nil
+	return makeClientEndpoints(build).With(clientMiddleware(tel)), nil
 }
 
 // clientMiddleware gives each call a client span named like the server's
