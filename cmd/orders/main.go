@@ -37,7 +37,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	keyWait := flags.Duration("jwt-key-wait", "JWT_KEY_WAIT", 30*time.Second, "how long to wait for the public key file at start")
 	recoveryEvery := flags.Duration("recovery-interval", "RECOVERY_INTERVAL", 10*time.Second, "how often interrupted checkouts are looked for")
 	staleAfter := flags.Duration("saga-stale-after", "SAGA_STALE_AFTER", 30*time.Second, "how long a checkout may sit untouched before recovery takes it over")
-	settleAfter := flags.Duration("settle-after", "SETTLE_AFTER", time.Minute, "how long a failed checkout is watched for a late charge")
 	sagaTimeout := flags.Duration("saga-timeout", "SAGA_TIMEOUT", 20*time.Second, "how long one checkout may take, compensations included")
 	if err := flags.Parse(args); err != nil {
 		return err
@@ -71,7 +70,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	opts := orders.Options{
 		SagaTimeout: *sagaTimeout,
 		StaleAfter:  *staleAfter,
-		SettleAfter: *settleAfter,
 		Logger:      tel.Logger,
 		Metrics:     orders.NewSagaMetrics(tel.Registry),
 		Tracer:      tel.Tracer("glasshouse/orders"),

@@ -71,7 +71,7 @@ func (s *CheckoutSaga) Recover(ctx context.Context) (RecoveryReport, error) {
 	}
 	for _, r := range unsettled {
 		sctx, span := s.opts.Tracer.Start(ctx, "orders.Settle", trace.WithAttributes(attribute.String("glasshouse.order.id", r.ID)))
-		settled := s.settle(sctx, r, now)
+		settled := s.settle(sctx, r)
 		span.End()
 		if settled {
 			rep.Settled++
@@ -116,24 +116,12 @@ func (s *CheckoutSaga) resume(ctx context.Context, r record) Status {
 	return after.Status
 }
 
-// settle checks a failed order whose charge was in doubt: a charge that
-// landed after all is refunded; no charge after SettleAfter means none
-// will come. It reports whether the question is closed.
-func (s *CheckoutSaga) settle(ctx context.Context, r record, now time.Time) bool {
-	charge, err := s.payments.FindCharge(ctx, r.ID)
-	switch {
-	case errs.CodeOf(err) == payments.CodeChargeNotFound:
-		if now.Sub(r.UpdatedAt) < s.opts.SettleAfter {
-			return false
-		}
-	case err != nil:
+// settle finishes the compensation of a failed order that payments could
+// not be asked about: void it (so no charge can land later) and refund
+// the charge it had, if any. It reports whether that is done.
+func (s *CheckoutSaga) settle(ctx context.Context, r record) bool {
+	if err := s.voidCharge(ctx, r); err != nil {
 		return false
-	case charge.Status == payments.Succeeded:
-		if _, err := s.payments.Refund(ctx, charge.ID); err != nil {
-			return false
-		}
-		s.opts.Metrics.compensation("refund")
-		s.opts.Logger.WarnContext(ctx, "refunded a charge that landed after its order failed", "order", r.ID, "charge", charge.ID)
 	}
 	return s.store.settle(ctx, r.ID) == nil
 }

@@ -29,9 +29,6 @@ type Options struct {
 	// recovery loop takes it over (default 30s). It must exceed
 	// SagaTimeout, so a checkout still running is never resumed as well.
 	StaleAfter time.Duration
-	// SettleAfter is how long a failed order whose charge was in doubt is
-	// watched for a late charge before recovery stops looking (default 1m).
-	SettleAfter time.Duration
 	// Now is the clock; tests replace it.
 	Now func() time.Time
 	// Logger receives saga decisions; nil discards them.
@@ -49,9 +46,6 @@ func (o Options) withDefaults() Options {
 	}
 	if o.StaleAfter <= 0 {
 		o.StaleAfter = 30 * time.Second
-	}
-	if o.SettleAfter <= 0 {
-		o.SettleAfter = time.Minute
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -232,39 +226,34 @@ func (s *CheckoutSaga) compensate(ctx context.Context, r record, cause error) (O
 	}
 	s.opts.Metrics.compensation("release")
 
-	// If payments cannot be asked now, the order still fails (the
-	// customer's answer cannot wait), marked unsettled: recovery keeps
-	// asking payments and refunds any charge it finds.
-	unsettled, err := s.refundAnyCharge(ctx, r)
-	if err != nil {
+	// If payments cannot be reached now, the order still fails (the
+	// customer's answer cannot wait), marked unsettled: recovery voids it
+	// as soon as payments answers, refunding any charge it finds.
+	unsettled := false
+	if err := s.voidCharge(ctx, r); err != nil {
 		s.opts.Logger.WarnContext(ctx, "charge left to recovery: cannot reach payments", "order", r.ID, "error", err)
 		unsettled = true
 	}
 	return s.finish(ctx, r, Failed, cause, unsettled)
 }
 
-// refundAnyCharge refunds the order's charge if there is a successful one.
-// It reports unsettled when payments has no charge yet but one may still
-// arrive (the request was in flight when the saga failed).
-func (s *CheckoutSaga) refundAnyCharge(ctx context.Context, r record) (unsettled bool, err error) {
-	chargeID := r.ChargeID
-	if chargeID == "" {
-		found, err := s.payments.FindCharge(ctx, r.ID)
-		switch {
-		case errs.CodeOf(err) == payments.CodeChargeNotFound:
-			return r.Step != StepCreated, nil
-		case err != nil:
-			return false, err
-		case found.Status != payments.Succeeded:
-			return false, nil // declined or already refunded: no money held
-		}
-		chargeID = found.ID
+// voidCharge closes the order to charges and refunds the charge it had,
+// if that one succeeded. Voiding mirrors releasing the reservation: a
+// Charge request still in flight when the saga failed is refused when it
+// arrives, so no money can be taken for a failed order, however late.
+func (s *CheckoutSaga) voidCharge(ctx context.Context, r record) error {
+	charge, err := s.payments.Void(ctx, r.ID)
+	if err != nil {
+		return err
 	}
-	if _, err := s.payments.Refund(ctx, chargeID); err != nil {
-		return false, err
+	if charge.Status != payments.Succeeded {
+		return nil // never charged (now never will be), declined, or refunded
+	}
+	if _, err := s.payments.Refund(ctx, charge.ID); err != nil {
+		return err
 	}
 	s.opts.Metrics.compensation("refund")
-	return false, nil
+	return nil
 }
 
 // finish records the order's terminal status and returns what the caller

@@ -117,6 +117,12 @@ func (f flakyPayments) Refund(ctx context.Context, id string) (payments.Charge, 
 	}
 	return f.svc.Refund(ctx, id)
 }
+func (f flakyPayments) Void(ctx context.Context, orderID string) (payments.Charge, error) {
+	if err := f.call(); err != nil {
+		return payments.Charge{}, err
+	}
+	return f.svc.Void(ctx, orderID)
+}
 func (f flakyPayments) FindCharge(ctx context.Context, orderID string) (payments.Charge, error) {
 	if err := f.call(); err != nil {
 		return payments.Charge{}, err
@@ -145,7 +151,7 @@ func newWorld(t *testing.T) *world {
 	w.inventory = &outage[inventory.Service]{svc: inventory.NewService(w.invStore, inventory.Options{Now: w.clock.Now})}
 	w.payments = &outage[payments.Service]{svc: payments.NewService(w.payStore, payments.Options{Now: w.clock.Now})}
 	w.saga = NewService(w.store, flakyInventory{w.inventory, &w.crashInventoryOnCommit}, flakyPayments{w.payments}, Options{
-		Now: w.clock.Now, StaleAfter: 30 * time.Second, SettleAfter: time.Minute,
+		Now: w.clock.Now, StaleAfter: 30 * time.Second,
 	})
 	return w
 }
@@ -291,18 +297,20 @@ func TestPaymentsDownFailsFastAndCompensates(t *testing.T) {
 	if ledger, _ := w.invStore.StockLedger(ctx); ledger["TEE"].Held != 0 {
 		t.Errorf("stock still held after the failure: %+v", ledger["TEE"])
 	}
-	// Whether a charge landed could not be asked; recovery keeps asking.
+	// The order could not be voided at payments; recovery keeps trying.
 	if rep, _ := w.saga.Recover(ctx); rep.Settled != 0 {
 		t.Errorf("settled while payments is still down: %+v", rep)
 	}
 
 	w.payments.down.Store(false)
+	if rep, err := w.saga.Recover(ctx); err != nil || rep.Settled != 1 {
+		t.Errorf("recovery = %+v, %v; want the failed order voided at payments", rep, err)
+	}
+	// Voided: a charge for it that was still in flight is refused.
+	_, err = w.payments.svc.Charge(ctx, payments.ChargeRequest{OrderID: list[0].ID, AmountCents: 5000, Currency: "EUR", CardNumber: approve})
+	wantCode(t, err, payments.CodeChargeVoided)
 	if o, err := w.place(t, "u1", "k2", approve, Item{"TEE", 1}); err != nil || o.Status != Confirmed {
 		t.Fatalf("after payments returned: %+v, %v", o, err)
-	}
-	w.clock.Advance(time.Minute)
-	if rep, err := w.saga.Recover(ctx); err != nil || rep.Settled != 1 {
-		t.Errorf("recovery = %+v, %v; want the failed order's charge question settled", rep, err)
 	}
 	w.checkInvariants(t)
 }
@@ -403,15 +411,10 @@ func TestRecoveryDrivesEveryInterruptedStepToAnEnd(t *testing.T) {
 		}
 	}
 
-	// A charge that lands after its order failed is refunded once the
-	// recovery loop looks again.
-	late, _ := w.payments.svc.Charge(ctx, payments.ChargeRequest{OrderID: reservedOnly.ID, AmountCents: 1200, Currency: "EUR", CardNumber: approve})
-	if rep, _ := w.saga.Recover(ctx); rep.Settled != 1 {
-		t.Errorf("recovery after a late charge = %+v; want it settled", rep)
-	}
-	if got, _ := w.payments.svc.GetCharge(ctx, late.ID); got.Status != payments.Refunded {
-		t.Errorf("late charge is %s, want refunded", got.Status)
-	}
+	// A charge request that was in flight when orders died and arrives
+	// now is refused: compensation voided the order at payments.
+	_, err = w.payments.svc.Charge(ctx, payments.ChargeRequest{OrderID: reservedOnly.ID, AmountCents: 1200, Currency: "EUR", CardNumber: approve})
+	wantCode(t, err, payments.CodeChargeVoided)
 	w.checkInvariants(t)
 }
 

@@ -120,6 +120,7 @@ type Payments interface {
 	Charge(ctx context.Context, req payments.ChargeRequest) (payments.Charge, error)
 	Refund(ctx context.Context, chargeID string) (payments.Charge, error)
 	FindCharge(ctx context.Context, orderID string) (payments.Charge, error)
+	Void(ctx context.Context, orderID string) (payments.Charge, error)
 }
 
 func validateOrder(key string, items []Item, card string) error {

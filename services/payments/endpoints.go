@@ -16,6 +16,7 @@ type Endpoints struct {
 	RefundEndpoint     endpoint.Endpoint
 	GetChargeEndpoint  endpoint.Endpoint
 	FindChargeEndpoint endpoint.Endpoint
+	VoidEndpoint       endpoint.Endpoint
 }
 
 // Middleware returns the endpoint middleware for the named endpoint, such
@@ -37,6 +38,9 @@ func NewEndpoints(svc Service, mw Middleware) Endpoints {
 		FindChargeEndpoint: transport.Endpoint(func(ctx context.Context, req FindChargeRequest) (Charge, error) {
 			return svc.FindCharge(ctx, req.OrderID)
 		}),
+		VoidEndpoint: transport.Endpoint(func(ctx context.Context, req VoidRequest) (Charge, error) {
+			return svc.Void(ctx, req.OrderID)
+		}),
 	}.With(mw)
 }
 
@@ -47,6 +51,7 @@ func (e Endpoints) With(mw Middleware) Endpoints {
 		RefundEndpoint:     mw("Refund")(e.RefundEndpoint),
 		GetChargeEndpoint:  mw("GetCharge")(e.GetChargeEndpoint),
 		FindChargeEndpoint: mw("FindCharge")(e.FindChargeEndpoint),
+		VoidEndpoint:       mw("Void")(e.VoidEndpoint),
 	}
 }
 
@@ -61,6 +66,9 @@ type (
 		ChargeID string `json:"charge_id"`
 	}
 	FindChargeRequest struct {
+		OrderID string `json:"order_id"`
+	}
+	VoidRequest struct {
 		OrderID string `json:"order_id"`
 	}
 )
@@ -83,6 +91,11 @@ func (e Endpoints) GetCharge(ctx context.Context, chargeID string) (Charge, erro
 // FindCharge implements Service over the endpoints.
 func (e Endpoints) FindCharge(ctx context.Context, orderID string) (Charge, error) {
 	return transport.Call[Charge](ctx, e.FindChargeEndpoint, FindChargeRequest{OrderID: orderID})
+}
+
+// Void implements Service over the endpoints.
+func (e Endpoints) Void(ctx context.Context, orderID string) (Charge, error) {
+	return transport.Call[Charge](ctx, e.VoidEndpoint, VoidRequest{OrderID: orderID})
 }
 
 // AdminEndpoints turn the fault knobs. They are not part of Service: only

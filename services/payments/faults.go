@@ -181,6 +181,12 @@ func (m faulty) FindCharge(ctx context.Context, orderID string) (Charge, error) 
 	return m.next.FindCharge(ctx, orderID)
 }
 
+// Void is never faulted either: compensation must always be able to close
+// an order.
+func (m faulty) Void(ctx context.Context, orderID string) (Charge, error) {
+	return m.next.Void(ctx, orderID)
+}
+
 // inject applies the current settings to one call of method.
 func (m faulty) inject(ctx context.Context, method string) error {
 	s := m.faults.Get()

@@ -66,6 +66,10 @@ func (m instrumenting) FindCharge(ctx context.Context, orderID string) (Charge, 
 	return m.next.FindCharge(ctx, orderID)
 }
 
+func (m instrumenting) Void(ctx context.Context, orderID string) (Charge, error) {
+	return m.next.Void(ctx, orderID)
+}
+
 func result(err error) string {
 	if err != nil {
 		return errs.CodeOf(err)

@@ -46,6 +46,12 @@ type Service interface {
 	// (charge_not_found). It never creates one, so the orders saga's
 	// recovery uses it to learn whether a charge exists.
 	FindCharge(ctx context.Context, orderID string) (Charge, error)
+	// Void closes an order to charges: it returns the order's charge if
+	// one was made (the caller refunds it if it succeeded), else records
+	// the order as voided, so a Charge arriving late for it is refused
+	// (Conflict charge_voided) instead of taking money for a failed order.
+	// The orders saga compensates with it; it is idempotent.
+	Void(ctx context.Context, orderID string) (Charge, error)
 }
 
 // ChargeRequest asks to charge a card for an order.
@@ -65,6 +71,9 @@ const (
 	Succeeded ChargeStatus = "succeeded"
 	Declined  ChargeStatus = "declined"
 	Refunded  ChargeStatus = "refunded"
+	// Voided is the status Void reports for an order that was never
+	// charged and now never will be; such a "charge" has no ID.
+	Voided ChargeStatus = "voided"
 )
 
 // Charge is the record of one order's payment.
@@ -89,6 +98,7 @@ const (
 	CodeChargeMismatch      = "charge_mismatch"
 	CodeChargeNotFound      = "charge_not_found"
 	CodeChargeNotRefundable = "charge_not_refundable"
+	CodeChargeVoided        = "charge_voided"
 )
 
 // Test cards, as payment providers document them.
@@ -167,6 +177,13 @@ func (s *service) Refund(ctx context.Context, chargeID string) (Charge, error) {
 
 func (s *service) GetCharge(ctx context.Context, chargeID string) (Charge, error) {
 	return s.store.GetCharge(ctx, chargeID)
+}
+
+func (s *service) Void(ctx context.Context, orderID string) (Charge, error) {
+	if err := validateOrderID(orderID); err != nil {
+		return Charge{}, err
+	}
+	return s.store.Void(ctx, orderID, s.stamp())
 }
 
 func (s *service) FindCharge(ctx context.Context, orderID string) (Charge, error) {

@@ -426,3 +426,37 @@ func TestChargeRequestNeverPrintsTheCard(t *testing.T) {
 		t.Errorf("log line = %s, want the request with the card masked", got)
 	}
 }
+
+func TestVoidFencesOffALateCharge(t *testing.T) {
+	svc, store, _ := newService(t)
+	ctx := context.Background()
+
+	// Compensation closes an order that was never charged...
+	for range 2 { // ...idempotently
+		v, err := svc.Void(ctx, "ord-1")
+		if err != nil || v.Status != payments.Voided || v.ID != "" {
+			t.Fatalf("Void of an uncharged order = %+v, %v; want voided, no charge", v, err)
+		}
+	}
+	// ...so a charge request still in flight for it is refused.
+	_, err := svc.Charge(ctx, charge("ord-1", payments.TestCardApproved))
+	if errs.CodeOf(err) != payments.CodeChargeVoided || errs.KindOf(err) != errs.Conflict {
+		t.Fatalf("late charge: %v; want 409 charge_voided", err)
+	}
+	if all, _ := store.ListCharges(ctx); len(all) != 0 {
+		t.Errorf("charges after a voided order's late charge: %v", all)
+	}
+
+	// Voiding an order that was charged hands back the charge to refund.
+	ch, err := svc.Charge(ctx, charge("ord-2", payments.TestCardApproved))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := svc.Void(ctx, "ord-2")
+	if err != nil || v.ID != ch.ID || v.Status != payments.Succeeded {
+		t.Fatalf("Void of a charged order = %+v, %v; want its charge %s", v, err, ch.ID)
+	}
+	if _, err := svc.Void(ctx, ""); errs.CodeOf(err) != payments.CodeInvalidOrderID {
+		t.Errorf("Void without an order: %v", err)
+	}
+}

@@ -28,6 +28,11 @@ var migrations = []string{
 		created_at   INTEGER NOT NULL, -- unix milliseconds
 		refunded_at  INTEGER           -- unix milliseconds; NULL until refunded
 	);`,
+	// Orders closed to charges by Void; CreateCharge refuses them.
+	`CREATE TABLE voided_orders (
+		order_id  TEXT PRIMARY KEY,
+		voided_at INTEGER NOT NULL -- unix milliseconds
+	);`,
 }
 
 // Store keeps charges in the service's own SQLite file.
@@ -84,6 +89,11 @@ func (s *Store) CreateCharge(ctx context.Context, c Charge) (stored Charge, crea
 			stored = existing
 			return nil
 		}
+		if voided, err := isVoided(ctx, tx, c.OrderID); err != nil {
+			return err
+		} else if voided {
+			return errs.E(errs.Conflict, CodeChargeVoided, "order %s was cancelled before it was charged; nothing was charged", c.OrderID)
+		}
 		if _, err := tx.ExecContext(ctx,
 			`INSERT INTO charges (`+chargeColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, NULL)`,
 			c.ID, c.OrderID, c.AmountCents, c.Currency, c.Status, c.CardLast4, c.CreatedAt.UnixMilli()); err != nil {
@@ -130,6 +140,34 @@ func (s *Store) Refund(ctx context.Context, chargeID string, now time.Time) (Cha
 // GetCharge returns the charge with id.
 func (s *Store) GetCharge(ctx context.Context, id string) (Charge, error) {
 	return getCharge(ctx, s.db, id)
+}
+
+// Void returns the charge made for orderID, or, when there is none, marks
+// the order voided so no charge can be made for it later.
+func (s *Store) Void(ctx context.Context, orderID string, now time.Time) (Charge, error) {
+	var c Charge
+	err := storage.InTx(ctx, s.db, func(tx *sql.Tx) error {
+		existing, found, err := queryCharge(ctx, tx, selectChargeByOrder, orderID)
+		if err != nil || found {
+			c = existing
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO voided_orders (order_id, voided_at) VALUES (?, ?)`,
+			orderID, now.UnixMilli()); err != nil {
+			return fmt.Errorf("void order %s: %w", orderID, err)
+		}
+		c = Charge{OrderID: orderID, Status: Voided, CreatedAt: now}
+		return nil
+	})
+	return c, err
+}
+
+func isVoided(ctx context.Context, tx *sql.Tx, orderID string) (bool, error) {
+	var n int
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM voided_orders WHERE order_id = ?`, orderID).Scan(&n); err != nil {
+		return false, fmt.Errorf("read voided order %s: %w", orderID, err)
+	}
+	return n > 0, nil
 }
 
 // FindCharge returns the charge made for orderID.

@@ -22,6 +22,7 @@ func NewHTTPHandler(e Endpoints, admin AdminEndpoints) http.Handler {
 	r.Endpoint("POST", "/charges/{id}/refund", e.RefundEndpoint, decodeRefund, transport.EncodeJSON(http.StatusOK))
 	r.Endpoint("GET", "/charges/{id}", e.GetChargeEndpoint, decodeGetCharge, transport.EncodeJSON(http.StatusOK))
 	r.Endpoint("GET", "/orders/{orderID}/charge", e.FindChargeEndpoint, decodeFindCharge, transport.EncodeJSON(http.StatusOK))
+	r.Endpoint("POST", "/orders/{orderID}/void", e.VoidEndpoint, decodeVoid, transport.EncodeJSON(http.StatusOK))
 	r.Endpoint("GET", "/admin/faults", admin.GetFaultsEndpoint, decodeGetFaults, transport.EncodeJSON(http.StatusOK))
 	r.Endpoint("PUT", "/admin/faults", admin.SetFaultsEndpoint, decodeSetFaults, transport.EncodeJSON(http.StatusOK))
 	return r
@@ -41,6 +42,10 @@ func decodeGetCharge(_ context.Context, r *http.Request) (any, error) {
 
 func decodeFindCharge(_ context.Context, r *http.Request) (any, error) {
 	return FindChargeRequest{OrderID: r.PathValue("orderID")}, nil
+}
+
+func decodeVoid(_ context.Context, r *http.Request) (any, error) {
+	return VoidRequest{OrderID: r.PathValue("orderID")}, nil
 }
 
 func decodeGetFaults(context.Context, *http.Request) (any, error) {
@@ -76,6 +81,11 @@ func encodeFindCharge(_ context.Context, r *http.Request, request any) error {
 	return nil
 }
 
+func encodeVoid(_ context.Context, r *http.Request, request any) error {
+	r.URL = transport.JoinPath(r.URL, "orders", request.(VoidRequest).OrderID, "void")
+	return nil
+}
+
 // makeClientEndpoints describes every call on the wire and builds each
 // with build: against one instance, or over discovery with breakers and
 // retries. Every payments call is idempotent: reads, refunds (refunding
@@ -91,5 +101,7 @@ func makeClientEndpoints(build transport.ClientFactory) Endpoints {
 			Encode: encodeGetCharge, Decode: transport.DecodeJSONResponse[Charge]()}),
 		FindChargeEndpoint: build(transport.ClientRoute{Name: "FindCharge", Method: "GET", Idempotent: true,
 			Encode: encodeFindCharge, Decode: transport.DecodeJSONResponse[Charge]()}),
+		VoidEndpoint: build(transport.ClientRoute{Name: "Void", Method: "POST", Idempotent: true,
+			Encode: encodeVoid, Decode: transport.DecodeJSONResponse[Charge]()}),
 	}
 }
