@@ -57,7 +57,8 @@ fmt-check: ## fail when a file is not gofmt-ed
 	@out="$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))"; \
 	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
 
-tools: consul jaeger prometheus ## the pinned Consul, Jaeger and Prometheus (built once)
+tools: ## the pinned Consul, Jaeger and Prometheus (built once, in parallel)
+	@$(MAKE) --no-print-directory -j3 consul jaeger prometheus
 
 consul: $(CONSUL_BIN)
 jaeger: $(JAEGER_BIN)
