@@ -113,8 +113,8 @@ type Registrar struct {
 }
 
 // ResyncInterval is how often a registered instance checks that the agent
-// still knows it.
-const ResyncInterval = 5 * time.Second
+// still knows it: after an agent restart, instances are back within this.
+const ResyncInterval = 2 * time.Second
 
 // NewRegistrar prepares the registration; nothing is sent until Run.
 func NewRegistrar(client *consul.Client, reg Registration, logger *slog.Logger, metrics prometheus.Registerer) *Registrar {

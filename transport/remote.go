@@ -52,7 +52,11 @@ type ClientConfig struct {
 	Deadline time.Duration
 	// MaxAttempts bounds attempts per call, first included (default 3).
 	MaxAttempts int
-	Breaker     BreakerConfig
+	// EmptyGrace is how long the known instances are kept when discovery
+	// suddenly reports none, as a restarted Consul agent does until the
+	// instances register again (default DefaultEmptyGrace).
+	EmptyGrace time.Duration
+	Breaker    BreakerConfig
 }
 
 func (c ClientConfig) withDefaults() ClientConfig {
@@ -64,6 +68,9 @@ func (c ClientConfig) withDefaults() ClientConfig {
 	}
 	if c.MaxAttempts <= 0 {
 		c.MaxAttempts = 3
+	}
+	if c.EmptyGrace <= 0 {
+		c.EmptyGrace = DefaultEmptyGrace
 	}
 	if c.Breaker.ConsecutiveFailures == 0 {
 		c.Breaker.ConsecutiveFailures = 5
@@ -109,8 +116,9 @@ type Remote struct {
 // when done.
 func NewRemote(client *consul.Client, cfg ClientConfig, tel observability.Telemetry) *Remote {
 	logger := tel.Logger.With("remote", cfg.Service)
-	instancer := consulsd.NewInstancer(consulsd.NewClient(client), kitLogger{logger}, cfg.Service, nil, true)
-	return newRemote(instancer, instancer.Stop, cfg, tel, logger)
+	consulInstancer := consulsd.NewInstancer(consulsd.NewClient(client), kitLogger{logger}, cfg.Service, nil, true)
+	steady := newSteadyInstancer(consulInstancer, cfg.withDefaults().EmptyGrace)
+	return newRemote(steady, func() { steady.Stop(); consulInstancer.Stop() }, cfg, tel, logger)
 }
 
 // NewRemoteWithInstancer is NewRemote over any go-kit instancer, such as
