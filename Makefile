@@ -24,7 +24,7 @@ export CONSUL_BIN JAEGER_BIN PROMETHEUS_BIN PROMTOOL_BIN
 
 COMPOSE ?= docker compose
 
-.PHONY: all build run test vet fmt-check unit tools consul jaeger prometheus clean help up down
+.PHONY: all build run test chaos vet fmt-check unit tools consul jaeger prometheus clean help up down
 
 all: build
 
@@ -46,6 +46,9 @@ down: ## stop the containers (data stays in volumes; docker compose down --volum
 
 test: fmt-check vet tools ## vet, then every test with the race detector (against the real tools)
 	$(GO) test -race -count=1 -timeout 20m ./...
+
+chaos: build tools ## kill services under load on a fresh local stack; report in reports/
+	$(BIN)/glasshouse chaos
 
 unit: ## only the fast tests, without the race detector
 	$(GO) test -short ./...

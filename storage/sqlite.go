@@ -38,8 +38,10 @@ func Open(ctx context.Context, path string, tp trace.TracerProvider, migrations 
 	// failing, and _txlock=immediate takes the write lock when a
 	// transaction begins, so two read-then-write transactions can never
 	// deadlock upgrading their locks.
+	// busy_timeout comes first: switching to WAL takes a lock, and two
+	// replicas opening a new file at once must wait for it, not fail.
 	dsn := "file:" + path +
-		"?_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=busy_timeout(10000)" +
+		"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)" +
 		"&_pragma=foreign_keys(1)&_txlock=immediate"
 	db, err := otelsql.Open("sqlite", dsn,
 		otelsql.WithTracerProvider(tp),

@@ -10,6 +10,7 @@
 //	glasshouse trace ID a trace from Jaeger as a terminal waterfall
 //	glasshouse kill SERVICE[/N]   SIGKILL one instance
 //	glasshouse probe URL          a container healthcheck
+//	glasshouse chaos    kill services under load and judge what users saw
 package main
 
 import (
@@ -38,6 +39,7 @@ var commands = map[string]command{
 	"trace":  {"print a trace from Jaeger as a waterfall", cmdTrace},
 	"kill":   {"SIGKILL one instance: kill SERVICE[/N]", cmdKill},
 	"probe":  {"GET a URL; fail unless it answers 2xx (container healthchecks)", cmdProbe},
+	"chaos":  {"run the chaos experiments against a fresh stack and write a report", cmdChaos},
 }
 
 func main() {

@@ -1,0 +1,170 @@
+package chaos
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/glasshouse-dev/glasshouse/services/inventory"
+	"github.com/glasshouse-dev/glasshouse/services/orders"
+	"github.com/glasshouse-dev/glasshouse/services/payments"
+	"go.opentelemetry.io/otel/trace/noop"
+)
+
+// Invariants are the checkout's promises, read from the services' own
+// stores (replicas share their service's file on one host). They are read
+// only, never changed: the runner checks what the services did.
+type Invariants struct {
+	// Quiet is how long after the load every saga had ended (no order
+	// PENDING) and the promises held; or, if they never did, how long the
+	// runner waited.
+	Quiet    time.Duration
+	Orders   map[orders.Status]int
+	Charges  int // every charge ever made
+	Refunded int
+	// Held is the stock still reserved by unfinished checkouts.
+	Held int
+	// Broken lists every broken promise, by kind.
+	Broken []Violation
+	Err    string // the stores could not be read
+}
+
+// A Violation is one broken promise.
+type Violation struct {
+	Kind   string
+	Detail string
+}
+
+// Kinds of violation.
+const (
+	// StockNotConserved: a product's available and committed units do
+	// not add up to its initial stock, or units are still held.
+	StockNotConserved = "stock"
+	// DoubleCharge: an order has more than one charge.
+	DoubleCharge = "double-charge"
+	// StrayCharge: a succeeded charge whose order is not CONFIRMED, or a
+	// refunded one whose order is (money kept for goods not delivered,
+	// or goods delivered for money given back).
+	StrayCharge = "stray-charge"
+	// Unfinished: an order still PENDING once every saga should have
+	// ended.
+	Unfinished = "unfinished"
+)
+
+// Hold reports whether every promise holds.
+func (inv Invariants) Hold() bool { return inv.Err == "" && len(inv.Broken) == 0 }
+
+// Of returns the violations of kind.
+func (inv Invariants) Of(kind string) []Violation {
+	var out []Violation
+	for _, v := range inv.Broken {
+		if v.Kind == kind {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// readInvariants reads the stores under dataDir and lists every broken
+// promise.
+func readInvariants(ctx context.Context, dataDir string) (inv Invariants, err error) {
+	tp := noop.NewTracerProvider()
+	invStore, err := inventory.OpenStore(ctx, filepath.Join(dataDir, "inventory", "inventory.db"), tp)
+	if err != nil {
+		return inv, err
+	}
+	defer func() { err = errors.Join(err, invStore.Close()) }()
+	payStore, err := payments.OpenStore(ctx, filepath.Join(dataDir, "payments", "payments.db"), tp)
+	if err != nil {
+		return inv, err
+	}
+	defer func() { err = errors.Join(err, payStore.Close()) }()
+	ordStore, err := orders.OpenStore(ctx, filepath.Join(dataDir, "orders", "orders.db"), tp)
+	if err != nil {
+		return inv, err
+	}
+	defer func() { err = errors.Join(err, ordStore.Close()) }()
+
+	// Orders first: a saga that ends between the reads leaves the ledger
+	// and charges ahead of these counts, never behind.
+	if inv.Orders, err = ordStore.CountByStatus(ctx); err != nil {
+		return inv, err
+	}
+	if n := inv.Orders[orders.Pending]; n > 0 {
+		inv.Broken = append(inv.Broken, Violation{Unfinished, fmt.Sprintf("%d orders PENDING", n)})
+	}
+	ledger, err := invStore.StockLedger(ctx)
+	if err != nil {
+		return inv, err
+	}
+	for _, p := range inventory.Catalogue {
+		l := ledger[p.SKU]
+		inv.Held += l.Held
+		if l.Held != 0 || l.Available+l.Committed != p.Available {
+			inv.Broken = append(inv.Broken, Violation{StockNotConserved, fmt.Sprintf(
+				"%s: available %d + committed %d = %d, initial stock %d (held %d)",
+				p.SKU, l.Available, l.Committed, l.Available+l.Committed, p.Available, l.Held)})
+		}
+	}
+
+	charges, err := payStore.ListCharges(ctx)
+	if err != nil {
+		return inv, err
+	}
+	inv.Charges = len(charges)
+	perOrder := map[string]int{}
+	for _, c := range charges {
+		perOrder[c.OrderID]++
+		if c.Status == payments.Declined {
+			continue
+		}
+		if c.Status == payments.Refunded {
+			inv.Refunded++
+		}
+		o, err := ordStore.Order(ctx, c.OrderID)
+		if err != nil {
+			inv.Broken = append(inv.Broken, Violation{StrayCharge, fmt.Sprintf("%s charge %s: order %s unreadable: %v", c.Status, c.ID, c.OrderID, err)})
+			continue
+		}
+		confirmed := o.Status == orders.Confirmed
+		if (c.Status == payments.Succeeded) != confirmed {
+			inv.Broken = append(inv.Broken, Violation{StrayCharge, fmt.Sprintf("%s charge %s belongs to order %s in status %s", c.Status, c.ID, c.OrderID, o.Status)})
+		}
+	}
+	ids := make([]string, 0, len(perOrder))
+	for id, n := range perOrder {
+		if n > 1 {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		inv.Broken = append(inv.Broken, Violation{DoubleCharge, fmt.Sprintf("order %s has %d charges", id, perOrder[id])})
+	}
+	return inv, nil
+}
+
+// awaitInvariants reads the invariants until they hold or within passes,
+// and returns the last reading. Sagas interrupted by an experiment end
+// within the recovery timings the stack runs orders with.
+func awaitInvariants(ctx context.Context, dataDir string, within time.Duration) Invariants {
+	start := time.Now()
+	var last Invariants
+	err := poll(ctx, within, 250*time.Millisecond, func() error {
+		inv, err := readInvariants(ctx, dataDir)
+		if err != nil {
+			inv.Err = err.Error()
+		}
+		last = inv
+		if !inv.Hold() {
+			return errors.New("not yet")
+		}
+		return nil
+	})
+	_ = err // the last reading says what is broken
+	last.Quiet = time.Since(start)
+	return last
+}
