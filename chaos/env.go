@@ -275,11 +275,7 @@ const (
 // knows (glasshouse_client_instances): what its load balancer picks from.
 func InstancesSeen(caller, remote string) Probe {
 	return Probe{Panel: PanelCallers, Kind: Gauge, Sample: func(ctx context.Context, env *Env) (map[string]float64, error) {
-		p, err := env.proc(caller)
-		if err != nil {
-			return nil, err
-		}
-		m, err := scrape(ctx, env.HTTP, p.Addr)
+		m, err := env.metricsOf(ctx, caller)
 		if err != nil {
 			return nil, err
 		}
@@ -295,11 +291,7 @@ func InstancesSeen(caller, remote string) Probe {
 // caller's clients know, one series per remote (named as InstancesSeen's).
 func KnownInstances(caller string) Probe {
 	return Probe{Panel: PanelCallers, Kind: Gauge, Sample: func(ctx context.Context, env *Env) (map[string]float64, error) {
-		p, err := env.proc(caller)
-		if err != nil {
-			return nil, err
-		}
-		m, err := scrape(ctx, env.HTTP, p.Addr)
+		m, err := env.metricsOf(ctx, caller)
 		if err != nil {
 			return nil, err
 		}
@@ -341,11 +333,7 @@ func PassingSeries(service string) string { return "Consul: " + service + " pass
 // its series then has no points.
 func Breakers(caller, remote string) Probe {
 	return Probe{Panel: PanelBreakers, Kind: Breaker, Sample: func(ctx context.Context, env *Env) (map[string]float64, error) {
-		p, err := env.proc(caller)
-		if err != nil {
-			return nil, err
-		}
-		m, err := scrape(ctx, env.HTTP, p.Addr)
+		m, err := env.metricsOf(ctx, caller)
 		if err != nil {
 			return nil, err
 		}
@@ -379,11 +367,7 @@ func breakerSeries(run *Run, caller, remote string) []*Series {
 // (glasshouse_spans_exported_total) by result.
 func SpansExported(name string) Probe {
 	return Probe{Panel: PanelSpans, Kind: Counter, Sample: func(ctx context.Context, env *Env) (map[string]float64, error) {
-		p, err := env.proc(name)
-		if err != nil {
-			return nil, err
-		}
-		m, err := scrape(ctx, env.HTTP, p.Addr)
+		m, err := env.metricsOf(ctx, name)
 		if err != nil {
 			return nil, err
 		}
@@ -401,11 +385,7 @@ func SpansSeries(name, result string) string {
 // Memory samples the process's resident memory and Go heap in use.
 func Memory(name string) Probe {
 	return Probe{Panel: PanelMemory, Kind: Bytes, Sample: func(ctx context.Context, env *Env) (map[string]float64, error) {
-		p, err := env.proc(name)
-		if err != nil {
-			return nil, err
-		}
-		m, err := scrape(ctx, env.HTTP, p.Addr)
+		m, err := env.metricsOf(ctx, name)
 		if err != nil {
 			return nil, err
 		}
@@ -425,11 +405,7 @@ func MemorySeries(name, what string) string { return name + " " + what }
 // unavailable (glasshouse_client_unavailable_total), by reason.
 func Unavailable(caller, remote string) Probe {
 	return Probe{Panel: PanelFailures, Kind: Counter, Sample: func(ctx context.Context, env *Env) (map[string]float64, error) {
-		p, err := env.proc(caller)
-		if err != nil {
-			return nil, err
-		}
-		m, err := scrape(ctx, env.HTTP, p.Addr)
+		m, err := env.metricsOf(ctx, caller)
 		if err != nil {
 			return nil, err
 		}
@@ -486,4 +462,13 @@ func poll(ctx context.Context, within, interval time.Duration, cond func() error
 		case <-time.After(interval):
 		}
 	}
+}
+
+// metricsOf scrapes the /metrics of the stack process named name.
+func (e *Env) metricsOf(ctx context.Context, name string) (metrics, error) {
+	p, err := e.proc(name)
+	if err != nil {
+		return nil, err
+	}
+	return scrape(ctx, e.HTTP, p.Addr)
 }

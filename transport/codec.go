@@ -136,8 +136,3 @@ func DecodeJSONResponse[T any]() httptransport.DecodeResponseFunc {
 		return v, nil
 	}
 }
-
-// asError is errors.As for *errs.Error, kept here so callers read plainly.
-func asError(err error, target **errs.Error) bool {
-	return errors.As(err, target)
-}

@@ -10,6 +10,7 @@ package transport
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"mime"
@@ -100,7 +101,7 @@ func ProblemFor(ctx context.Context, err error) Problem {
 		Code:   errs.CodeOf(err),
 	}
 	var e *errs.Error
-	if ok := asError(err, &e); ok {
+	if errors.As(err, &e) {
 		p.Detail, p.Upstream = e.Detail, e.Upstream
 	} else if errs.KindOf(err) == errs.Timeout {
 		p.Detail = "the request did not finish within its deadline"

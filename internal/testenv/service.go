@@ -10,6 +10,10 @@ import (
 	"time"
 )
 
+// healthClient bounds each health poll, so a hung instance fails the
+// wait at its deadline instead of hanging the test.
+var healthClient = &http.Client{Timeout: 2 * time.Second}
+
 // Service is one running instance of a glasshouse service binary.
 type Service struct {
 	*Process
@@ -52,7 +56,7 @@ func StartServiceOn(t testing.TB, name string, port int, env ...string) *Service
 		if s.Exited() {
 			t.Fatalf("%s exited:\n%s", s.Process.Name, s.Log())
 		}
-		resp, err := http.Get(s.URL + "/healthz")
+		resp, err := healthClient.Get(s.URL + "/healthz")
 		if err != nil {
 			return err
 		}
