@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/glasshouse-dev/glasshouse/errs"
+	"github.com/glasshouse-dev/glasshouse/ident"
 )
 
 // Service is the inventory domain. Every method takes the caller's context
@@ -87,13 +88,14 @@ const (
 	CodeReservationMismatch  = "reservation_mismatch"
 	CodeInvalidItems         = "invalid_items"
 	CodeInvalidOrderID       = "invalid_order_id"
+	CodeInvalidSKU           = "invalid_sku"
 )
 
 // Limits on a reservation request, so one call cannot lock the catalogue.
+// SKUs and order IDs follow the identifier grammar of package ident.
 const (
-	maxItems       = 100
-	maxQuantity    = 1000
-	maxOrderIDSize = 128
+	maxItems    = 100
+	maxQuantity = 1000
 )
 
 // Options tune the service. The zero value is usable.
@@ -131,7 +133,12 @@ func (s *service) ListProducts(ctx context.Context) ([]Product, error) {
 
 func (s *service) GetProduct(ctx context.Context, sku string) (Product, error) {
 	if strings.TrimSpace(sku) == "" {
-		return Product{}, errs.E(errs.Invalid, "invalid_sku", "sku must not be empty")
+		return Product{}, errs.E(errs.Invalid, CodeInvalidSKU, "sku must not be empty")
+	}
+	// Checked here, not only at the gateway, so that no transport and no
+	// caller inside the platform can make the store look up a megabyte.
+	if err := ident.SKU(sku); err != nil {
+		return Product{}, err
 	}
 	return s.store.GetProduct(ctx, sku)
 }
@@ -163,13 +170,10 @@ func (s *service) Release(ctx context.Context, orderID string) (Reservation, err
 }
 
 func validateOrderID(id string) error {
-	switch {
-	case strings.TrimSpace(id) == "":
+	if strings.TrimSpace(id) == "" {
 		return errs.E(errs.Invalid, CodeInvalidOrderID, "order_id must not be empty")
-	case len(id) > maxOrderIDSize:
-		return errs.E(errs.Invalid, CodeInvalidOrderID, "order_id must be at most %d bytes", maxOrderIDSize)
 	}
-	return nil
+	return ident.OrderID(id)
 }
 
 // normalizeItems validates items and merges repeated SKUs, returning them
@@ -186,6 +190,12 @@ func normalizeItems(items []Item) ([]Item, error) {
 	for i, it := range items {
 		if strings.TrimSpace(it.SKU) == "" {
 			return nil, errs.E(errs.Invalid, CodeInvalidItems, "items[%d].sku must not be empty", i)
+		}
+		// A present but malformed SKU is its own code, the one the gateway
+		// and orders answer for the same input.
+		if err := ident.SKU(it.SKU); err != nil {
+			return nil, errs.E(errs.Invalid, CodeInvalidSKU, "items[%d].sku %s is not a valid SKU: 1 to %d letters, digits, '_' or '-', starting with a letter or digit",
+				i, ident.Quote(it.SKU), ident.MaxLen)
 		}
 		if it.Quantity <= 0 {
 			return nil, errs.E(errs.Invalid, CodeInvalidItems, "items[%d].quantity must be positive, got %d", i, it.Quantity)

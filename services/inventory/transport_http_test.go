@@ -141,12 +141,21 @@ func TestClientRoundTripKeepsTypedErrors(t *testing.T) {
 	if err != nil || p.Name != "Banana" || p.PriceCents != 250 || p.Available != 5 {
 		t.Fatalf("GetProduct(B) = %+v, %v", p, err)
 	}
-	r, err := client.Reserve(ctx, "order/with spaces", []inventory.Item{{SKU: "B", Quantity: 2}})
-	if err != nil || r.Status != inventory.Held || r.OrderID != "order/with spaces" {
+	// An order ID outside the identifier grammar (here a slash and spaces)
+	// is refused by the service whatever the client did with the path,
+	// and comes back as the same typed error.
+	if _, err := client.Reserve(ctx, "order/with spaces", []inventory.Item{{SKU: "B", Quantity: 2}}); errs.CodeOf(err) != inventory.CodeInvalidOrderID {
+		t.Fatalf("Reserve(order/with spaces) = %v; want invalid_order_id", err)
+	}
+	if _, err := client.Commit(ctx, "order/with spaces"); errs.CodeOf(err) != inventory.CodeInvalidOrderID {
+		t.Fatalf("Commit(order/with spaces) = %v; want invalid_order_id", err)
+	}
+	r, err := client.Reserve(ctx, "ord_with-dashes_1", []inventory.Item{{SKU: "B", Quantity: 2}})
+	if err != nil || r.Status != inventory.Held || r.OrderID != "ord_with-dashes_1" {
 		t.Fatalf("Reserve = %+v, %v", r, err)
 	}
-	if r, err := client.Commit(ctx, "order/with spaces"); err != nil || r.Status != inventory.Committed {
-		t.Fatalf("Commit = %+v, %v (an order ID with a slash must stay one path segment)", r, err)
+	if r, err := client.Commit(ctx, "ord_with-dashes_1"); err != nil || r.Status != inventory.Committed {
+		t.Fatalf("Commit = %+v, %v", r, err)
 	}
 
 	typed := []struct {
@@ -161,7 +170,7 @@ func TestClientRoundTripKeepsTypedErrors(t *testing.T) {
 		}, errs.Conflict, inventory.CodeOutOfStock},
 		{"unknown product", func() error { _, err := client.GetProduct(ctx, "NOPE"); return err }, errs.NotFound, inventory.CodeUnknownProduct},
 		{"invalid", func() error { _, err := client.Reserve(ctx, "o3", nil); return err }, errs.Invalid, inventory.CodeInvalidItems},
-		{"committed", func() error { _, err := client.Release(ctx, "order/with spaces"); return err }, errs.Conflict, inventory.CodeReservationCommitted},
+		{"committed", func() error { _, err := client.Release(ctx, "ord_with-dashes_1"); return err }, errs.Conflict, inventory.CodeReservationCommitted},
 	}
 	for _, tt := range typed {
 		t.Run(tt.name, func(t *testing.T) {
