@@ -1,10 +1,14 @@
 package gateway
 
 import (
+	"bytes"
+	"container/list"
+	"encoding/json"
+	"io"
 	"math"
-	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -14,51 +18,132 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// RateLimiter gives each client (by remote IP) a token bucket: Rate
-// requests per second on average, Burst at once. A client over its limit
+// RateLimiter gives each key (a client, an email) a token bucket: Rate
+// requests per second on average, Burst at once. A key over its limit
 // gets 429 with Retry-After saying when its next request will be allowed;
-// other clients are unaffected.
+// other keys are unaffected.
+//
+// Its table of buckets is bounded: it holds at most maxKeys of them, and
+// when it is full the least-recently-seen key is forgotten (an LRU). A
+// bucket idle for burst/rate seconds is full again, so forgetting it
+// changes nothing; eviction loses state only when the table is full of
+// keys seen more recently than that.
+//
+// The trade-off: a forgotten key that comes back starts with a full
+// bucket, so eviction resets a bucket. To push its own entry out, a
+// hostile client must first get maxKeys other keys seen after it (one
+// eviction cycle), and every one of those is a request that is limited
+// too. So it gains at most one fresh burst per maxKeys new keys: with
+// the defaults, 200 requests per 100,000 distinct addresses, when owning
+// that many addresses already gives it 100,000 fresh bursts. The
+// alternative, refusing newcomers when the table is full, would let the
+// same client lock every new customer out, which is worse.
 type RateLimiter struct {
-	rate  rate.Limit
-	burst int
-	now   func() time.Time
+	rate    rate.Limit
+	burst   int
+	maxKeys int
+	// forgetAfter is how long until an idle bucket is full again.
+	forgetAfter time.Duration
+	// key names the bucket a request draws from; false: this limit does
+	// not apply to the request.
+	key func(*http.Request) (string, bool)
+	now func() time.Time
 
 	mu      sync.Mutex
-	clients map[string]*client
+	buckets map[string]*list.Element // of *bucket
+	recency *list.List               // most recently seen first
 
 	limited prometheus.Counter
+	evicted prometheus.Counter
+	tracked prometheus.Gauge
 }
 
-type client struct {
+type bucket struct {
+	key      string
 	limiter  *rate.Limiter
 	lastSeen time.Time
 }
 
-// idleAfter is how long an unseen client's bucket is kept; past it the
-// bucket would be full again anyway, so forgetting it changes nothing.
-const idleAfter = 3 * time.Minute
+// Limit is the shape of one token bucket: PerSecond requests per second
+// on average, Burst at once. PerSecond <= 0 disables the limit.
+type Limit struct {
+	PerSecond float64
+	Burst     int
+}
 
-// NewRateLimiter allows each client perSecond requests per second with
-// bursts of burst. perSecond <= 0 disables limiting.
-func NewRateLimiter(perSecond float64, burst int, reg prometheus.Registerer) *RateLimiter {
-	l := &RateLimiter{
-		rate: rate.Limit(perSecond), burst: burst, now: time.Now, clients: map[string]*client{},
-		limited: prometheus.NewCounter(prometheus.CounterOpts{
+// DefaultMaxKeys bounds each limiter's table. An entry costs about 300
+// bytes (BenchmarkRateLimiterMemoryPerKey measures it), so a full table
+// is about 30 MB.
+const DefaultMaxKeys = 100_000
+
+// RateLimitMetrics are the series every limiter of one gateway shares,
+// labelled by the limit's name ("client", "auth", "login_email").
+type RateLimitMetrics struct {
+	limited *prometheus.CounterVec
+	evicted *prometheus.CounterVec
+	tracked *prometheus.GaugeVec
+}
+
+// NewRateLimitMetrics registers the limiters' series on reg.
+func NewRateLimitMetrics(reg prometheus.Registerer) *RateLimitMetrics {
+	m := &RateLimitMetrics{
+		limited: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "glasshouse_gateway_rate_limited_total",
-			Help: "Requests refused with 429 because their client was over its rate limit.",
-		}),
+			Help: "Requests refused with 429 because their client (or email) was over its rate limit.",
+		}, []string{"limit"}),
+		evicted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "glasshouse_gateway_rate_limit_evictions_total",
+			Help: "Buckets forgotten because the limiter's table was full (least recently seen first).",
+		}, []string{"limit"}),
+		tracked: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "glasshouse_gateway_rate_limit_keys",
+			Help: "Buckets the limiter holds now (bounded by -rate-limit-clients).",
+		}, []string{"limit"}),
 	}
-	reg.MustRegister(l.limited)
+	reg.MustRegister(m.limited, m.evicted, m.tracked)
+	return m
+}
+
+// NewLimiter returns the limiter called name, drawing from the bucket key
+// names, with at most maxKeys buckets (<= 0: DefaultMaxKeys).
+func (m *RateLimitMetrics) NewLimiter(name string, limit Limit, maxKeys int, key func(*http.Request) (string, bool)) *RateLimiter {
+	if maxKeys <= 0 {
+		maxKeys = DefaultMaxKeys
+	}
+	l := &RateLimiter{
+		rate: rate.Limit(limit.PerSecond), burst: limit.Burst, maxKeys: maxKeys,
+		key: key, now: time.Now,
+		buckets: map[string]*list.Element{}, recency: list.New(),
+		limited: m.limited.WithLabelValues(name),
+		evicted: m.evicted.WithLabelValues(name),
+		tracked: m.tracked.WithLabelValues(name),
+	}
+	if limit.PerSecond > 0 {
+		l.forgetAfter = time.Duration(float64(max(limit.Burst, 1)) / limit.PerSecond * float64(time.Second))
+	}
 	return l
 }
 
-// Middleware enforces the limit in front of next.
+// NewRateLimiter allows each client (by its peer address) perSecond
+// requests per second with bursts of burst. perSecond <= 0 disables
+// limiting.
+func NewRateLimiter(perSecond float64, burst int, reg prometheus.Registerer) *RateLimiter {
+	return NewRateLimitMetrics(reg).NewLimiter("client", Limit{perSecond, burst}, DefaultMaxKeys, NewClientKeys(nil).limitKey)
+}
+
+// Middleware enforces the limit in front of next. A nil or disabled
+// limiter lets everything through.
 func (l *RateLimiter) Middleware(next http.Handler) http.Handler {
-	if l.rate <= 0 {
+	if l == nil || l.rate <= 0 {
 		return next
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if wait, ok := l.allow(clientKey(r)); !ok {
+		key, ok := l.key(r)
+		if !ok {
+			next.ServeHTTP(w, r)
+			return
+		}
+		if wait, ok := l.allow(key); !ok {
 			l.limited.Inc()
 			w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
 			transport.WriteError(r.Context(), errs.E(errs.RateLimited, "rate_limited",
@@ -73,18 +158,24 @@ func (l *RateLimiter) Middleware(next http.Handler) http.Handler {
 func (l *RateLimiter) allow(key string) (time.Duration, bool) {
 	now := l.now()
 	l.mu.Lock()
-	c, ok := l.clients[key]
-	if !ok {
-		c = &client{limiter: rate.NewLimiter(l.rate, l.burst)}
-		l.clients[key] = c
-		if len(l.clients)%1024 == 0 {
-			l.forgetIdle(now)
+	var b *bucket
+	if el, ok := l.buckets[key]; ok {
+		l.recency.MoveToFront(el)
+		b = el.Value.(*bucket)
+	} else {
+		l.forgetIdle(now)
+		if len(l.buckets) >= l.maxKeys {
+			l.remove(l.recency.Back())
+			l.evicted.Inc()
 		}
+		b = &bucket{key: key, limiter: rate.NewLimiter(l.rate, l.burst)}
+		l.buckets[key] = l.recency.PushFront(b)
+		l.tracked.Set(float64(len(l.buckets)))
 	}
-	c.lastSeen = now
+	b.lastSeen = now
 	l.mu.Unlock()
 
-	res := c.limiter.ReserveN(now, 1)
+	res := b.limiter.ReserveN(now, 1)
 	if delay := res.DelayFrom(now); delay > 0 {
 		res.CancelAt(now)
 		return max(delay, time.Second), false
@@ -92,22 +183,98 @@ func (l *RateLimiter) allow(key string) (time.Duration, bool) {
 	return 0, true
 }
 
-// forgetIdle drops clients not seen for idleAfter; called with mu held.
+// forgetIdle drops, from the least recent end, the buckets that are full
+// again; called with mu held. Each bucket is dropped once, so the work is
+// constant per new key on average.
 func (l *RateLimiter) forgetIdle(now time.Time) {
-	for k, c := range l.clients {
-		if now.Sub(c.lastSeen) > idleAfter {
-			delete(l.clients, k)
+	for el := l.recency.Back(); el != nil; el = l.recency.Back() {
+		if now.Sub(el.Value.(*bucket).lastSeen) <= l.forgetAfter {
+			return
 		}
+		l.remove(el)
+	}
+	l.tracked.Set(float64(len(l.buckets)))
+}
+
+func (l *RateLimiter) remove(el *list.Element) {
+	delete(l.buckets, el.Value.(*bucket).key)
+	l.recency.Remove(el)
+}
+
+// Len is the number of buckets held.
+func (l *RateLimiter) Len() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.buckets)
+}
+
+func (k ClientKeys) limitKey(r *http.Request) (string, bool) { return k.Key(r), true }
+
+// LimitsConfig shapes the gateway's rate limits. Each is in addition to
+// the ones before it: a login spends a token of Client, of Auth and of
+// LoginEmail.
+type LimitsConfig struct {
+	// Client applies to every route, per client.
+	Client Limit
+	// Auth applies to sign-up and login, per client: each costs a bcrypt
+	// hash in users (tens of milliseconds of CPU), so a client that may
+	// send 100 of them a second can starve users for everyone.
+	Auth Limit
+	// LoginEmail applies to login, per email (trimmed, lower-cased as
+	// users compares them): guessing one account's password from many
+	// addresses is slowed as much as from one.
+	LoginEmail Limit
+	// MaxKeys bounds each limiter's table (<= 0: DefaultMaxKeys).
+	MaxKeys int
+	// Clients tells who sent a request (see ClientKeys: trusted proxies).
+	Clients ClientKeys
+}
+
+// Limits are the gateway's limiters, built from a LimitsConfig.
+type Limits struct {
+	Client, Auth, LoginEmail *RateLimiter
+}
+
+// NewLimits builds the limiters, their series registered on reg.
+func NewLimits(cfg LimitsConfig, reg prometheus.Registerer) Limits {
+	m := NewRateLimitMetrics(reg)
+	client := cfg.Clients.limitKey
+	return Limits{
+		Client:     m.NewLimiter("client", cfg.Client, cfg.MaxKeys, client),
+		Auth:       m.NewLimiter("auth", cfg.Auth, cfg.MaxKeys, client),
+		LoginEmail: m.NewLimiter("login_email", cfg.LoginEmail, cfg.MaxKeys, loginEmail),
 	}
 }
 
-// clientKey identifies a client by its remote IP. Behind a trusted proxy
-// this would come from X-Forwarded-For; the gateway is the edge, so it
-// trusts nothing a client says about itself.
-func clientKey(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
+// loginEmail keys a login by the email in its body, read ahead of the
+// decoder and put back for it. A body that is not a login (bad JSON, no
+// email) is not limited here: the decoder answers it with a 400.
+func loginEmail(r *http.Request) (string, bool) {
+	body, err := io.ReadAll(r.Body)
+	rest := io.Reader(bytes.NewReader(body))
 	if err != nil {
-		return r.RemoteAddr
+		// Give the decoder the same failure (a body over the limit: 413).
+		rest = io.MultiReader(rest, errReader{err})
 	}
-	return host
+	r.Body = io.NopCloser(rest)
+	if err != nil {
+		return "", false
+	}
+	var login struct {
+		Email string `json:"email"`
+	}
+	if json.Unmarshal(body, &login) != nil {
+		return "", false
+	}
+	email := strings.ToLower(strings.TrimSpace(login.Email))
+	// Users refuses an email this long before hashing anything, and a
+	// key of a megabyte must not be kept.
+	return email, email != "" && len(email) <= maxEmailBytes
 }
+
+// maxEmailBytes is users' limit on an email's length (RFC 5321's path).
+const maxEmailBytes = 254
+
+type errReader struct{ err error }
+
+func (e errReader) Read([]byte) (int, error) { return 0, e.err }

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -60,5 +61,108 @@ func TestZeroRateDisablesLimiting(t *testing.T) {
 		if rec.Code != http.StatusOK {
 			t.Fatalf("limited with rate 0: %d", rec.Code)
 		}
+	}
+}
+
+// tableLimiter is a limiter of one request per client per second with no
+// burst beyond it, holding at most max clients, on a clock the test moves.
+func tableLimiter(t *testing.T, max int) (*RateLimiter, *time.Time) {
+	t.Helper()
+	m := NewRateLimitMetrics(prometheus.NewRegistry())
+	l := m.NewLimiter("client", Limit{PerSecond: 1, Burst: 1}, max, NewClientKeys(nil).limitKey)
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	l.now = func() time.Time { return now }
+	return l, &now
+}
+
+func TestRateLimiterHoldsAtMostMaxClients(t *testing.T) {
+	l, _ := tableLimiter(t, 100)
+	for i := range 10_000 {
+		l.allow(fmt.Sprintf("client-%d", i))
+		if n := l.Len(); n > 100 {
+			t.Fatalf("after %d clients the table holds %d, want at most 100", i+1, n)
+		}
+	}
+	if got := testutil.ToFloat64(l.evicted); got != 10_000-100 {
+		t.Errorf("evictions = %v, want %d", got, 10_000-100)
+	}
+	if got := testutil.ToFloat64(l.tracked); got != 100 {
+		t.Errorf("keys gauge = %v, want 100", got)
+	}
+}
+
+func TestRateLimiterEvictsTheLeastRecentlySeen(t *testing.T) {
+	l, _ := tableLimiter(t, 3)
+	for _, c := range []string{"a", "b", "c"} {
+		if _, ok := l.allow(c); !ok {
+			t.Fatalf("first request of %s refused", c)
+		}
+	}
+	// a is seen again (and refused: its one token is spent), so b is now
+	// the least recently seen, and the newcomer d pushes b out, not a.
+	if _, ok := l.allow("a"); ok {
+		t.Fatal("a's second request within the second was allowed")
+	}
+	l.allow("d")
+	if _, ok := l.allow("a"); ok {
+		t.Error("a's bucket was reset by an eviction although a was seen recently")
+	}
+	if _, ok := l.allow("b"); !ok {
+		t.Error("b was not the one evicted: its bucket is still empty")
+	}
+}
+
+func TestAHostileClientResetsItsBucketAtMostOncePerEvictionCycle(t *testing.T) {
+	const max = 50
+	l, _ := tableLimiter(t, max)
+	l.allow("hostile")
+	if _, ok := l.allow("hostile"); ok {
+		t.Fatal("the limit does not hold to begin with")
+	}
+	// It takes max-1 newcomers to make the hostile client the least
+	// recently seen, and one more to push it out: until then it stays
+	// limited, however it interleaves its own requests.
+	for i := range max - 1 {
+		l.allow(fmt.Sprintf("sybil-%d", i))
+	}
+	if _, ok := l.allow("hostile"); ok {
+		t.Fatalf("bucket reset after only %d newcomers", max-1)
+	}
+	// Its refused request made it the most recent again: the cycle
+	// starts over, and it needs max newcomers more.
+	for i := range max - 1 {
+		l.allow(fmt.Sprintf("sybil-b-%d", i))
+	}
+	if _, ok := l.allow("hostile"); ok {
+		t.Fatalf("bucket reset after %d newcomers, fewer than one cycle (%d)", max-1, max)
+	}
+	for i := range max {
+		l.allow(fmt.Sprintf("sybil-c-%d", i))
+	}
+	if _, ok := l.allow("hostile"); !ok {
+		t.Error("after a whole cycle of newcomers the hostile client should have been forgotten")
+	}
+}
+
+func TestIdleBucketsAreForgottenOnceFullAgain(t *testing.T) {
+	m := NewRateLimitMetrics(prometheus.NewRegistry())
+	l := m.NewLimiter("client", Limit{PerSecond: 2, Burst: 4}, 100, NewClientKeys(nil).limitKey) // full again after 2s
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	l.now = func() time.Time { return now }
+	for i := range 10 {
+		l.allow(fmt.Sprintf("client-%d", i))
+	}
+	now = now.Add(2 * time.Second)
+	l.allow("late")
+	if n := l.Len(); n != 11 {
+		t.Fatalf("buckets seen 2s ago (not yet full) were forgotten: %d left, want 11", n)
+	}
+	now = now.Add(time.Millisecond)
+	l.allow("later")
+	if n := l.Len(); n != 2 {
+		t.Errorf("idle full buckets kept: %d left, want 2 (late, later)", n)
+	}
+	if got := testutil.ToFloat64(l.evicted); got != 0 {
+		t.Errorf("forgetting idle buckets counted as %v evictions", got)
 	}
 }
