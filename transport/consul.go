@@ -42,12 +42,23 @@ type Registration struct {
 	// inside a container is the container's, never "localhost".
 	Address string
 	Port    int
-	Tags    []string
+	// AdminPort is the instance's admin listener (/readyz, /metrics,
+	// pprof, admin routes), on the same advertised Address. It is
+	// published twice, for two kinds of reader: as the service's tagged
+	// address "admin" (AdminTaggedAddress), Consul's own way to name a
+	// second address, which `glasshouse status` and the chaos runner
+	// read; and as the meta key "admin_port" (AdminPortMeta), because
+	// Prometheus' Consul discovery exposes service meta to relabelling
+	// but not a service's tagged addresses. 0 means the instance has no
+	// admin listener: then the check asks the public port.
+	AdminPort int
+	Tags      []string
 	// Meta travels with the instance: version, metrics path.
 	Meta map[string]string
 	// CheckInterval and CheckTimeout drive Consul's HTTP check of
-	// /readyz (defaults 2s and 1s): a dead instance is critical within
-	// about one interval, and so leaves every caller's instancer.
+	// /readyz on the admin listener (defaults 2s and 1s): a dead instance
+	// is critical within about one interval, and so leaves every caller's
+	// instancer.
 	CheckInterval time.Duration
 	CheckTimeout  time.Duration
 	// DeregisterAfter removes an instance whose check has been critical
@@ -71,6 +82,28 @@ func (r Registration) withDefaults() Registration {
 		r.DeregisterAfter = time.Minute
 	}
 	return r
+}
+
+// Where a registration publishes its admin listener.
+const (
+	AdminTaggedAddress = "admin"
+	AdminPortMeta      = "admin_port"
+)
+
+// AdminAddr is the host:port of an instance's admin listener as Consul
+// knows it: its "admin" tagged address, else its service address with the
+// "admin_port" meta, else "" (an instance without an admin listener).
+func AdminAddr(svc *consul.AgentService) string {
+	if svc == nil {
+		return ""
+	}
+	if ta, ok := svc.TaggedAddresses[AdminTaggedAddress]; ok && ta.Port > 0 {
+		return net.JoinHostPort(ta.Address, strconv.Itoa(ta.Port))
+	}
+	if port := svc.Meta[AdminPortMeta]; port != "" {
+		return net.JoinHostPort(svc.Address, port)
+	}
+	return ""
 }
 
 // AdvertiseAddress picks the address peers should dial for a server
@@ -195,18 +228,32 @@ func (r *Registrar) ensureRegistered() error {
 }
 
 func (r *Registrar) register(ctx context.Context) error {
-	hostPort := net.JoinHostPort(r.reg.Address, strconv.Itoa(r.reg.Port))
+	// Consul checks the admin listener: /readyz lives there, and it keeps
+	// answering (503, "draining") while the public listener drains.
+	checked := net.JoinHostPort(r.reg.Address, strconv.Itoa(r.reg.Port))
+	meta := r.reg.Meta
+	var tagged map[string]consul.ServiceAddress
+	if r.reg.AdminPort > 0 {
+		checked = net.JoinHostPort(r.reg.Address, strconv.Itoa(r.reg.AdminPort))
+		meta = make(map[string]string, len(r.reg.Meta)+1)
+		for k, v := range r.reg.Meta {
+			meta[k] = v
+		}
+		meta[AdminPortMeta] = strconv.Itoa(r.reg.AdminPort)
+		tagged = map[string]consul.ServiceAddress{AdminTaggedAddress: {Address: r.reg.Address, Port: r.reg.AdminPort}}
+	}
 	return r.client.Agent().ServiceRegisterOpts(&consul.AgentServiceRegistration{
-		ID:      r.reg.ID,
-		Name:    r.reg.Service,
-		Address: r.reg.Address,
-		Port:    r.reg.Port,
-		Tags:    r.reg.Tags,
-		Meta:    r.reg.Meta,
+		ID:              r.reg.ID,
+		Name:            r.reg.Service,
+		Address:         r.reg.Address,
+		Port:            r.reg.Port,
+		TaggedAddresses: tagged,
+		Tags:            r.reg.Tags,
+		Meta:            meta,
 		Check: &consul.AgentServiceCheck{
 			CheckID:                        r.reg.ID + ":readyz",
 			Name:                           r.reg.Service + " readiness",
-			HTTP:                           "http://" + hostPort + "/readyz",
+			HTTP:                           "http://" + checked + "/readyz",
 			Interval:                       r.reg.CheckInterval.String(),
 			Timeout:                        r.reg.CheckTimeout.String(),
 			DeregisterCriticalServiceAfter: r.reg.DeregisterAfter.String(),

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"sync"
 	"syscall"
 	"time"
@@ -25,8 +26,13 @@ type ServerConfig struct {
 	// ReadHeaderTimeout protects against slow-loris clients (default 5s).
 	ReadHeaderTimeout time.Duration
 	// Public marks the platform's edge (the gateway): traces start here
-	// rather than continuing a context sent from outside.
+	// rather than continuing a context sent from outside. It says nothing
+	// about health or metrics: those are served on the admin listener of
+	// every service, the gateway's included, never on a public one.
 	Public bool
+	// Name says which listener this is ("public", "admin") in log lines;
+	// default "public".
+	Name string
 }
 
 // hookTimeout bounds the shutdown hooks (deregistration): a Consul that
@@ -49,24 +55,76 @@ func (c ServerConfig) withDefaults() ServerConfig {
 	if c.ReadHeaderTimeout <= 0 {
 		c.ReadHeaderTimeout = defaultReadHeader
 	}
+	if c.Name == "" {
+		c.Name = "public"
+	}
 	return c
 }
 
-// Handler assembles a service's full HTTP handler: the health and metrics
-// endpoints beside the service's routes, wrapped (outermost first) in
-// tracing, request IDs, panic recovery and the body limit.
-func Handler(tel observability.Telemetry, health *observability.Health, routes http.Handler, cfg ServerConfig) http.Handler {
+// PublicHandler assembles what a service's public listener serves: its
+// API routes and nothing else, wrapped (outermost first) in tracing,
+// request IDs, panic recovery and the body limit. Health, metrics and
+// profiles are not here: an unknown path, /metrics included, gets the
+// routes' own 404 problem. Instance addresses, breaker states and trace
+// IDs in exemplars are for operators, not for whoever can reach the API.
+func PublicHandler(tel observability.Telemetry, routes http.Handler, cfg ServerConfig) http.Handler {
 	cfg = cfg.withDefaults()
+	h := LimitBody(cfg.MaxBodyBytes, routes)
+	h = Recover(tel.Logger, h)
+	h = RequestID(h)
+	return tel.HTTPHandler(h, cfg.Public)
+}
+
+// adminMaxBodyBytes caps bodies on the admin listener: its routes take
+// small settings documents (fault knobs), and pprof's symbol lookup a
+// list of addresses.
+const adminMaxBodyBytes = 64 << 10
+
+// AdminHandler assembles what a service's admin listener serves:
+//
+//	GET /healthz         liveness
+//	GET /readyz          readiness (Consul's check, Kubernetes' probe)
+//	GET /metrics         Prometheus
+//	GET /debug/pprof/    profiles (net/http/pprof, registered here rather
+//	                     than on http.DefaultServeMux, which this platform
+//	                     never serves)
+//	anything else        the service's admin routes, e.g. payments'
+//	                     /admin/faults, or a 404 problem when it has none
+//
+// Only admin routes are traced: probes, scrapes and profiles would bury
+// real traffic.
+func AdminHandler(tel observability.Telemetry, health *observability.Health, admin http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /healthz", health.LiveHandler())
 	mux.Handle("GET /readyz", health.ReadyHandler())
 	mux.Handle("GET /metrics", tel.MetricsHandler())
-	mux.Handle("/", routes)
-	var h http.Handler = mux
-	h = LimitBody(cfg.MaxBodyBytes, h)
-	h = Recover(tel.Logger, h)
-	h = RequestID(h)
-	return tel.HTTPHandler(h, cfg.Public)
+	// pprof.Index also serves the named profiles: /debug/pprof/heap,
+	// /debug/pprof/goroutine and the rest.
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("POST /debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	if admin == nil {
+		admin = NewRouter() // no admin routes: every other path is a 404 problem
+	}
+	mux.Handle("/", tel.HTTPHandler(RequestID(admin), false))
+	return Recover(tel.Logger, LimitBody(adminMaxBodyBytes, mux))
+}
+
+// Handler is PublicHandler and AdminHandler (without admin routes) in one
+// handler, for in-process tests that drive a service's routes and read its
+// /metrics or /readyz through one test server. A running service never
+// uses it: platform serves the two on separate listeners.
+func Handler(tel observability.Telemetry, health *observability.Health, routes http.Handler, cfg ServerConfig) http.Handler {
+	admin := AdminHandler(tel, health, nil)
+	mux := http.NewServeMux()
+	mux.Handle("GET /healthz", admin)
+	mux.Handle("GET /readyz", admin)
+	mux.Handle("GET /metrics", admin)
+	mux.Handle("/", PublicHandler(tel, routes, cfg))
+	return mux
 }
 
 // Listen opens a TCP listener on addr. When the port is taken the error
@@ -84,7 +142,10 @@ func Listen(addr, setting string) (net.Listener, error) {
 }
 
 // Server runs an http.Server with a graceful stop, shaped for an
-// oklog/run group: g.Add(srv.Run, srv.Stop).
+// oklog/run group: g.Add(srv.Run, srv.Stop). A service runs two: the
+// public one, and the admin one, which stops after the public one has
+// drained so that /readyz keeps saying "draining" and /metrics can be
+// scraped until the end.
 //
 // Stop runs the shutdown sequence once: mark /readyz failing, run the
 // OnShutdown hooks (deregistration from Consul goes there, so no new
@@ -97,6 +158,7 @@ type Server struct {
 	health *observability.Health
 	logger *slog.Logger
 	drain  time.Duration
+	name   string
 
 	mu    sync.Mutex
 	hooks []func(context.Context) error
@@ -116,7 +178,8 @@ func NewServer(ln net.Listener, handler http.Handler, tel observability.Telemetr
 			ReadHeaderTimeout: cfg.ReadHeaderTimeout,
 			// Bodies are at most MaxBodyBytes, so 15s to read one is
 			// generous; 30s to write covers a checkout that waits out its
-			// retries; idle keep-alive connections are reaped after 2m.
+			// retries (net/http/pprof extends it for a long profile);
+			// idle keep-alive connections are reaped after 2m.
 			ReadTimeout:  15 * time.Second,
 			WriteTimeout: 30 * time.Second,
 			IdleTimeout:  2 * time.Minute,
@@ -125,6 +188,7 @@ func NewServer(ln net.Listener, handler http.Handler, tel observability.Telemetr
 		health:  health,
 		logger:  tel.Logger,
 		drain:   cfg.DrainTimeout,
+		name:    cfg.Name,
 		stopped: make(chan struct{}),
 	}
 }
@@ -141,10 +205,10 @@ func (s *Server) OnShutdown(hook func(context.Context) error) {
 
 // Run serves until Stop, then waits for the drain to finish.
 func (s *Server) Run() error {
-	s.logger.Info("serving HTTP", "addr", s.ln.Addr().String())
+	s.logger.Info("serving HTTP", "listener", s.name, "addr", s.ln.Addr().String())
 	err := s.srv.Serve(s.ln)
 	if !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("serve HTTP: %w", err)
+		return fmt.Errorf("serve HTTP (%s listener): %w", s.name, err)
 	}
 	<-s.stopped
 	return s.stopErr
@@ -185,10 +249,10 @@ func (s *Server) Stop(error) {
 		defer cancel()
 		start := time.Now()
 		if err := s.srv.Shutdown(ctx); err != nil {
-			errList = append(errList, fmt.Errorf("drain HTTP server: %w", err))
+			errList = append(errList, fmt.Errorf("drain HTTP server (%s listener): %w", s.name, err))
 			_ = s.srv.Close()
 		}
-		s.logger.Info("HTTP server stopped", "drain_ms", time.Since(start).Milliseconds())
+		s.logger.Info("HTTP server stopped", "listener", s.name, "drain_ms", time.Since(start).Milliseconds())
 		s.stopErr = errors.Join(errList...)
 	})
 }

@@ -178,3 +178,108 @@ func TestTypedEndpointAdapter(t *testing.T) {
 		t.Errorf("wrong request type gave %v", err)
 	}
 }
+
+// get sends GET url and returns the status, the Content-Type and the body.
+func get(t *testing.T, url string) (int, string, string) {
+	t.Helper()
+	client := &http.Client{Timeout: 5 * time.Second}
+	resp, err := client.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header.Get("Content-Type"), string(body)
+}
+
+// startAdmin serves AdminHandler on a loopback port.
+func startAdmin(t *testing.T, tel observability.Telemetry, health *observability.Health, admin http.Handler) *transport.Server {
+	t.Helper()
+	ln, err := transport.Listen("127.0.0.1:0", "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := transport.ServerConfig{Name: "admin"}
+	srv := transport.NewServer(ln, transport.AdminHandler(tel, health, admin), tel, health, cfg)
+	done := make(chan error, 1)
+	go func() { done <- srv.Run() }()
+	t.Cleanup(func() {
+		srv.Stop(nil)
+		if err := <-done; err != nil {
+			t.Errorf("admin server run: %v", err)
+		}
+	})
+	return srv
+}
+
+func TestPublicHandlerServesOnlyTheAPI(t *testing.T) {
+	tel := newTelemetry(t, io.Discard)
+	router := transport.NewRouter()
+	router.Handle("GET", "/products", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "[]") }))
+	ln, err := transport.Listen("127.0.0.1:0", "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	health := observability.NewHealth()
+	srv := transport.NewServer(ln, transport.PublicHandler(tel, router, transport.ServerConfig{Public: true}), tel, health, transport.ServerConfig{})
+	go srv.Run()
+	t.Cleanup(func() { srv.Stop(nil) })
+	base := "http://" + srv.Addr().String()
+
+	if status, _, body := get(t, base+"/products"); status != 200 || body != "[]" {
+		t.Fatalf("GET /products = %d %q; the API must still be served", status, body)
+	}
+	// Internal surfaces answer like any unknown route: a 404 problem.
+	for _, path := range []string{"/metrics", "/healthz", "/readyz", "/debug/pprof/", "/debug/pprof/goroutine", "/debug/pprof/cmdline", "/admin/faults"} {
+		status, ctype, body := get(t, base+path)
+		if status != http.StatusNotFound || ctype != "application/problem+json" || !strings.Contains(body, `"code":"no_route"`) {
+			t.Errorf("public GET %s = %d %s %s; want a 404 no_route problem", path, status, ctype, body)
+		}
+	}
+}
+
+func TestAdminHandlerServesHealthMetricsProfilesAndAdminRoutes(t *testing.T) {
+	tel := newTelemetry(t, io.Discard)
+	health := observability.NewHealth()
+	admin := transport.NewRouter()
+	admin.Handle("GET", "/admin/knobs", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "knobs") }))
+	srv := startAdmin(t, tel, health, admin)
+	base := "http://" + srv.Addr().String()
+
+	for path, want := range map[string]string{
+		"/healthz":                       `"status":"ok"`,
+		"/readyz":                        `"status":"ok"`,
+		"/metrics":                       "go_goroutines",
+		"/debug/pprof/":                  "goroutine",
+		"/debug/pprof/goroutine?debug=1": "goroutine profile",
+		"/debug/pprof/cmdline":           "transport.test",
+		"/admin/knobs":                   "knobs",
+	} {
+		status, _, body := get(t, base+path)
+		if status != 200 || !strings.Contains(body, want) {
+			t.Errorf("admin GET %s = %d, body lacks %q:\n%.300s", path, status, want, body)
+		}
+	}
+	status, ctype, body := get(t, base+"/products")
+	if status != http.StatusNotFound || ctype != "application/problem+json" {
+		t.Errorf("admin GET /products = %d %s %s; the API is not on the admin listener", status, ctype, body)
+	}
+}
+
+func TestAdminHandlerWithoutAdminRoutesAnswers404Problems(t *testing.T) {
+	tel := newTelemetry(t, io.Discard)
+	srv := startAdmin(t, tel, observability.NewHealth(), nil)
+	status, ctype, _ := get(t, "http://"+srv.Addr().String()+"/admin/faults")
+	if status != http.StatusNotFound || ctype != "application/problem+json" {
+		t.Errorf("GET /admin/faults on an admin listener without admin routes = %d %s; want a 404 problem", status, ctype)
+	}
+}
+
+func mustListen(t *testing.T) net.Listener {
+	t.Helper()
+	ln, err := transport.Listen("127.0.0.1:0", "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ln
+}

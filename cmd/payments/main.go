@@ -28,8 +28,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	flags := config.NewFlags("payments", getenv, stdout)
 	common := platform.CommonFlags(flags, ":8084")
 	dataDir := flags.String("data-dir", "DATA_DIR", "data/payments", "directory for the SQLite database (replicas on one host share it)")
-	faultErrorRate := flags.Float("fault-error-rate", "FAULT_ERROR_RATE", 0, "probability (0 to 1) that a charge or refund fails on purpose; change it at run time with PUT /admin/faults")
-	faultLatency := flags.Duration("fault-latency", "FAULT_LATENCY", 0, "delay added to every charge and refund (at most 30s); change it at run time with PUT /admin/faults")
+	faultErrorRate := flags.Float("fault-error-rate", "FAULT_ERROR_RATE", 0, "probability (0 to 1) that a charge or refund fails on purpose; change it at run time with PUT /admin/faults on the admin listener")
+	faultLatency := flags.Duration("fault-latency", "FAULT_LATENCY", 0, "delay added to every charge and refund (at most 30s); change it at run time with PUT /admin/faults on the admin listener")
 	if err := flags.Parse(args); err != nil {
 		return err
 	}
@@ -66,5 +66,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	endpoints := payments.NewEndpoints(svc, proc.Endpoint)
 	admin := payments.NewAdminEndpoints(faults, tel.ServerEndpoint)
 
-	return proc.Serve(ctx, payments.NewHTTPHandler(endpoints, admin))
+	// The fault knobs answer on the admin listener, never on the API's.
+	proc.AdminRoutes = payments.NewAdminHTTPHandler(admin)
+	return proc.Serve(ctx, payments.NewHTTPHandler(endpoints))
 }

@@ -57,8 +57,8 @@ func (s FaultSettings) Validate() error {
 }
 
 // Faults holds the fault knobs of one process. It is safe for concurrent
-// use: an operator turns the knobs (PUT /admin/faults) while requests read
-// them.
+// use: an operator turns the knobs (PUT /admin/faults, on the admin
+// listener) while requests read them.
 //
 // Faults is a prometheus.Collector: register it to export
 // glasshouse_payments_faults_injected_total{type} and the knobs' current

@@ -8,21 +8,34 @@ import (
 	httptransport "github.com/go-kit/kit/transport/http"
 )
 
-// NewHTTPHandler exposes the endpoints over HTTP. All routes are here:
+// NewHTTPHandler exposes the endpoints over HTTP, on the public
+// listener. All its routes are here:
 //
 //	POST /charges                  charge a card for an order (201; a replay answers the same)
 //	POST /charges/{id}/refund      refund a charge
 //	GET  /charges/{id}             one charge
 //	GET  /orders/{orderID}/charge  the charge made for an order
-//	GET  /admin/faults             the fault knobs (internal: the gateway never routes /admin)
-//	PUT  /admin/faults             turn the fault knobs
-func NewHTTPHandler(e Endpoints, admin AdminEndpoints) http.Handler {
+//	POST /orders/{orderID}/void    void the charge of an order that will not complete
+//
+// The fault knobs are not here: see NewAdminHTTPHandler.
+func NewHTTPHandler(e Endpoints) http.Handler {
 	r := transport.NewRouter()
 	r.Endpoint("POST", "/charges", e.ChargeEndpoint, decodeCharge, transport.EncodeJSON(http.StatusCreated))
 	r.Endpoint("POST", "/charges/{id}/refund", e.RefundEndpoint, decodeRefund, transport.EncodeJSON(http.StatusOK))
 	r.Endpoint("GET", "/charges/{id}", e.GetChargeEndpoint, decodeGetCharge, transport.EncodeJSON(http.StatusOK))
 	r.Endpoint("GET", "/orders/{orderID}/charge", e.FindChargeEndpoint, decodeFindCharge, transport.EncodeJSON(http.StatusOK))
 	r.Endpoint("POST", "/orders/{orderID}/void", e.VoidEndpoint, decodeVoid, transport.EncodeJSON(http.StatusOK))
+	return r
+}
+
+// NewAdminHTTPHandler exposes the fault knobs, on the admin listener only:
+// whoever can reach the public API must not be able to make payments
+// fail. Its routes:
+//
+//	GET  /admin/faults             the fault knobs
+//	PUT  /admin/faults             turn the fault knobs
+func NewAdminHTTPHandler(admin AdminEndpoints) http.Handler {
+	r := transport.NewRouter()
 	r.Endpoint("GET", "/admin/faults", admin.GetFaultsEndpoint, decodeGetFaults, transport.EncodeJSON(http.StatusOK))
 	r.Endpoint("PUT", "/admin/faults", admin.SetFaultsEndpoint, decodeSetFaults, transport.EncodeJSON(http.StatusOK))
 	return r
@@ -62,27 +75,37 @@ func decodeSetFaults(_ context.Context, r *http.Request) (any, error) {
 // The admin routes have none: operators call them with curl.
 
 func encodeCharge(ctx context.Context, r *http.Request, request any) error {
-	r.URL = transport.JoinPath(r.URL, "charges")
+	if err := transport.SetPath(r, "charges"); err != nil {
+		return err
+	}
 	return httptransport.EncodeJSONRequest(ctx, r, request)
 }
 
 func encodeRefund(_ context.Context, r *http.Request, request any) error {
-	r.URL = transport.JoinPath(r.URL, "charges", request.(RefundRequest).ChargeID, "refund")
+	if err := transport.SetPath(r, "charges", request.(RefundRequest).ChargeID, "refund"); err != nil {
+		return err
+	}
 	return nil
 }
 
 func encodeGetCharge(_ context.Context, r *http.Request, request any) error {
-	r.URL = transport.JoinPath(r.URL, "charges", request.(GetChargeRequest).ChargeID)
+	if err := transport.SetPath(r, "charges", request.(GetChargeRequest).ChargeID); err != nil {
+		return err
+	}
 	return nil
 }
 
 func encodeFindCharge(_ context.Context, r *http.Request, request any) error {
-	r.URL = transport.JoinPath(r.URL, "orders", request.(FindChargeRequest).OrderID, "charge")
+	if err := transport.SetPath(r, "orders", request.(FindChargeRequest).OrderID, "charge"); err != nil {
+		return err
+	}
 	return nil
 }
 
 func encodeVoid(_ context.Context, r *http.Request, request any) error {
-	r.URL = transport.JoinPath(r.URL, "orders", request.(VoidRequest).OrderID, "void")
+	if err := transport.SetPath(r, "orders", request.(VoidRequest).OrderID, "void"); err != nil {
+		return err
+	}
 	return nil
 }
 

@@ -58,7 +58,11 @@ func newServer(t testing.TB, rec sdktrace.SpanProcessor) testServer {
 	svc = payments.Instrumenting(tel.Registry)(svc)
 	health := observability.NewHealth()
 	health.AddCheck("store", store.Ping)
-	routes := payments.NewHTTPHandler(payments.NewEndpoints(svc, tel.ServerEndpoint), payments.NewAdminEndpoints(faults, tel.ServerEndpoint))
+	// One test server for both listeners' routes: the API and the fault
+	// knobs (which cmd/payments serves on the admin listener).
+	routes := http.NewServeMux()
+	routes.Handle("/admin/", payments.NewAdminHTTPHandler(payments.NewAdminEndpoints(faults, tel.ServerEndpoint)))
+	routes.Handle("/", payments.NewHTTPHandler(payments.NewEndpoints(svc, tel.ServerEndpoint)))
 	srv := httptest.NewServer(transport.Handler(tel, health, routes, transport.ServerConfig{MaxBodyBytes: 4 << 10}))
 	t.Cleanup(srv.Close)
 	return testServer{Server: srv, store: store, faults: faults}

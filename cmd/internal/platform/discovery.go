@@ -23,14 +23,15 @@ func DiscoveryFlags(f *config.Flags) Discovery {
 	return Discovery{
 		ConsulAddr:      f.String("consul", "CONSUL_HTTP_ADDR", "127.0.0.1:8500", "Consul agent HTTP address"),
 		Advertise:       f.String("advertise", "ADVERTISE_ADDR", "", "address peers dial to reach this instance (default: the listen host, else the host name)"),
-		CheckInterval:   f.Duration("check-interval", "CHECK_INTERVAL", 2*time.Second, "how often Consul checks /readyz"),
+		CheckInterval:   f.Duration("check-interval", "CHECK_INTERVAL", 2*time.Second, "how often Consul checks /readyz on the admin listener"),
 		CheckTimeout:    f.Duration("check-timeout", "CHECK_TIMEOUT", time.Second, "how long Consul's check may take"),
 		DeregisterAfter: f.Duration("deregister-after", "DEREGISTER_AFTER", time.Minute, "how long a critical instance stays in Consul before it is removed"),
 	}
 }
 
-// Registration describes the instance serving on ln.
-func (d Discovery) Registration(service, version string, ln net.Listener) transport.Registration {
+// Registration describes the instance serving its API on ln and its admin
+// listener on admin, both reached at the advertised address.
+func (d Discovery) Registration(service, version string, ln, admin net.Listener) transport.Registration {
 	port := ln.Addr().(*net.TCPAddr).Port
 	addr := transport.AdvertiseAddress(*d.Advertise, ln.Addr().String())
 	return transport.Registration{
@@ -38,6 +39,7 @@ func (d Discovery) Registration(service, version string, ln net.Listener) transp
 		ID:              fmt.Sprintf("%s-%s-%d", service, addr, port),
 		Address:         addr,
 		Port:            port,
+		AdminPort:       admin.Addr().(*net.TCPAddr).Port,
 		Tags:            []string{"glasshouse"},
 		Meta:            map[string]string{"version": version, "metrics_path": "/metrics"},
 		CheckInterval:   *d.CheckInterval,

@@ -1,7 +1,11 @@
 // Package platform is the part of every service's main that is the same
 // for all of them: listen, set up telemetry, register in Consul, serve
-// with health and metrics, and shut down in order. A main parses its own
-// flags, builds its store and service, and hands its routes to Serve.
+// the API on the public listener and health, metrics, profiles and admin
+// routes on the admin listener, and shut down in order. A main parses its
+// own flags, builds its store and service, and hands its routes to Serve.
+//
+// Admin listeners default to the public port + 1000: gateway 9080, users
+// 9081, inventory 9082, orders 9083, payments 9084 (Prometheus keeps 9090).
 package platform
 
 import (
@@ -13,6 +17,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -27,13 +32,15 @@ import (
 // Flags are the settings every service has.
 type Flags struct {
 	listen    *string
+	admin     *string
 	drain     *time.Duration
 	faults    *bool
 	discovery Discovery
 }
 
-// CommonFlags defines -listen (default defaultListen), -drain-timeout and
-// the Consul flags on f.
+// CommonFlags defines -listen (default defaultListen), -admin-listen
+// (default: the same host, port + 1000), -drain-timeout and the Consul
+// flags on f.
 func CommonFlags(f *config.Flags, defaultListen string) Flags {
 	return CommonFlagsDraining(f, defaultListen, 10*time.Second)
 }
@@ -42,11 +49,28 @@ func CommonFlags(f *config.Flags, defaultListen string) Flags {
 // a service whose requests may take longer than the usual 10s.
 func CommonFlagsDraining(f *config.Flags, defaultListen string, drain time.Duration) Flags {
 	return Flags{
-		listen:    f.String("listen", "LISTEN_ADDR", defaultListen, "address to serve HTTP on"),
+		listen: f.String("listen", "LISTEN_ADDR", defaultListen, "address to serve the public API on"),
+		admin: f.String("admin-listen", "ADMIN_LISTEN_ADDR", adminDefault(defaultListen),
+			"address to serve /metrics, /healthz, /readyz, /debug/pprof/ and admin routes on; never publish it at the edge"),
 		drain:     f.Duration("drain-timeout", "DRAIN_TIMEOUT", drain, "how long in-flight requests get to finish on shutdown"),
 		faults:    f.Bool("fault-injection", "FAULT_INJECTION", false, "honour faults requested in a request's baggage (chaos tests only; never in production)"),
 		discovery: DiscoveryFlags(f),
 	}
+}
+
+// adminOffset puts each service's admin port beside its public one:
+// 8084 serves payments' API, 9084 its admin listener.
+const adminOffset = 1000
+
+// adminDefault is the default admin address for a public default such as
+// ":8084": the same host, the port + adminOffset.
+func adminDefault(listen string) string {
+	host, port, err := net.SplitHostPort(listen)
+	n, perr := strconv.Atoi(port)
+	if err != nil || perr != nil || n == 0 {
+		return net.JoinHostPort(host, "0")
+	}
+	return net.JoinHostPort(host, strconv.Itoa(n+adminOffset))
 }
 
 // DrainTimeout is the configured drain time.
@@ -59,12 +83,19 @@ type Process struct {
 	// Consul is the agent client, for registration and for finding peers.
 	Consul *consul.Client
 
-	// PublicEndpoint marks the platform's edge; set it before Serve.
+	// PublicEndpoint marks the platform's edge (traces start there); set
+	// it before Serve. It does not publish health or metrics: every
+	// service, the gateway too, serves those on its admin listener only.
 	PublicEndpoint bool
+	// AdminRoutes are the service's own admin routes (payments' fault
+	// knobs), served on the admin listener beside health and metrics;
+	// set it before Serve, or leave it nil.
+	AdminRoutes http.Handler
 
 	service           string
 	faults            bool
 	ln                net.Listener
+	adminLn           net.Listener
 	registration      transport.Registration
 	server            transport.ServerConfig
 	shutdownTelemetry func(context.Context) error
@@ -79,7 +110,11 @@ func (f Flags) Start(ctx context.Context, service, version string, getenv func(s
 	if err != nil {
 		return nil, err
 	}
-	registration := f.discovery.Registration(service, version, ln)
+	adminLn, err := transport.Listen(*f.admin, "-admin-listen / ADMIN_LISTEN_ADDR")
+	if err != nil {
+		return nil, errors.Join(err, ln.Close())
+	}
+	registration := f.discovery.Registration(service, version, ln, adminLn)
 	tel, shutdown, err := observability.Setup(ctx, observability.Config{
 		ServiceName:    service,
 		ServiceVersion: version,
@@ -88,11 +123,11 @@ func (f Flags) Start(ctx context.Context, service, version string, getenv func(s
 		LogOutput:      stdout,
 	})
 	if err != nil {
-		return nil, errors.Join(err, ln.Close())
+		return nil, errors.Join(err, ln.Close(), adminLn.Close())
 	}
 	client, err := transport.NewConsulClient(*f.discovery.ConsulAddr)
 	if err != nil {
-		return nil, errors.Join(err, ln.Close(), shutdown(ctx))
+		return nil, errors.Join(err, ln.Close(), adminLn.Close(), shutdown(ctx))
 	}
 	if *f.faults {
 		tel.Logger.Warn("fault injection is ENABLED: requests may ask for failures in their baggage")
@@ -104,11 +139,18 @@ func (f Flags) Start(ctx context.Context, service, version string, getenv func(s
 		service:           service,
 		faults:            *f.faults,
 		ln:                ln,
+		adminLn:           adminLn,
 		registration:      registration,
 		server:            transport.ServerConfig{DrainTimeout: *f.drain},
 		shutdownTelemetry: shutdown,
 	}, nil
 }
+
+// Addr is the public listener's address.
+func (p *Process) Addr() net.Addr { return p.ln.Addr() }
+
+// AdminAddr is the admin listener's address.
+func (p *Process) AdminAddr() net.Addr { return p.adminLn.Addr() }
 
 // Endpoint is the middleware for the service's endpoint name: tracing,
 // RED metrics and logging, then the per-request faults of chaos tests
@@ -135,17 +177,23 @@ func (p *Process) Close(ctx context.Context, err *error) {
 	}
 	flushCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	*err = errors.Join(*err, p.shutdownTelemetry(flushCtx), ignoreClosed(p.ln.Close()))
+	*err = errors.Join(*err, p.shutdownTelemetry(flushCtx), ignoreClosed(p.ln.Close()), ignoreClosed(p.adminLn.Close()))
 }
 
-// Serve serves routes (with /healthz, /readyz and /metrics beside them),
-// registered in Consul, and runs each background task, until ctx ends or
-// one of them fails. Then it deregisters, drains in-flight requests, and
-// stops the tasks, returning every error on the way.
+// Serve serves routes on the public listener and health, metrics,
+// profiles and AdminRoutes on the admin listener, registered in Consul,
+// and runs each background task, until ctx ends or one of them fails.
+// Then it marks /readyz failing, deregisters, drains in-flight public
+// requests and stops the tasks; the admin listener stops last, so that
+// until then /readyz answers "draining" and /metrics can still be scraped.
+// It returns every error on the way.
 func (p *Process) Serve(ctx context.Context, routes http.Handler, background ...func(context.Context) error) error {
 	p.server.Public = p.PublicEndpoint
-	handler := transport.Handler(p.Telemetry, p.Health, routes, p.server)
-	srv := transport.NewServer(p.ln, handler, p.Telemetry, p.Health, p.server)
+	srv := transport.NewServer(p.ln, transport.PublicHandler(p.Telemetry, routes, p.server), p.Telemetry, p.Health, p.server)
+	// The admin drain is short: nothing waits on it but a scrape, a probe
+	// or a profile, and it begins only after the public drain has ended.
+	adminCfg := transport.ServerConfig{Name: "admin", DrainTimeout: 2 * time.Second}
+	admin := transport.NewServer(p.adminLn, transport.AdminHandler(p.Telemetry, p.Health, p.AdminRoutes), p.Telemetry, p.Health, adminCfg)
 	registrar := transport.NewRegistrar(p.Consul, p.registration, p.Telemetry.Logger, p.Telemetry.Registry)
 	// Leave Consul before draining, so callers stop choosing this
 	// instance while it still answers the requests in flight.
@@ -162,9 +210,13 @@ func (p *Process) Serve(ctx context.Context, routes http.Handler, background ...
 		ctx, cancel := context.WithCancel(ctx)
 		g.Add(func() error { <-ctx.Done(); return nil }, func(error) { cancel() })
 	}
+	// The admin server stops after the public one has drained, whatever
+	// order the group interrupts in: srv.Stop runs once, and a second
+	// call waits for the first to finish.
+	g.Add(admin.Run, func(err error) { srv.Stop(err); admin.Stop(err) })
 	// oklog/run returns only the error that ended the group; the
-	// shutdown sequence's own errors are joined so none is lost.
-	return errors.Join(g.Run(), srv.ShutdownErr())
+	// shutdown sequences' own errors are joined so none is lost.
+	return errors.Join(g.Run(), srv.ShutdownErr(), admin.ShutdownErr())
 }
 
 func ignoreClosed(err error) error {
