@@ -24,6 +24,7 @@ func All() []Experiment {
 		JaegerDown(),
 		SlowPayments(),
 		RequestFaults(),
+		HostileClient(),
 	}
 }
 

@@ -2,10 +2,12 @@ package chaos
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/glasshouse-dev/glasshouse/services/inventory"
@@ -167,4 +169,60 @@ func awaitInvariants(ctx context.Context, dataDir string, within time.Duration) 
 	_ = err // the last reading says what is broken
 	last.Quiet = time.Since(start)
 	return last
+}
+
+// readHostileStores counts what the stores hold of user: their orders,
+// and the reservations and charges of those orders. The stores' packages
+// offer no lookup by user, so this reads their tables directly, read-only.
+func readHostileStores(ctx context.Context, dataDir, user string) HostileStores {
+	var st HostileStores
+	if user == "" {
+		st.Err = "the hostile user is unknown"
+		return st
+	}
+	ids, err := queryStrings(ctx, filepath.Join(dataDir, "orders", "orders.db"), `SELECT id FROM orders WHERE user_id = ?`, user)
+	if err != nil {
+		st.Err = err.Error()
+		return st
+	}
+	st.Orders = len(ids)
+	if len(ids) == 0 {
+		return st
+	}
+	in := "(" + strings.TrimSuffix(strings.Repeat("?,", len(ids)), ",") + ")"
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		args[i] = id
+	}
+	res, err := queryStrings(ctx, filepath.Join(dataDir, "inventory", "inventory.db"), `SELECT order_id FROM reservations WHERE order_id IN `+in, args...)
+	st.Reservations = len(res)
+	charges, cerr := queryStrings(ctx, filepath.Join(dataDir, "payments", "payments.db"), `SELECT id FROM charges WHERE order_id IN `+in, args...)
+	st.Charges = len(charges)
+	if err = errors.Join(err, cerr); err != nil {
+		st.Err = err.Error()
+	}
+	return st
+}
+
+// queryStrings runs a query returning one text column on the SQLite file
+// at path, opened read-only.
+func queryStrings(ctx context.Context, path, query string, args ...any) (out []string, err error) {
+	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro&_pragma=busy_timeout(5000)")
+	if err != nil {
+		return nil, err
+	}
+	defer func() { err = errors.Join(err, db.Close()) }()
+	rows, err := db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", filepath.Base(path), err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, rows.Err()
 }

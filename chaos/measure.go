@@ -28,6 +28,9 @@ type Run struct {
 	Invariants Invariants
 	// LoadEnded is when the last stream's last answer came in.
 	LoadEnded time.Duration
+	// Hostile is what a hostile client sent beside the streams, and what
+	// came of it; nil when none did (see HostileClient).
+	Hostile *HostileRun
 }
 
 // A StreamRun is what one stream's customers saw.

@@ -135,7 +135,7 @@ func TestAllExperimentsAreDeclaredCompletely(t *testing.T) {
 			last = s.At
 		}
 	}
-	if len(names) != 7 {
-		t.Errorf("%d experiments, want 7", len(names))
+	if len(names) != 8 {
+		t.Errorf("%d experiments, want 8", len(names))
 	}
 }

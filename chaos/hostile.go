@@ -1,0 +1,808 @@
+package chaos
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/glasshouse-dev/glasshouse/loadgen"
+)
+
+// 8. A hostile client beside the customers.
+//
+// One client sends what a careless or malicious caller sends: dot
+// segments, huge and odd identifiers, valid-looking IDs of things that do
+// not exist, a flood of wrong passwords, fault baggage without the secret
+// that allows it, oversized and malformed bodies, bad and forged tokens,
+// checkouts nobody could fulfil. The platform must answer each with a
+// 4xx at the edge (or, for what is only unknown, from the service that
+// owns it) and the customers beside it must not notice.
+
+// Bounds and shape of HostileClient.
+const (
+	// hostileRate is what the hostile client sends, per second: more than
+	// the customers' load, well under the gateway's per-client limit in
+	// the local stack, so that it is the inputs that are hostile and not
+	// the volume.
+	hostileRate = 60
+	// hostilePhase is how long it sends; the customers' baseline is
+	// measured over as long just before it, so that both p99s rest on the
+	// same number of requests (about 800 each at 40 req/s).
+	hostilePhase = 20 * time.Second
+	// hostileWarmup is the start of the run left out of the baseline:
+	// connections and caches warm up.
+	hostileWarmup = 2 * time.Second
+	// hostileTimeout bounds each hostile request, answer included: a
+	// request not answered by then hung.
+	hostileTimeout = 2 * time.Second
+	// hostileInFlight bounds the hostile requests awaiting answers; one
+	// due while that many wait is not sent (and counted).
+	hostileInFlight = 32
+	// cleanP99Slack is how much the customers' p99 may rise while the
+	// hostile client sends: 20% of the baseline's.
+	cleanP99Slack = 0.20
+	// hostileHeapGrowth and hostileRSSGrowth bound the gateway's memory
+	// growth (highest sample during the hostile phase over the highest
+	// during the baseline). Bodies are capped before they are read and
+	// identifiers refused before they are kept, so nothing should grow;
+	// the bounds leave room for the garbage collector's rhythm, and
+	// buffering the oversized bodies (1.5 MiB each, 3 a second) would
+	// exceed them within seconds.
+	hostileHeapGrowth = 16 << 20
+	hostileRSSGrowth  = 32 << 20
+	// tracesPerKind is how many traces of each input that must stop at
+	// the gateway are read back from Jaeger.
+	tracesPerKind = 2
+	// oversizedBody is larger than any body the API accepts (1 MiB).
+	oversizedBody = 1536 << 10
+	// hugeIdentifier is the length of the huge SKU: far past the 64-byte
+	// grammar, well under the HTTP server's header limit, so that it is
+	// the gateway's rule and not the HTTP library that refuses it.
+	hugeIdentifier = 70_000
+)
+
+// What a hostile input must get.
+const (
+	// wantRefused: a 4xx.
+	wantRefused = "refused"
+	// wantServed: a 2xx, as if the request carried nothing hostile (fault
+	// baggage without the secret is simply dropped); a 429 is fine too.
+	wantServed = "served"
+)
+
+// A hostileKind is one class of hostile input.
+type hostileKind struct {
+	name string
+	want string
+	// reaches says the input may legitimately reach a backend (an unknown
+	// but well-formed SKU is the inventory's to answer). Every other one
+	// must stop at the gateway, which its trace proves.
+	reaches bool
+	// weight is how many of each round of requests are of this kind.
+	weight int
+	build  func(h *hostileClient, n int) (*http.Request, error)
+}
+
+// hostileKinds are the hostile inputs, in the order of one round.
+func hostileKinds() []hostileKind {
+	get := func(path string, auth bool) func(h *hostileClient, n int) (*http.Request, error) {
+		return func(h *hostileClient, n int) (*http.Request, error) {
+			req, err := http.NewRequest(http.MethodGet, h.gateway+path, nil)
+			if err == nil && auth {
+				req.Header.Set("Authorization", "Bearer "+h.token)
+			}
+			return req, err
+		}
+	}
+	checkout := func(items func(n int) any) func(h *hostileClient, n int) (*http.Request, error) {
+		return func(h *hostileClient, n int) (*http.Request, error) {
+			b, err := json.Marshal(map[string]any{"items": items(n), "card_number": approvingCard})
+			if err != nil {
+				return nil, err
+			}
+			return h.post("/api/orders", bytes.NewReader(b), h.token)
+		}
+	}
+	return []hostileKind{
+		{name: "dot-segment SKU (%2E%2E)", want: wantRefused, weight: 1, build: get("/api/products/%2E%2E", false)},
+		{name: "dot-segment order ID (%2E)", want: wantRefused, weight: 1, build: get("/api/orders/%2E", true)},
+		{name: "70 kB SKU", want: wantRefused, weight: 1, build: get("/api/products/"+strings.Repeat("A", hugeIdentifier), false)},
+		{name: "SKU with NUL", want: wantRefused, weight: 1, build: get("/api/products/GH-MUG-01%00", false)},
+		{name: "SKU with a bidi control", want: wantRefused, weight: 1, build: get("/api/products/GH-MUG-01%E2%80%AE", false)},
+		{name: "SKU with encoded slashes", want: wantRefused, weight: 1, build: get("/api/products/..%2F..%2Fadmin%2Ffaults", false)},
+		{name: "order ID with encoded slashes", want: wantRefused, weight: 1, build: get("/api/orders/..%2F..%2Fhealthz", true)},
+		{name: "unknown SKU", want: wantRefused, reaches: true, weight: 1, build: func(h *hostileClient, n int) (*http.Request, error) {
+			return get(fmt.Sprintf("/api/products/GH-NONE-%04d", n), false)(h, n)
+		}},
+		{name: "unknown order ID", want: wantRefused, reaches: true, weight: 1, build: func(h *hostileClient, n int) (*http.Request, error) {
+			return get("/api/orders/ord_"+randomHex(16), true)(h, n)
+		}},
+		// The flood weighs most: it is what costs users bcrypt work.
+		{name: "wrong password", want: wantRefused, reaches: true, weight: 4, build: func(h *hostileClient, n int) (*http.Request, error) {
+			b, err := json.Marshal(map[string]string{"email": h.email, "password": fmt.Sprintf("wrong-%06d", n)})
+			if err != nil {
+				return nil, err
+			}
+			return h.post("/api/login", bytes.NewReader(b), "")
+		}},
+		{name: "fault baggage without the secret", want: wantServed, reaches: true, weight: 1, build: func(h *hostileClient, n int) (*http.Request, error) {
+			req, err := get("/api/products", false)(h, n)
+			if err == nil {
+				req.Header.Set("Baggage", "fault.inventory=error,fault.users=error,fault.orders=error")
+			}
+			return req, err
+		}},
+		{name: "oversized body", want: wantRefused, weight: 1, build: func(h *hostileClient, n int) (*http.Request, error) {
+			return h.post("/api/orders", bytes.NewReader(oversized()), h.token)
+		}},
+		{name: "oversized body, chunked", want: wantRefused, weight: 1, build: func(h *hostileClient, n int) (*http.Request, error) {
+			// A reader of unknown length is sent chunked: no
+			// Content-Length to refuse it by, the body must be cut.
+			return h.post("/api/orders", io.MultiReader(bytes.NewReader(oversized())), h.token)
+		}},
+		{name: "malformed JSON", want: wantRefused, weight: 1, build: func(h *hostileClient, n int) (*http.Request, error) {
+			return h.post("/api/orders", strings.NewReader(`{"items":[{"sku":"GH-MUG-01","quantity":`), h.token)
+		}},
+		{name: "garbage bearer token", want: wantRefused, weight: 1, build: func(h *hostileClient, n int) (*http.Request, error) {
+			req, err := get("/api/orders", false)(h, n)
+			if err == nil {
+				req.Header.Set("Authorization", "Bearer not.a-token")
+			}
+			return req, err
+		}},
+		{name: "forged token", want: wantRefused, weight: 1, build: func(h *hostileClient, n int) (*http.Request, error) {
+			req, err := get("/api/orders", false)(h, n)
+			if err == nil {
+				req.Header.Set("Authorization", "Bearer "+h.forged)
+			}
+			return req, err
+		}},
+		{name: "checkout of an invalid SKU", want: wantRefused, weight: 1, build: checkout(func(int) any {
+			return []map[string]any{{"sku": "..", "quantity": 1}}
+		})},
+		{name: "checkout of a huge quantity", want: wantRefused, reaches: true, weight: 1, build: checkout(func(int) any {
+			return []map[string]any{{"sku": "GH-MUG-01", "quantity": 1_000_000_000}}
+		})},
+		{name: "checkout past the line cap once merged", want: wantRefused, reaches: true, weight: 1, build: checkout(func(int) any {
+			items := make([]map[string]any, 11)
+			for i := range items {
+				items[i] = map[string]any{"sku": customerSKU, "quantity": 100}
+			}
+			return items
+		})},
+	}
+}
+
+// oversized is a checkout body past every limit, well-formed JSON so that
+// only its size is wrong.
+func oversized() []byte {
+	return []byte(`{"card_number":"` + approvingCard + `","items":[],"note":"` + strings.Repeat("x", oversizedBody) + `"}`)
+}
+
+// HostileClient runs the customers' steady load, measures it for
+// hostilePhase, then lets a hostile client send beside it for as long.
+func HostileClient() Experiment {
+	var kinds []string
+	for _, k := range hostileKinds() {
+		kinds = append(kinds, k.name)
+	}
+	start := hostileWarmup + hostilePhase
+	return Experiment{
+		Name:  "hostile-client",
+		Title: "A hostile client beside the customers",
+		Hypothesis: fmt.Sprintf("Identifiers are checked at the edge and breakers count only a peer's own faults, so a "+
+			"hostile client (from its own address, %d req/s for %s: %s) cannot hurt other customers: the customers' "+
+			"requests do not fail and their p99 stays within %s of the baseline measured over the %s before; every "+
+			"hostile request gets a 4xx (fault baggage without the secret is served as if it carried none), none a 5xx "+
+			"or no answer within %s; no circuit breaker of the gateway or orders changes state; no hostile input that "+
+			"must stop at the gateway reaches a backend (their traces hold gateway spans only); the stores hold no "+
+			"order, reservation or charge of the hostile user; and the gateway's heap grows < %d MiB, its RSS < %d MiB.",
+			hostileRate, hostilePhase, strings.Join(kinds, ", "), percent(cleanP99Slack), hostilePhase, hostileTimeout,
+			hostileHeapGrowth>>20, hostileRSSGrowth>>20),
+		Streams: mainStream(steadyLoad(start + hostilePhase + 3*time.Second)),
+		Steps: []Step{
+			{At: start, Mark: MarkFault, Action: StartHostile(hostileRate, hostilePhase)},
+			{At: start + hostilePhase + time.Second, Mark: MarkRecover, Action: StopHostile()},
+		},
+		Probes: []Probe{
+			BreakerTransitions("gateway/1", "orders/1"),
+			Breakers("gateway/1", "inventory"),
+			Memory("gateway/1"),
+		},
+		Measure: measureHostile,
+		Judge:   judgeHostileClient,
+	}
+}
+
+// HostileRun is what the hostile client sent and what came of it.
+type HostileRun struct {
+	// Source is the address it sent from: another loopback address than
+	// the customers', so that per-client limits tell them apart.
+	Source string
+	User   string // the hostile user's ID
+	// Kinds are the kinds of input it sends, in the order of one round.
+	Kinds    []string
+	Requests []HostileRequest
+	// Skipped counts requests due while hostileInFlight awaited answers.
+	Skipped int
+	// Traces are traces of inputs that must stop at the gateway, read
+	// back from Jaeger.
+	Traces []HostileTrace
+	// Stores is what the services' stores hold of the hostile user.
+	Stores HostileStores
+
+	done  chan struct{} // closed when the last request is answered
+	err   error         // why it could not start
+	start time.Time     // when it began sending
+}
+
+// A HostileRequest is one hostile request as the hostile client saw it.
+type HostileRequest struct {
+	Kind    string
+	At      time.Duration // sent, on the main clock
+	Latency time.Duration
+	Status  int    // 0 when there was no answer within hostileTimeout
+	Code    string // the problem+json code, if any
+	TraceID string
+
+	sent time.Time
+}
+
+// A HostileTrace is the trace of one hostile request: which services it
+// reached.
+type HostileTrace struct {
+	Kind     string
+	TraceID  string
+	Services []string
+	Err      string // the trace could not be read
+}
+
+// HostileStores counts what the stores hold of the hostile user.
+type HostileStores struct {
+	Orders, Reservations, Charges int
+	Err                           string
+}
+
+// hostileClient speaks the public API from its own address.
+type hostileClient struct {
+	gateway string
+	http    *http.Client
+	email   string
+	token   string
+	user    string
+	forged  string // a token in the right shape, signed by a key of its own
+}
+
+// hostileSource is the address the hostile client sends from: 127.0.0.2
+// when the gateway listens on IPv4 loopback (on Linux the whole of
+// 127.0.0.0/8 is the loopback interface), so the gateway sees two clients.
+func hostileSource(gateway string) (*net.TCPAddr, error) {
+	u, err := url.Parse(gateway)
+	if err != nil {
+		return nil, err
+	}
+	ip := net.ParseIP(u.Hostname())
+	if ip == nil || ip.To4() == nil || !ip.IsLoopback() {
+		return nil, fmt.Errorf("the gateway %s is not on IPv4 loopback: no second client address to send from", gateway)
+	}
+	src := net.IPv4(127, 0, 0, 2)
+	if ip.Equal(src) {
+		src = net.IPv4(127, 0, 0, 3)
+	}
+	return &net.TCPAddr{IP: src}, nil
+}
+
+func newHostileClient(ctx context.Context, gateway string) (*hostileClient, error) {
+	src, err := hostileSource(gateway)
+	if err != nil {
+		return nil, err
+	}
+	dialer := &net.Dialer{LocalAddr: src, Timeout: hostileTimeout}
+	tr := &http.Transport{
+		DialContext:         dialer.DialContext,
+		MaxIdleConns:        hostileInFlight,
+		MaxIdleConnsPerHost: hostileInFlight,
+		IdleConnTimeout:     30 * time.Second,
+	}
+	h := &hostileClient{
+		gateway: gateway,
+		http:    &http.Client{Transport: tr, Timeout: hostileTimeout},
+		email:   fmt.Sprintf("hostile-%s@example.com", randomHex(6)),
+	}
+	// A real account: the dot-segment order ID and the checkouts need a
+	// valid token, and the login flood hits an account that exists.
+	const password = "hostile-client"
+	var user struct {
+		ID string `json:"id"`
+	}
+	if status, err := h.setup(ctx, "/api/users", map[string]string{"email": h.email, "password": password, "name": "Hostile client"}, &user); err != nil || status != http.StatusCreated {
+		return nil, fmt.Errorf("sign up: %d %v", status, err)
+	}
+	var tok struct {
+		Token string `json:"token"`
+	}
+	if status, err := h.setup(ctx, "/api/login", map[string]string{"email": h.email, "password": password}, &tok); err != nil || status != http.StatusOK {
+		return nil, fmt.Errorf("login: %d %v", status, err)
+	}
+	h.token, h.user = tok.Token, user.ID
+	if h.user == "" {
+		h.user = tokenSubject(tok.Token)
+	}
+	if h.forged, err = forgeToken(h.user); err != nil {
+		return nil, err
+	}
+	return h, nil
+}
+
+func (h *hostileClient) post(path string, body io.Reader, token string) (*http.Request, error) {
+	req, err := http.NewRequest(http.MethodPost, h.gateway+path, body)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Idempotency-Key", "hostile-"+randomHex(12))
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	return req, nil
+}
+
+// setup sends one of the hostile client's own setup calls.
+func (h *hostileClient) setup(ctx context.Context, path string, body, out any) (int, error) {
+	b, err := json.Marshal(body)
+	if err != nil {
+		return 0, err
+	}
+	req, err := h.post(path, bytes.NewReader(b), "")
+	if err != nil {
+		return 0, err
+	}
+	resp, err := h.http.Do(req.WithContext(ctx))
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		return resp.StatusCode, nil
+	}
+	return resp.StatusCode, json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(out)
+}
+
+// tokenSubject reads the subject of a JWT without verifying it: the
+// hostile client only needs to know its own user ID.
+func tokenSubject(token string) string {
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		return ""
+	}
+	b, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return ""
+	}
+	var claims struct {
+		Sub string `json:"sub"`
+	}
+	_ = json.Unmarshal(b, &claims)
+	return claims.Sub
+}
+
+// forgeToken makes an EdDSA JWT for subject, signed by a key nobody
+// trusts: the shape is right, the signature is not.
+func forgeToken(subject string) (string, error) {
+	_, key, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return "", err
+	}
+	enc := base64.RawURLEncoding.EncodeToString
+	header := enc([]byte(`{"alg":"EdDSA","typ":"JWT"}`))
+	claims, err := json.Marshal(map[string]any{"sub": subject, "iat": time.Now().Unix(), "exp": time.Now().Add(time.Hour).Unix()})
+	if err != nil {
+		return "", err
+	}
+	signed := header + "." + enc(claims)
+	return signed + "." + enc(ed25519.Sign(key, []byte(signed))), nil
+}
+
+// send issues one hostile request and notes its outcome.
+func (h *hostileClient) send(ctx context.Context, k hostileKind, n int) HostileRequest {
+	rec := HostileRequest{Kind: k.name, sent: time.Now()}
+	req, err := k.build(h, n)
+	if err != nil {
+		rec.Code = "build: " + err.Error()
+		return rec
+	}
+	ctx, cancel := context.WithTimeout(ctx, hostileTimeout)
+	defer cancel()
+	resp, err := h.http.Do(req.WithContext(ctx))
+	if err != nil {
+		rec.Latency = time.Since(rec.sent)
+		rec.Code = "no answer"
+		return rec
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	rec.Latency, rec.Status, rec.TraceID = time.Since(rec.sent), resp.StatusCode, resp.Header.Get("X-Trace-Id")
+	var p struct {
+		Code string `json:"code"`
+	}
+	if json.Unmarshal(b, &p) == nil {
+		rec.Code = p.Code
+	}
+	return rec
+}
+
+// StartHostile signs the hostile client up and starts it sending rate
+// requests a second for d, cycling through the hostile kinds; it returns
+// once it is sending. StopHostile waits for it to finish.
+func StartHostile(rate float64, d time.Duration) Action {
+	return Action{
+		Name: fmt.Sprintf("start the hostile client (%g req/s for %s)", rate, d),
+		Do: func(ctx context.Context, env *Env, run *Run) error {
+			hr := &HostileRun{done: make(chan struct{})}
+			run.Hostile = hr
+			h, err := newHostileClient(ctx, env.Stack.GatewayURL)
+			if err != nil {
+				hr.err = err
+				close(hr.done)
+				return err
+			}
+			src, _ := hostileSource(env.Stack.GatewayURL)
+			hr.Source, hr.User = src.IP.String(), h.user
+			var round []hostileKind
+			for _, k := range hostileKinds() {
+				hr.Kinds = append(hr.Kinds, k.name)
+				for range k.weight {
+					round = append(round, k)
+				}
+			}
+			hr.start = time.Now()
+			go hr.send(ctx, h, round, rate, d)
+			return nil
+		},
+	}
+}
+
+// send runs the hostile load open-loop: one request every 1/rate, each in
+// its own goroutine, at most hostileInFlight awaiting answers.
+func (hr *HostileRun) send(ctx context.Context, h *hostileClient, round []hostileKind, rate float64, d time.Duration) {
+	defer close(hr.done)
+	defer h.http.CloseIdleConnections()
+	var (
+		mu    sync.Mutex
+		wg    sync.WaitGroup
+		slots = make(chan struct{}, hostileInFlight)
+		gap   = time.Duration(float64(time.Second) / rate)
+		timer = time.NewTimer(0)
+	)
+	defer timer.Stop()
+	for i := 0; ; i++ {
+		due := hr.start.Add(time.Duration(i) * gap)
+		if due.Sub(hr.start) >= d {
+			break
+		}
+		timer.Reset(time.Until(due))
+		select {
+		case <-ctx.Done():
+			wg.Wait()
+			return
+		case <-timer.C:
+		}
+		select {
+		case slots <- struct{}{}:
+		default:
+			mu.Lock()
+			hr.Skipped++
+			mu.Unlock()
+			continue
+		}
+		k := round[i%len(round)]
+		wg.Go(func() {
+			defer func() { <-slots }()
+			rec := h.send(ctx, k, i)
+			mu.Lock()
+			hr.Requests = append(hr.Requests, rec)
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+}
+
+// StopHostile waits until the hostile client has had every answer.
+func StopHostile() Action {
+	return Action{
+		Name: "the hostile client stops",
+		Do: func(ctx context.Context, env *Env, run *Run) error {
+			hr := run.Hostile
+			if hr == nil {
+				return errors.New("the hostile client never started")
+			}
+			select {
+			case <-hr.done:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			return hr.err
+		},
+	}
+}
+
+// measureHostile puts the hostile requests on the main clock, reads back
+// the traces of the first few of each kind that must stop at the gateway,
+// and reads what the stores hold of the hostile user.
+func measureHostile(ctx context.Context, env *Env, run *Run) error {
+	hr := run.Hostile
+	if hr == nil || hr.err != nil {
+		return errors.New("the hostile client did not run")
+	}
+	slices.SortFunc(hr.Requests, func(a, b HostileRequest) int { return a.sent.Compare(b.sent) })
+	for i := range hr.Requests {
+		hr.Requests[i].At = hr.Requests[i].sent.Sub(run.Started)
+	}
+	mustStop := map[string]bool{}
+	for _, k := range hostileKinds() {
+		mustStop[k.name] = !k.reaches
+	}
+	read := map[string]int{}
+	for _, r := range hr.Requests {
+		if !mustStop[r.Kind] || r.TraceID == "" || read[r.Kind] == tracesPerKind {
+			continue
+		}
+		read[r.Kind]++
+		hr.Traces = append(hr.Traces, env.hostileTrace(ctx, r))
+	}
+	hr.Stores = readHostileStores(ctx, env.dataDir, hr.User)
+	return nil
+}
+
+// hostileTrace reads r's trace back from Jaeger and names the services
+// it reached. The requests read are the first of their kind, sent many
+// seconds before: every process has exported their spans by now (every
+// 500ms in the stack), so a trace that looks complete is.
+func (e *Env) hostileTrace(ctx context.Context, r HostileRequest) HostileTrace {
+	ht := HostileTrace{Kind: r.Kind, TraceID: r.TraceID}
+	tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	t, err := e.Jaeger.Await(tctx, r.TraceID, 250*time.Millisecond)
+	if err != nil {
+		ht.Err = err.Error()
+	}
+	if t != nil {
+		ht.Services = t.Services()
+	}
+	return ht
+}
+
+// BreakerTransitions samples, for each caller, the sum of its breakers'
+// state changes (glasshouse_client_breaker_transitions_total).
+func BreakerTransitions(callers ...string) Probe {
+	return Probe{Panel: PanelTransitions, Kind: Counter, Sample: func(ctx context.Context, env *Env) (map[string]float64, error) {
+		out := map[string]float64{}
+		for _, caller := range callers {
+			m, err := env.metricsOf(ctx, caller)
+			if err != nil {
+				return nil, err
+			}
+			v, _ := m.sum("glasshouse_client_breaker_transitions_total", nil)
+			out[TransitionsSeries(caller)] = v
+		}
+		return out, nil
+	}}
+}
+
+// PanelTransitions is the plot panel of BreakerTransitions.
+const PanelTransitions = "Circuit breaker transitions per second"
+
+// TransitionsSeries names a series of BreakerTransitions.
+func TransitionsSeries(caller string) string { return caller + " breaker transitions" }
+
+func judgeHostileClient(run *Run) []Check {
+	checks := []Check{scheduled(run)}
+	hr := run.Hostile
+	if hr == nil || len(hr.Requests) == 0 {
+		return append(checks, checkf("the hostile client sent its inputs", false, "it sent nothing"))
+	}
+
+	// The phases: the hostile client's sending, and as long just before.
+	first, last := hr.Requests[0].At, hr.Requests[0].At
+	for _, r := range hr.Requests {
+		first, last = min(first, r.At), max(last, r.At+r.Latency)
+	}
+	during := Window{first, last}
+	before := Window{max(first-during.Len(), hostileWarmup), first}
+
+	sent := map[string]int{}
+	for _, r := range hr.Requests {
+		sent[r.Kind]++
+	}
+	var missing []string
+	for _, k := range hr.Kinds {
+		if sent[k] == 0 {
+			missing = append(missing, k)
+		}
+	}
+	planned := int(hostileRate*hostilePhase.Seconds()) - 1
+	checks = append(checks, checkf("the hostile client sent every kind of input", len(missing) == 0 && len(hr.Requests) >= planned*9/10,
+		"%d requests of %d kinds from %s in %s (%.0f req/s), %d not sent (too many awaiting answers)%s",
+		len(hr.Requests), len(hr.Kinds), hr.Source, seconds(during.Len()), float64(len(hr.Requests))/max(during.Len().Seconds(), 1),
+		hr.Skipped, missingKinds(missing)))
+
+	// The customers.
+	main := run.Main()
+	tl := main.Report.Timeline
+	all := Count(tl, "", Window{0, run.end()})
+	inPhase := Count(tl, "", during)
+	checks = append(checks, checkf("the customers' requests do not fail", all.Due() > 0 && all.Unserved() == 0,
+		"%s over the run (codes %s); %d due while the hostile client sent", all.summary(), codes(all.Codes), inPhase.Due()))
+	answered := func(r Request) bool { return r.Op != "" }
+	bp99, bn := latencyPercentile(allRequests(main, before, answered), 99)
+	dp99, dn := latencyPercentile(allRequests(main, during, answered), 99)
+	bound := time.Duration(float64(bp99) * (1 + cleanP99Slack))
+	var perOp []string
+	for _, op := range loadgen.Ops() {
+		b, _ := latencyPercentile(main.requests(op, before, nil), 99)
+		d, n := latencyPercentile(main.requests(op, during, nil), 99)
+		if n > 0 {
+			perOp = append(perOp, fmt.Sprintf("%s %s→%s", op, ms(b), ms(d)))
+		}
+	}
+	checks = append(checks, checkf(fmt.Sprintf("the customers' p99 stays within %s of the baseline", percent(cleanP99Slack)),
+		bn > 0 && dn > 0 && dp99 <= bound,
+		"p99 %s over %d requests while the hostile client sent, %s over %d in the %s before (bound %s); by operation %s",
+		ms(dp99), dn, ms(bp99), bn, seconds(before.Len()), ms(bound), strings.Join(perOp, ", ")))
+
+	// The hostile client's answers.
+	want := map[string]string{}
+	for _, k := range hostileKinds() {
+		want[k.name] = k.want
+	}
+	var (
+		refused, served, bad int
+		slowest              time.Duration
+		wrong                []string
+		refusedCodes         = map[string]int{}
+	)
+	for _, r := range hr.Requests {
+		slowest = max(slowest, r.Latency)
+		switch ok := hostileAnswerOK(want[r.Kind], r.Status); {
+		case ok && r.Status/100 == 4:
+			refused++
+			refusedCodes[cmpCode(r)]++
+		case ok:
+			served++
+		default:
+			bad++
+			if len(wrong) < 6 {
+				wrong = append(wrong, fmt.Sprintf("%s → %s", r.Kind, describeStatus(r)))
+			}
+		}
+	}
+	checks = append(checks, checkf(fmt.Sprintf("every hostile request gets a 4xx (fault baggage is served as if it carried none), no 5xx, none unanswered within %s", hostileTimeout),
+		bad == 0, "%d refused with a 4xx (%s), %d served, %d otherwise%s; slowest answer %s",
+		refused, codes(refusedCodes), served, bad, examples(wrong), ms(slowest)))
+
+	// Breakers.
+	var trans []string
+	transitions := 0.0
+	for _, s := range run.SeriesInPanel(PanelTransitions) {
+		n := s.Increase(Window{0, run.end() + time.Minute})
+		transitions += n
+		trans = append(trans, fmt.Sprintf("%s %.0f", strings.TrimSuffix(s.Name, " breaker transitions"), n))
+	}
+	checks = append(checks, checkf("no circuit breaker changes state anywhere",
+		len(trans) > 0 && transitions == 0, "transitions over the run: %s", strings.Join(orNone(trans), ", ")))
+
+	// Backends.
+	var reached []string
+	readable := 0
+	for _, t := range hr.Traces {
+		if t.Err != "" && len(t.Services) == 0 {
+			continue
+		}
+		readable++
+		if beyond := slices.DeleteFunc(slices.Clone(t.Services), func(s string) bool { return s == "gateway" }); len(beyond) > 0 {
+			reached = append(reached, fmt.Sprintf("%s → %s", t.Kind, strings.Join(beyond, ", ")))
+		}
+	}
+	stopKinds := 0
+	for _, k := range hostileKinds() {
+		if !k.reaches && sent[k.name] > 0 {
+			stopKinds++
+		}
+	}
+	checks = append(checks, checkf("no hostile input that must stop at the gateway reaches a backend",
+		readable >= stopKinds && len(reached) == 0,
+		"%d of %d traces read (of %d kinds); %d reached a backend%s", readable, len(hr.Traces), stopKinds, len(reached), examples(reached)))
+
+	// Stores.
+	st := hr.Stores
+	checks = append(checks, checkf("the stores hold no trace of the hostile client",
+		st.Err == "" && hr.User != "" && st.Orders+st.Reservations+st.Charges == 0,
+		"user %s: %d orders, %d reservations, %d charges%s", orUnknown(hr.User), st.Orders, st.Reservations, st.Charges, errSuffix(st.Err)))
+
+	// Memory.
+	heap, rss := run.SeriesNamed(MemorySeries("gateway/1", "heap in use")), run.SeriesNamed(MemorySeries("gateway/1", "RSS"))
+	h0, ok0 := heap.Max(before)
+	h1, ok1 := heap.Max(during)
+	r0, ok2 := rss.Max(before)
+	r1, ok3 := rss.Max(during)
+	checks = append(checks, checkf(fmt.Sprintf("the gateway's memory stays flat: heap grows < %d MiB, RSS < %d MiB", hostileHeapGrowth>>20, hostileRSSGrowth>>20),
+		ok0 && ok1 && ok2 && ok3 && h1-h0 < hostileHeapGrowth && r1-r0 < hostileRSSGrowth,
+		"heap at most %s before, %s during; RSS at most %s before, %s during", mib(h0), mib(h1), mib(r0), mib(r1)))
+	return append(checks, invariantChecks(run)...)
+}
+
+// hostileAnswerOK reports whether status is what an input wanting want
+// must get.
+func hostileAnswerOK(want string, status int) bool {
+	if want == wantServed {
+		return status/100 == 2 || status == http.StatusTooManyRequests
+	}
+	return status/100 == 4
+}
+
+func cmpCode(r HostileRequest) string {
+	if r.Code != "" {
+		return r.Code
+	}
+	return fmt.Sprintf("http_%d", r.Status)
+}
+
+func describeStatus(r HostileRequest) string {
+	if r.Status == 0 {
+		return fmt.Sprintf("no answer after %s", ms(r.Latency))
+	}
+	return fmt.Sprintf("%d %s", r.Status, r.Code)
+}
+
+// allRequests returns the stream's requests of every operation sent in w
+// that match keep.
+func allRequests(s *StreamRun, w Window, keep func(Request) bool) []Request {
+	var out []Request
+	for _, r := range s.Requests {
+		if w.Contains(r.At) && (keep == nil || keep(r)) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func examples(parts []string) string {
+	if len(parts) == 0 {
+		return ""
+	}
+	return ": " + strings.Join(parts, "; ")
+}
+
+func missingKinds(kinds []string) string {
+	if len(kinds) == 0 {
+		return ""
+	}
+	return "; never sent: " + strings.Join(kinds, ", ")
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "(unknown)"
+	}
+	return s
+}
+
+func errSuffix(err string) string {
+	if err == "" {
+		return ""
+	}
+	return " (" + err + ")"
+}

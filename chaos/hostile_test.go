@@ -1,0 +1,203 @@
+package chaos
+
+import (
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/glasshouse-dev/glasshouse/loadgen"
+)
+
+// hostileAnswer is what a healthy platform answers to each kind of
+// hostile input.
+func hostileAnswer(k hostileKind) (int, string) {
+	switch {
+	case k.want == wantServed:
+		return http.StatusOK, ""
+	case k.name == "wrong password":
+		return http.StatusTooManyRequests, "rate_limited"
+	case k.name == "unknown SKU", k.name == "unknown order ID":
+		return http.StatusNotFound, "not_found"
+	case k.name == "oversized body", k.name == "oversized body, chunked":
+		return http.StatusRequestEntityTooLarge, "body_too_large"
+	case k.name == "garbage bearer token", k.name == "forged token":
+		return http.StatusUnauthorized, "unauthenticated"
+	}
+	return http.StatusBadRequest, "invalid_sku"
+}
+
+// hostileRun is a healthy run of HostileClient: 22s of customers alone,
+// 20s with the hostile client beside them, 3s more.
+func hostileRun() *Run {
+	const start, end = 22 * sec, 42 * sec
+	run := newRun(shop(45).report(), start, end+sec)
+	for _, op := range []struct {
+		op      loadgen.Op
+		n       int
+		latency time.Duration
+	}{{loadgen.Browse, 24, 15 * time.Millisecond}, {loadgen.Login, 4, 90 * time.Millisecond}, {loadgen.Checkout, 8, 60 * time.Millisecond}, {loadgen.Orders, 4, 10 * time.Millisecond}} {
+		run.tapRequests(op.op, 0, 45*sec, op.n, http.StatusOK, op.latency)
+	}
+	hr := &HostileRun{Source: "127.0.0.2", User: "6f1c1d2e-3a4b-4c5d-8e9f-0a1b2c3d4e5f"}
+	kinds := hostileKinds()
+	for _, k := range kinds {
+		hr.Kinds = append(hr.Kinds, k.name)
+	}
+	i := 0
+	for at := start; at < end; at += sec / hostileRate {
+		k := kinds[i%len(kinds)]
+		status, code := hostileAnswer(k)
+		hr.Requests = append(hr.Requests, HostileRequest{Kind: k.name, At: at, Latency: 3 * time.Millisecond, Status: status, Code: code, TraceID: "0af7651916cd43dd8448eb211c80319c"})
+		i++
+	}
+	for _, k := range kinds {
+		if !k.reaches {
+			for range tracesPerKind {
+				hr.Traces = append(hr.Traces, HostileTrace{Kind: k.name, TraceID: "0af7651916cd43dd8448eb211c80319c", Services: []string{"gateway"}})
+			}
+		}
+	}
+	run.Hostile = hr
+	for _, caller := range []string{"gateway/1", "orders/1"} {
+		run.addSeries(TransitionsSeries(caller), PanelTransitions, Counter, 45*sec, step(0, 4, 4))
+	}
+	run.addSeries(MemorySeries("gateway/1", "heap in use"), PanelMemory, Bytes, 45*sec, step(0, 9<<20, 9<<20))
+	run.addSeries(MemorySeries("gateway/1", "RSS"), PanelMemory, Bytes, 45*sec, step(0, 40<<20, 40<<20))
+	return run
+}
+
+// answer sets the status of every hostile request of kind.
+func answer(run *Run, kind string, status int, code string, latency time.Duration) {
+	for i, r := range run.Hostile.Requests {
+		if r.Kind == kind {
+			run.Hostile.Requests[i].Status, run.Hostile.Requests[i].Code, run.Hostile.Requests[i].Latency = status, code, latency
+		}
+	}
+}
+
+func TestHostileClientVerdicts(t *testing.T) {
+	t.Run("healthy", func(t *testing.T) {
+		expectFailures(t, judgeHostileClient(hostileRun()))
+	})
+	t.Run("identifiers not validated at the gateway: hostile IDs reach the backends", func(t *testing.T) {
+		run := hostileRun()
+		// The services refuse them in turn, so the answers are still
+		// 4xx: only the traces show where they went.
+		for i, tr := range run.Hostile.Traces {
+			switch tr.Kind {
+			case "70 kB SKU", "SKU with NUL", "SKU with a bidi control", "SKU with encoded slashes":
+				run.Hostile.Traces[i].Services = []string{"gateway", "inventory"}
+			case "checkout of an invalid SKU":
+				run.Hostile.Traces[i].Services = []string{"gateway", "orders"}
+			}
+		}
+		expectFailures(t, judgeHostileClient(run), "reaches a backend")
+	})
+	t.Run("dishonest breakers: not-found answers open the gateway's inventory breakers", func(t *testing.T) {
+		run := hostileRun()
+		run.Series = run.Series[:0]
+		run.addSeries(TransitionsSeries("gateway/1"), PanelTransitions, Counter, 45*sec,
+			steps([]time.Duration{0, 23 * sec, 28 * sec, 33 * sec}, []float64{4, 6, 10, 14}))
+		run.addSeries(TransitionsSeries("orders/1"), PanelTransitions, Counter, 45*sec, step(0, 4, 4))
+		run.addSeries(MemorySeries("gateway/1", "heap in use"), PanelMemory, Bytes, 45*sec, step(0, 9<<20, 9<<20))
+		run.addSeries(MemorySeries("gateway/1", "RSS"), PanelMemory, Bytes, 45*sec, step(0, 40<<20, 40<<20))
+		run.Streams[0].Report = shop(45).fail(23, 42, loadgen.Browse, 3, "unavailable").report()
+		answer(run, "unknown SKU", http.StatusServiceUnavailable, "unavailable", 3*time.Millisecond)
+		expectFailures(t, judgeHostileClient(run), "changes state", "do not fail", "gets a 4xx")
+	})
+	t.Run("a breaker that opens and closes again between two samples still counts", func(t *testing.T) {
+		run := hostileRun()
+		run.SeriesNamed(TransitionsSeries("orders/1")).Points[150].V = 7 // and stays there
+		for i := 151; i < len(run.SeriesNamed(TransitionsSeries("orders/1")).Points); i++ {
+			run.SeriesNamed(TransitionsSeries("orders/1")).Points[i].V = 7
+		}
+		expectFailures(t, judgeHostileClient(run), "changes state")
+	})
+	t.Run("fault baggage honoured without the secret", func(t *testing.T) {
+		run := hostileRun()
+		answer(run, "fault baggage without the secret", http.StatusInternalServerError, "injected_fault", 3*time.Millisecond)
+		expectFailures(t, judgeHostileClient(run), "gets a 4xx")
+	})
+	t.Run("a hostile request hangs", func(t *testing.T) {
+		run := hostileRun()
+		answer(run, "oversized body, chunked", 0, "no answer", hostileTimeout)
+		expectFailures(t, judgeHostileClient(run), "gets a 4xx")
+	})
+	t.Run("a dot segment is redirected", func(t *testing.T) {
+		run := hostileRun()
+		answer(run, "dot-segment SKU (%2E%2E)", http.StatusMovedPermanently, "", 3*time.Millisecond)
+		expectFailures(t, judgeHostileClient(run), "gets a 4xx")
+	})
+	t.Run("lines of one SKU are capped before merging: the hostile client buys", func(t *testing.T) {
+		run := hostileRun()
+		answer(run, "checkout past the line cap once merged", http.StatusCreated, "", 80*time.Millisecond)
+		run.Hostile.Stores = HostileStores{Orders: 66, Reservations: 66, Charges: 66}
+		expectFailures(t, judgeHostileClient(run), "gets a 4xx", "no trace of the hostile client")
+	})
+	t.Run("the stores cannot be read", func(t *testing.T) {
+		run := hostileRun()
+		run.Hostile.Stores.Err = "orders.db: no such table"
+		expectFailures(t, judgeHostileClient(run), "no trace of the hostile client")
+	})
+	t.Run("the customers are slowed down", func(t *testing.T) {
+		run := hostileRun()
+		for i, r := range run.Main().Requests {
+			if r.At >= 22*sec && r.At < 42*sec && r.Op == loadgen.Login {
+				run.Main().Requests[i].Latency = 400 * time.Millisecond
+			}
+		}
+		expectFailures(t, judgeHostileClient(run), "p99 stays within")
+	})
+	t.Run("the gateway keeps what hostile requests sent", func(t *testing.T) {
+		run := hostileRun()
+		run.Series = run.Series[:2]
+		run.addSeries(MemorySeries("gateway/1", "heap in use"), PanelMemory, Bytes, 45*sec, func(at time.Duration) (float64, bool) {
+			return 9<<20 + float64(max(at-22*sec, 0))/float64(sec)*(3<<20), true
+		})
+		run.addSeries(MemorySeries("gateway/1", "RSS"), PanelMemory, Bytes, 45*sec, step(0, 40<<20, 40<<20))
+		expectFailures(t, judgeHostileClient(run), "memory stays flat")
+	})
+	t.Run("the traces cannot be read: nothing is proved", func(t *testing.T) {
+		run := hostileRun()
+		run.Hostile.Traces = run.Hostile.Traces[:3]
+		expectFailures(t, judgeHostileClient(run), "reaches a backend")
+	})
+	t.Run("the hostile client never started", func(t *testing.T) {
+		run := hostileRun()
+		run.Hostile = nil
+		run.Marks[0].Err = "sign up: 429"
+		expectFailures(t, judgeHostileClient(run), "carried out as scheduled", "sent its inputs")
+	})
+	t.Run("the hostile client sent too little", func(t *testing.T) {
+		run := hostileRun()
+		run.Hostile.Requests = run.Hostile.Requests[:200]
+		expectFailures(t, judgeHostileClient(run), "sent every kind")
+	})
+}
+
+func TestHostileSource(t *testing.T) {
+	for _, tc := range []struct {
+		gateway, want string
+		ok            bool
+	}{
+		{"http://127.0.0.1:8080", "127.0.0.2", true},
+		{"http://127.0.0.2:8080", "127.0.0.3", true},
+		{"http://10.0.0.7:8080", "", false},
+		{"http://[::1]:8080", "", false},
+	} {
+		src, err := hostileSource(tc.gateway)
+		if (err == nil) != tc.ok || err == nil && src.IP.String() != tc.want {
+			t.Errorf("hostileSource(%s) = %v, %v; want %s (ok %v)", tc.gateway, src, err, tc.want, tc.ok)
+		}
+	}
+}
+
+func TestForgedTokenHasTheShapeOfARealOne(t *testing.T) {
+	tok, err := forgeToken("6f1c1d2e-3a4b-4c5d-8e9f-0a1b2c3d4e5f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := tokenSubject(tok); got != "6f1c1d2e-3a4b-4c5d-8e9f-0a1b2c3d4e5f" {
+		t.Errorf("subject %q", got)
+	}
+}
