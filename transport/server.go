@@ -205,7 +205,13 @@ func (s *Server) OnShutdown(hook func(context.Context) error) {
 
 // Run serves until Stop, then waits for the drain to finish.
 func (s *Server) Run() error {
-	s.logger.Info("serving HTTP", "listener", s.name, "addr", s.ln.Addr().String())
+	// The public listener's line stays "serving HTTP": tests and scripts
+	// read the API's address from it.
+	msg := "serving HTTP"
+	if s.name != "public" {
+		msg = "serving " + s.name + " HTTP"
+	}
+	s.logger.Info(msg, "listener", s.name, "addr", s.ln.Addr().String())
 	err := s.srv.Serve(s.ln)
 	if !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("serve HTTP (%s listener): %w", s.name, err)

@@ -4,8 +4,10 @@
 // routes on the admin listener, and shut down in order. A main parses its
 // own flags, builds its store and service, and hands its routes to Serve.
 //
-// Admin listeners default to the public port + 1000: gateway 9080, users
-// 9081, inventory 9082, orders 9083, payments 9084 (Prometheus keeps 9090).
+// The admin listener defaults to the public one's host and its port +
+// 1000: gateway 9080, users 9081, inventory 9082, orders 9083, payments
+// 9084 (Prometheus keeps 9090); a second replica on 8182 gets 9182, and a
+// public port 0 (any free port) gets a free admin port too.
 package platform
 
 import (
@@ -39,8 +41,8 @@ type Flags struct {
 }
 
 // CommonFlags defines -listen (default defaultListen), -admin-listen
-// (default: the same host, port + 1000), -drain-timeout and the Consul
-// flags on f.
+// (default: the -listen host, its port + 1000), -drain-timeout and the
+// Consul flags on f.
 func CommonFlags(f *config.Flags, defaultListen string) Flags {
 	return CommonFlagsDraining(f, defaultListen, 10*time.Second)
 }
@@ -50,8 +52,8 @@ func CommonFlags(f *config.Flags, defaultListen string) Flags {
 func CommonFlagsDraining(f *config.Flags, defaultListen string, drain time.Duration) Flags {
 	return Flags{
 		listen: f.String("listen", "LISTEN_ADDR", defaultListen, "address to serve the public API on"),
-		admin: f.String("admin-listen", "ADMIN_LISTEN_ADDR", adminDefault(defaultListen),
-			"address to serve /metrics, /healthz, /readyz, /debug/pprof/ and admin routes on; never publish it at the edge"),
+		admin: f.String("admin-listen", "ADMIN_LISTEN_ADDR", "",
+			"address to serve /metrics, /healthz, /readyz, /debug/pprof/ and admin routes on, never published at the edge (default: the -listen host, its port + 1000)"),
 		drain:     f.Duration("drain-timeout", "DRAIN_TIMEOUT", drain, "how long in-flight requests get to finish on shutdown"),
 		faults:    f.Bool("fault-injection", "FAULT_INJECTION", false, "honour faults requested in a request's baggage (chaos tests only; never in production)"),
 		discovery: DiscoveryFlags(f),
@@ -62,15 +64,26 @@ func CommonFlagsDraining(f *config.Flags, defaultListen string, drain time.Durat
 // 8084 serves payments' API, 9084 its admin listener.
 const adminOffset = 1000
 
-// adminDefault is the default admin address for a public default such as
-// ":8084": the same host, the port + adminOffset.
-func adminDefault(listen string) string {
+// AdminListenAddr is the admin address for a public listen address such
+// as ":8084" when -admin-listen is not set: the same host, the port +
+// adminOffset (":9084"); port 0 stays 0, so a test's free public port
+// gets a free admin port rather than a fixed one.
+func AdminListenAddr(listen string) (string, error) {
 	host, port, err := net.SplitHostPort(listen)
-	n, perr := strconv.Atoi(port)
-	if err != nil || perr != nil || n == 0 {
-		return net.JoinHostPort(host, "0")
+	if err != nil {
+		return "", fmt.Errorf("-listen / LISTEN_ADDR %q: %w", listen, err)
 	}
-	return net.JoinHostPort(host, strconv.Itoa(n+adminOffset))
+	n, err := strconv.Atoi(port)
+	if err != nil {
+		return "", fmt.Errorf("-listen / LISTEN_ADDR %q: set -admin-listen / ADMIN_LISTEN_ADDR too, the admin port is derived only from a numeric port", listen)
+	}
+	if n == 0 {
+		return net.JoinHostPort(host, "0"), nil
+	}
+	if n+adminOffset > 65535 {
+		return "", fmt.Errorf("-listen / LISTEN_ADDR %q: port + %d is no port; set -admin-listen / ADMIN_LISTEN_ADDR", listen, adminOffset)
+	}
+	return net.JoinHostPort(host, strconv.Itoa(n+adminOffset)), nil
 }
 
 // DrainTimeout is the configured drain time.
@@ -110,7 +123,13 @@ func (f Flags) Start(ctx context.Context, service, version string, getenv func(s
 	if err != nil {
 		return nil, err
 	}
-	adminLn, err := transport.Listen(*f.admin, "-admin-listen / ADMIN_LISTEN_ADDR")
+	adminAddr := *f.admin
+	if adminAddr == "" {
+		if adminAddr, err = AdminListenAddr(*f.listen); err != nil {
+			return nil, errors.Join(err, ln.Close())
+		}
+	}
+	adminLn, err := transport.Listen(adminAddr, "-admin-listen / ADMIN_LISTEN_ADDR")
 	if err != nil {
 		return nil, errors.Join(err, ln.Close())
 	}
