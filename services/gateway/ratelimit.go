@@ -71,9 +71,11 @@ type Limit struct {
 	Burst     int
 }
 
-// DefaultMaxKeys bounds each limiter's table. An entry costs about 300
-// bytes (BenchmarkRateLimiterMemoryPerKey measures it), so a full table
-// is about 30 MB.
+// DefaultMaxKeys bounds each limiter's table. An entry costs about 230
+// bytes with an IPv4 key (BenchmarkRateLimiterMemoryPerKey measures it:
+// the bucket, its list element, the map slot and the key), so a full
+// client table is about 22 MiB; a full login_email table, whose keys may
+// be 254 bytes, is at most about 50 MiB.
 const DefaultMaxKeys = 100_000
 
 // RateLimitMetrics are the series every limiter of one gateway shares,
