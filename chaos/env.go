@@ -110,7 +110,7 @@ func (e *Env) setPaymentsFaults(ctx context.Context, errorRate float64, latency 
 		if len(names) > 0 && !slices.Contains(names, p.Name) || len(names) == 0 && !p.Running() {
 			continue
 		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodPut, "http://"+p.Addr+"/admin/faults", strings.NewReader(string(body)))
+		req, err := http.NewRequestWithContext(ctx, http.MethodPut, "http://"+p.AdminAddr+"/admin/faults", strings.NewReader(string(body)))
 		if err != nil {
 			return err
 		}
@@ -464,11 +464,12 @@ func poll(ctx context.Context, within, interval time.Duration, cond func() error
 	}
 }
 
-// metricsOf scrapes the /metrics of the stack process named name.
+// metricsOf scrapes the /metrics of the stack process named name, on its
+// admin listener.
 func (e *Env) metricsOf(ctx context.Context, name string) (metrics, error) {
 	p, err := e.proc(name)
 	if err != nil {
 		return nil, err
 	}
-	return scrape(ctx, e.HTTP, p.Addr)
+	return scrape(ctx, e.HTTP, p.AdminAddr)
 }

@@ -159,7 +159,7 @@ func (r *Runner) Restore(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
-			m, err := scrape(ctx, r.env.HTTP, p.Addr)
+			m, err := scrape(ctx, r.env.HTTP, p.AdminAddr)
 			if err != nil {
 				return err
 			}

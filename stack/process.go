@@ -18,10 +18,13 @@ type Proc struct {
 	Name    string `json:"name"`
 	Service string `json:"service,omitempty"`
 	Replica int    `json:"replica,omitempty"`
-	// Addr is the host:port it serves HTTP on.
-	Addr    string `json:"addr"`
-	PID     int    `json:"pid"`
-	LogPath string `json:"log"`
+	// Addr is the host:port it serves HTTP on: a service's public API.
+	Addr string `json:"addr"`
+	// AdminAddr is a service instance's admin listener (/readyz,
+	// /metrics, /debug/pprof/, admin routes); empty for the tools.
+	AdminAddr string `json:"admin_addr,omitempty"`
+	PID       int    `json:"pid"`
+	LogPath   string `json:"log"`
 
 	path string
 	args []string

@@ -42,6 +42,11 @@ var DefaultReplicas = map[string]int{"users": 1, "inventory": 2, "payments": 2, 
 // basePorts are the first replica's default ports; replica n adds 100(n-1).
 var basePorts = map[string]int{"gateway": 8080, "users": 8081, "inventory": 8082, "orders": 8083, "payments": 8084}
 
+// adminOffset puts an instance's admin listener 1000 above its public
+// port, as the services' own default does: inventory/2 serves its API on
+// 8182 and /metrics, /readyz on 9182.
+const adminOffset = 1000
+
 // Config describes a stack. The zero value of each field is its default.
 type Config struct {
 	// Root is the repository root (for deploy/ and building); default ".".
@@ -352,21 +357,40 @@ func copyRules(from, to string) error {
 	return nil
 }
 
-func (s *Stack) startService(service string, replica int) error {
+// servicePorts chooses an instance's public and admin ports: the defaults
+// (basePorts, admin 1000 above) or, with RandomPorts, two free ones.
+// Either way both are checked free, and never handed out twice.
+func (c *Config) servicePorts(service string, replica int) (port, adminPort int, err error) {
 	name := fmt.Sprintf("%s/%d", service, replica)
-	port, flag := 0, fmt.Sprintf("the port of %s; or use --random-ports", name)
+	flag := fmt.Sprintf("the port of %s; or use --random-ports", name)
 	switch {
 	case service == "gateway" && replica == 1:
-		port, flag = s.cfg.GatewayPort, "--gateway-port"
-	case !s.cfg.RandomPorts:
+		port, flag = c.GatewayPort, "--gateway-port"
+	case !c.RandomPorts:
 		port = basePorts[service] + 100*(replica-1)
 	}
-	if err := s.cfg.reserve(&port, flag); err != nil {
+	if err := c.reserve(&port, flag); err != nil {
+		return 0, 0, err
+	}
+	if !c.RandomPorts {
+		adminPort = port + adminOffset
+	}
+	if err := c.reserve(&adminPort, fmt.Sprintf("the admin port of %s; or use --random-ports", name)); err != nil {
+		return 0, 0, err
+	}
+	return port, adminPort, nil
+}
+
+func (s *Stack) startService(service string, replica int) error {
+	name := fmt.Sprintf("%s/%d", service, replica)
+	port, adminPort, err := s.cfg.servicePorts(service, replica)
+	if err != nil {
 		return err
 	}
 	keys := filepath.Join(s.cfg.RunDir, "keys")
 	env := []string{
 		"LISTEN_ADDR=" + s.addr(port),
+		"ADMIN_LISTEN_ADDR=" + s.addr(adminPort),
 		"CONSUL_HTTP_ADDR=" + s.Consul.Addr,
 		// Replicas on one host share their service's database file.
 		"DATA_DIR=" + filepath.Join(s.cfg.RunDir, "data", service),
@@ -386,7 +410,7 @@ func (s *Stack) startService(service string, replica int) error {
 	env = append(env, s.cfg.Env["*"]...)
 	env = append(env, s.cfg.Env[service]...)
 	p := &Proc{
-		Name: name, Service: service, Replica: replica, Addr: s.addr(port),
+		Name: name, Service: service, Replica: replica, Addr: s.addr(port), AdminAddr: s.addr(adminPort),
 		LogPath: filepath.Join(s.cfg.RunDir, "logs", strings.ReplaceAll(name, "/", "-")+".log"),
 		path:    filepath.Join(s.cfg.BinDir, service),
 		env:     env,
@@ -394,7 +418,7 @@ func (s *Stack) startService(service string, replica int) error {
 	if service == "gateway" {
 		s.GatewayURL = "http://" + p.Addr
 	}
-	s.progress("starting %-12s on %s", name, p.Addr)
+	s.progress("starting %-12s on %s (admin %s)", name, p.Addr, p.AdminAddr)
 	return s.launch(p)
 }
 
@@ -420,7 +444,7 @@ func (s *Stack) Restart(ctx context.Context, name string) error {
 	case "prometheus":
 		return s.waitHTTP(ctx, p, s.PrometheusURL+"/-/ready", nil)
 	}
-	return s.waitHTTP(ctx, p, "http://"+p.Addr+"/readyz", nil)
+	return s.waitHTTP(ctx, p, "http://"+p.AdminAddr+"/readyz", nil)
 }
 
 // Proc returns the process with the given name, or nil.

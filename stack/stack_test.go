@@ -46,3 +46,55 @@ func TestRandomPortsAreDistinct(t *testing.T) {
 		seen[p] = true
 	}
 }
+
+func TestEveryInstanceGetsAnAdminPort(t *testing.T) {
+	// Fixed ports: the admin listener sits 1000 above the public one, as
+	// the services' own default does.
+	fixed := Config{Host: "127.0.0.1"}
+	if err := fixed.defaults(); err != nil {
+		t.Fatal(err)
+	}
+	port, admin, err := fixed.servicePorts("inventory", 2)
+	if err != nil {
+		t.Skipf("a default port is taken on this machine (a stack running?): %v", err)
+	}
+	if port != 8182 || admin != 9182 {
+		t.Errorf("inventory/2 ports = %d, %d; want 8182 and admin 9182", port, admin)
+	}
+
+	// Random ports: each admin port is free and distinct from every other.
+	random := Config{RandomPorts: true}
+	if err := random.defaults(); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[int]string{}
+	for _, svc := range Services {
+		for n := 1; n <= DefaultReplicas[svc]; n++ {
+			port, admin, err := random.servicePorts(svc, n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, p := range []int{port, admin} {
+				if p == 0 || seen[p] != "" {
+					t.Fatalf("%s/%d got port %d, already %q", svc, n, p, seen[p])
+				}
+				seen[p] = svc
+			}
+		}
+	}
+
+	// A taken admin port is an error naming what it is for.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	taken := ln.Addr().(*net.TCPAddr).Port
+	clash := Config{Host: "127.0.0.1", GatewayPort: taken - adminOffset}
+	if err := clash.defaults(); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := clash.servicePorts("gateway", 1); err == nil || !strings.Contains(err.Error(), "admin port of gateway/1") {
+		t.Errorf("a taken admin port gave %v; want an error naming the admin port of gateway/1", err)
+	}
+}
