@@ -17,7 +17,8 @@ import (
 
 // The chaos suite as `glasshouse chaos` runs it: a stack of its own, every
 // experiment, a report. GLASSHOUSE_CHAOS_RUN (a regexp of experiment
-// names) runs fewer; GLASSHOUSE_CHAOS_REPORT keeps the report in that
+// names) runs fewer, here and in the mechanism-off test below;
+// GLASSHOUSE_CHAOS_REPORT keeps the report in that
 // directory instead of a temporary one.
 func TestChaosSuite(t *testing.T) {
 	if testing.Short() {
@@ -51,17 +52,35 @@ func TestChaosSuite(t *testing.T) {
 	}
 }
 
-// A verdict that cannot fail proves nothing. Here two resilience
-// mechanisms are switched off through the services' own settings, and the
-// experiments that exercise them must fail, on the claims those mechanisms
-// answer for:
+// A verdict that cannot fail proves nothing. Here the suite's resilience
+// mechanisms are switched off through the services' own settings, all on
+// one stack (starting one costs a minute), and the experiments that
+// exercise them must fail, on the claims those mechanisms answer for.
+// Each setting touches one mechanism, and each claim listed below answers
+// for one of them only, so sharing the stack blurs nothing:
 //
 //   - FAULT_INJECTION=false: services ignore the faults requests ask for
 //     in their baggage, so request-faults' faulted checkouts succeed, fast,
 //     and no trace shows an injected fault.
-//   - SAGA_STALE_AFTER=1h: orders' recovery leaves interrupted checkouts
-//     alone for an hour, so kill-orders-mid-checkout's interrupted orders
-//     stay PENDING with their stock reserved.
+//   - The gateway's VALIDATE_IDENTIFIERS=false: hostile identifiers are
+//     sent on to the services (which refuse them in turn), so the
+//     hostile-client's traces show them reaching backends.
+//   - The gateway's INVENTORY_CLIENT_BREAKER_HONEST=false and
+//     ORDERS_CLIENT_BREAKER_HONEST=false: the gateway's breakers count
+//     not-found answers as failures, so the hostile client's unknown SKUs
+//     and order IDs open them.
+//   - INVENTORY_CLIENT_ATTEMPTS=1 on the gateway and orders: a call sent
+//     to the killed inventory replica is not retried on the live one, so
+//     kill-inventory-replica's browses and checkouts fail.
+//   - orders' PAYMENTS_CLIENT_BREAKER_FAILURES=1000000000: orders' breakers
+//     on payments never open, so slow-payments' slow instance keeps being
+//     waited for.
+//   - orders' PAYMENTS_CLIENT_ATTEMPTS=1000000 with those breakers: a call
+//     to a dead payments is tried again and again until its deadline, so
+//     payments-down's checkouts fail slowly instead of fast.
+//   - orders' SAGA_STALE_AFTER=1h: orders' recovery leaves interrupted
+//     checkouts alone for an hour, so kill-orders-mid-checkout's
+//     interrupted orders stay PENDING with their stock reserved.
 //
 // (Each experiment's other mechanisms are shown failing their verdicts
 // with synthetic measurements in package chaos's tests.)
@@ -69,12 +88,28 @@ func TestChaosVerdictsFailWhenTheirMechanismIsBroken(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the whole platform for minutes")
 	}
-	broken := map[string][]string{"*": {"FAULT_INJECTION=false"}, "orders": {"SAGA_STALE_AFTER=1h"}}
-	// request-faults first: the orders the second leaves PENDING would
+	broken := map[string][]string{
+		"*": {"FAULT_INJECTION=false"},
+		"gateway": {
+			"VALIDATE_IDENTIFIERS=false",
+			"INVENTORY_CLIENT_BREAKER_HONEST=false", "ORDERS_CLIENT_BREAKER_HONEST=false",
+			"INVENTORY_CLIENT_ATTEMPTS=1",
+		},
+		"orders": {
+			"SAGA_STALE_AFTER=1h",
+			"INVENTORY_CLIENT_ATTEMPTS=1",
+			"PAYMENTS_CLIENT_ATTEMPTS=1000000", "PAYMENTS_CLIENT_BREAKER_FAILURES=1000000000",
+		},
+	}
+	// kill-orders-mid-checkout last: the orders it leaves PENDING would
 	// keep the stack from being healthy for anything after it.
-	exps := []chaos.Experiment{chaos.RequestFaults(), chaos.KillOrdersMidCheckout()}
-	// The interrupted orders will never end: no need to wait the full
-	// minute to see it.
+	exps := []chaos.Experiment{
+		chaos.RequestFaults(), chaos.HostileClient(), chaos.KillInventoryReplica(),
+		chaos.SlowPayments(), chaos.PaymentsDown(), chaos.KillOrdersMidCheckout(),
+	}
+	exps = chaos.Select(exps, regexp.MustCompile(cmp.Or(os.Getenv("GLASSHOUSE_CHAOS_RUN"), ".")).MatchString)
+	// Broken promises will not heal: no need to wait the full minute to
+	// see it.
 	suite := runChaos(t, broken, exps, 20*time.Second)
 	want := map[string][]string{
 		"request-faults": {
@@ -82,6 +117,21 @@ func TestChaosVerdictsFailWhenTheirMechanismIsBroken(t *testing.T) {
 			"charge delay succeeds and takes",
 			"fault.payments=error shows fault.injected",
 			"charge delay shows fault.injected",
+		},
+		"hostile-client": {
+			"no hostile input that must stop at the gateway reaches a backend",
+			"no circuit breaker changes state",
+		},
+		"kill-inventory-replica": {
+			"no browse fails",
+			"no checkout fails",
+		},
+		"slow-payments": {
+			"orders opens its breaker on payments/2",
+			"only its half-open probes wait for a timeout",
+		},
+		"payments-down": {
+			"checkouts fail fast while payments is down",
 		},
 		"kill-orders-mid-checkout": {
 			"every order reaches an end",
