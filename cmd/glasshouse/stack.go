@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/glasshouse-dev/glasshouse/stack"
+	"github.com/glasshouse-dev/glasshouse/transport"
 	consul "github.com/hashicorp/consul/api"
 )
 
@@ -194,18 +195,26 @@ func cmdStatus(ctx context.Context, args []string, getenv func(string) string, s
 		return err
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "SERVICE\tINSTANCE\tADDRESS\tHEALTH\tBREAKERS (remote instance: state)")
+	fmt.Fprintln(tw, "SERVICE\tINSTANCE\tADDRESS\tADMIN\tHEALTH\tBREAKERS (remote instance: state)")
 	for _, svc := range stack.Services {
 		entries, _, err := client.Health().Service(svc, "", false, (&consul.QueryOptions{}).WithContext(ctx))
 		if err != nil {
 			return fmt.Errorf("Consul at %s: %w", st.ConsulURL, err)
 		}
 		if len(entries) == 0 {
-			fmt.Fprintf(tw, "%s\t-\t-\tnot registered\t\n", svc)
+			fmt.Fprintf(tw, "%s\t-\t-\t-\tnot registered\t\n", svc)
 		}
 		for _, e := range entries {
 			addr := fmt.Sprintf("%s:%d", e.Service.Address, e.Service.Port)
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", svc, e.Service.ID, addr, e.Checks.AggregatedStatus(), breakers(ctx, addr))
+			// Breaker states are metrics, served on the admin listener
+			// that the registration names.
+			admin, states := transport.AdminAddr(e.Service), "(no admin address in Consul)"
+			if admin != "" {
+				states = breakers(ctx, admin)
+			} else {
+				admin = "-"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", svc, e.Service.ID, addr, admin, e.Checks.AggregatedStatus(), states)
 		}
 	}
 	tw.Flush()
@@ -224,7 +233,8 @@ func cmdStatus(ctx context.Context, args []string, getenv func(string) string, s
 
 var breakerLine = regexp.MustCompile(`^glasshouse_client_breaker_state\{remote="([^"]+)",remote_instance="([^"]+)"\} (\S+)`)
 
-// breakers reads an instance's breaker states from its metrics.
+// breakers reads an instance's breaker states from the metrics on its
+// admin listener at addr.
 func breakers(ctx context.Context, addr string) string {
 	req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+addr+"/metrics", nil)
 	resp, err := (&http.Client{Timeout: 2 * time.Second}).Do(req)
