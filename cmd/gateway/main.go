@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strconv"
 	"time"
 
 	"github.com/glasshouse-dev/glasshouse/cmd/internal/config"
@@ -29,12 +30,31 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	keyWait := flags.Duration("jwt-key-wait", "JWT_KEY_WAIT", 30*time.Second, "how long to wait for the public key file at start")
 	rateLimit := flags.Float("rate-limit", "RATE_LIMIT", 100, "requests per second allowed per client IP (0: no limit)")
 	rateBurst := flags.Int("rate-burst", "RATE_BURST", 200, "requests a client may send at once before the rate applies")
+	// Each sign-up or login costs users a bcrypt hash (tens of ms of CPU):
+	// 5/s per client is plenty for a person and keeps one client from
+	// saturating users; 1/s per email slows password guessing from many
+	// addresses as much as from one.
+	authRate := flags.Float("auth-rate-limit", "AUTH_RATE_LIMIT", 5, "sign-ups and logins per second allowed per client IP, on top of -rate-limit (0: no limit)")
+	authBurst := flags.Int("auth-rate-burst", "AUTH_RATE_BURST", 10, "sign-ups and logins a client may send at once")
+	emailRate := flags.Float("login-email-rate-limit", "LOGIN_EMAIL_RATE_LIMIT", 1, "logins per second allowed per email, whatever the client (0: no limit)")
+	emailBurst := flags.Int("login-email-rate-burst", "LOGIN_EMAIL_RATE_BURST", 5, "logins for one email allowed at once")
+	maxClients := flags.Int("rate-limit-clients", "RATE_LIMIT_CLIENTS", gateway.DefaultMaxKeys, "most clients (and emails) each rate limiter remembers, least recently seen forgotten first (about 230 bytes each)")
+	trustedProxies := flags.String("trusted-proxies", "TRUSTED_PROXIES", "", "comma-separated CIDRs of proxies whose X-Forwarded-For is believed (empty: none, the peer is the client)")
+	validateIDs := flags.Bool("validate-identifiers", "VALIDATE_IDENTIFIERS", true, "refuse malformed SKUs and order IDs with 400 before any upstream call (false only for the chaos suite; never in production)")
+	faultToken := flags.String("fault-injection-token", "FAULT_INJECTION_TOKEN", "", "with -fault-injection, the secret a request's "+transport.FaultTokenHeader+" header must carry to keep its fault baggage (prefer the env: flags show in ps)")
 	// Longer than orders' saga timeout (20s), so the gateway does not give
 	// up on a checkout that orders is still completing.
 	orderTimeout := flags.Duration("order-timeout", "ORDER_TIMEOUT", 25*time.Second, "how long one checkout attempt may take")
 	if err := flags.Parse(args); err != nil {
 		return err
 	}
+	proxies, err := gateway.ParseTrustedProxies(*trustedProxies)
+	if err != nil {
+		return fmt.Errorf("-trusted-proxies / TRUSTED_PROXIES: %w", err)
+	}
+	// -fault-injection is one of the common flags; the gateway needs its
+	// value to decide whether any request may carry faults past the edge.
+	faultsEnabled, _ := strconv.ParseBool(flags.Lookup("fault-injection").Value.String())
 
 	proc, err := common.Start(ctx, gateway.ServiceName, version, getenv, stdout)
 	if err != nil {
@@ -42,6 +62,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	defer proc.Close(ctx, &err)
 	tel := proc.Telemetry
+	if !faultsEnabled {
+		*faultToken = ""
+	} else if *faultToken == "" {
+		tel.Logger.Warn("fault injection is enabled but FAULT_INJECTION_TOKEN is empty: the gateway drops every request's fault baggage")
+	}
+	if !*validateIDs {
+		tel.Logger.Warn("identifier validation is DISABLED (-validate-identifiers=false): malformed SKUs and order IDs reach the services")
+	}
 
 	if err := platform.WaitForFile(ctx, *publicKey, *keyWait); err != nil {
 		return fmt.Errorf("users' public key (-jwt-public-key / JWT_PUBLIC_KEY_FILE): %w", err)
@@ -62,7 +90,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		}), tel),
 	}
 	endpoints := gateway.NewEndpoints(backends, proc.Endpoint)
-	limiter := gateway.NewRateLimiter(*rateLimit, *rateBurst, tel.Registry)
+	limits := gateway.NewLimits(gateway.LimitsConfig{
+		Client:     gateway.Limit{PerSecond: *rateLimit, Burst: *rateBurst},
+		Auth:       gateway.Limit{PerSecond: *authRate, Burst: *authBurst},
+		LoginEmail: gateway.Limit{PerSecond: *emailRate, Burst: *emailBurst},
+		MaxKeys:    *maxClients,
+		Clients:    gateway.NewClientKeys(proxies),
+	}, tel.Registry)
 	proc.PublicEndpoint = true
-	return proc.Serve(ctx, gateway.NewHTTPHandler(endpoints, verifier.Verify, limiter))
+	return proc.Serve(ctx, gateway.NewHTTPHandler(endpoints, verifier.Verify, limits.Client,
+		gateway.WithAuthLimits(limits.Auth, limits.LoginEmail),
+		gateway.WithFaultToken(*faultToken),
+		gateway.WithIdentifierValidation(*validateIDs)))
 }
