@@ -28,8 +28,7 @@ func NewEndpoints(svc Service, mw Middleware) Endpoints {
 			return svc.GetOrder(ctx, req.UserID, req.OrderID)
 		}),
 		ListOrdersEndpoint: transport.Endpoint(func(ctx context.Context, req ListOrdersRequest) (ListOrdersResponse, error) {
-			orders, err := svc.ListOrders(ctx, req.UserID)
-			return ListOrdersResponse{Orders: orders}, err
+			return svc.ListOrders(ctx, req.UserID, req.Page)
 		}),
 	}.With(mw)
 }
@@ -56,12 +55,16 @@ type (
 		UserID  string
 		OrderID string
 	}
+	// ListOrdersRequest's page travels as the query parameters limit and
+	// cursor.
 	ListOrdersRequest struct {
 		UserID string
+		Page   Page
 	}
-	ListOrdersResponse struct {
-		Orders []Order `json:"orders"`
-	}
+	// ListOrdersResponse is a page of orders on the wire:
+	// {"orders": [...], "next_cursor": "..."}, next_cursor omitted on the
+	// last page.
+	ListOrdersResponse = OrderPage
 )
 
 // PlaceOrder implements Service over the endpoints. Over HTTP the user is
@@ -77,7 +80,6 @@ func (e Endpoints) GetOrder(ctx context.Context, userID, orderID string) (Order,
 }
 
 // ListOrders implements Service over the endpoints.
-func (e Endpoints) ListOrders(ctx context.Context, userID string) ([]Order, error) {
-	resp, err := transport.Call[ListOrdersResponse](ctx, e.ListOrdersEndpoint, ListOrdersRequest{UserID: userID})
-	return resp.Orders, err
+func (e Endpoints) ListOrders(ctx context.Context, userID string, page Page) (OrderPage, error) {
+	return transport.Call[ListOrdersResponse](ctx, e.ListOrdersEndpoint, ListOrdersRequest{UserID: userID, Page: page})
 }

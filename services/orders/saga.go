@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/glasshouse-dev/glasshouse/errs"
+	"github.com/glasshouse-dev/glasshouse/ident"
 	"github.com/glasshouse-dev/glasshouse/services/inventory"
 	"github.com/glasshouse-dev/glasshouse/services/payments"
 	"github.com/google/uuid"
@@ -91,6 +92,9 @@ var _ Service = (*CheckoutSaga)(nil)
 // PlaceOrder validates the order, prices it, records it PENDING, then runs
 // the saga: reserve → charge → commit.
 func (s *CheckoutSaga) PlaceOrder(ctx context.Context, userID, key string, items []Item, card string) (Order, error) {
+	if err := ident.UserID(userID); err != nil {
+		return Order{}, err
+	}
 	if err := validateOrder(key, items, card); err != nil {
 		return Order{}, err
 	}
@@ -287,6 +291,12 @@ func step(ctx context.Context, name string, attrs ...attribute.KeyValue) {
 
 // GetOrder implements Service.
 func (s *CheckoutSaga) GetOrder(ctx context.Context, userID, orderID string) (Order, error) {
+	if err := ident.UserID(userID); err != nil {
+		return Order{}, err
+	}
+	if err := ident.OrderID(orderID); err != nil {
+		return Order{}, err
+	}
 	r, err := s.store.get(ctx, orderID)
 	if err != nil {
 		return Order{}, err
@@ -297,15 +307,35 @@ func (s *CheckoutSaga) GetOrder(ctx context.Context, userID, orderID string) (Or
 	return r.Order, nil
 }
 
-// ListOrders implements Service.
-func (s *CheckoutSaga) ListOrders(ctx context.Context, userID string) ([]Order, error) {
-	rs, err := s.store.listByUser(ctx, userID)
-	if err != nil {
-		return nil, err
+// ListOrders implements Service. It reads one order more than the page
+// holds, to know whether a next page exists without a second query.
+func (s *CheckoutSaga) ListOrders(ctx context.Context, userID string, page Page) (OrderPage, error) {
+	if err := ident.UserID(userID); err != nil {
+		return OrderPage{}, err
 	}
-	out := make([]Order, 0, len(rs))
-	for _, r := range rs {
-		out = append(out, r.Order)
+	limit, err := checkLimit(page.Limit)
+	if err != nil {
+		return OrderPage{}, err
+	}
+	var after *cursor
+	if page.Cursor != "" {
+		c, err := parseCursor(page.Cursor)
+		if err != nil {
+			return OrderPage{}, err
+		}
+		after = &c
+	}
+	rs, err := s.store.listByUser(ctx, userID, after, limit+1)
+	if err != nil {
+		return OrderPage{}, err
+	}
+	out := OrderPage{Orders: make([]Order, 0, min(len(rs), limit))}
+	for _, r := range rs[:min(len(rs), limit)] {
+		out.Orders = append(out.Orders, r.Order)
+	}
+	if len(rs) > limit {
+		last := out.Orders[limit-1]
+		out.NextCursor = cursor{createdAt: last.CreatedAt, orderID: last.ID}.String()
 	}
 	return out, nil
 }

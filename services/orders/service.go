@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/glasshouse-dev/glasshouse/errs"
+	"github.com/glasshouse-dev/glasshouse/ident"
 	"github.com/glasshouse-dev/glasshouse/services/inventory"
 	"github.com/glasshouse-dev/glasshouse/services/payments"
 )
@@ -35,8 +36,26 @@ type Service interface {
 	// GetOrder returns one of the user's orders; another user's order is
 	// NotFound, never Forbidden, so order IDs cannot be probed.
 	GetOrder(ctx context.Context, userID, orderID string) (Order, error)
-	// ListOrders returns the user's orders, newest first.
-	ListOrders(ctx context.Context, userID string) ([]Order, error)
+	// ListOrders returns one page of the user's orders, newest first
+	// (ties broken by ID, so the order is stable). page.Limit is 1 to
+	// MaxPageLimit orders, 0 meaning DefaultPageLimit; page.Cursor is ""
+	// for the first page, else a NextCursor from the page before. A limit
+	// out of range is Invalid invalid_limit, a cursor this service did not
+	// issue is Invalid invalid_cursor.
+	ListOrders(ctx context.Context, userID string, page Page) (OrderPage, error)
+}
+
+// Page asks for one page of a list.
+type Page struct {
+	Limit  int
+	Cursor string
+}
+
+// OrderPage is one page of a user's orders. NextCursor, when not empty,
+// asks for the page after this one; it is empty on the last page.
+type OrderPage struct {
+	Orders     []Order `json:"orders"`
+	NextCursor string  `json:"next_cursor,omitempty"`
 }
 
 // Status is where an order is in the checkout.
@@ -94,15 +113,31 @@ const (
 	CodeInvalidItems          = "invalid_items"
 	CodeInvalidCard           = "invalid_card"
 	CodeMixedCurrency         = "mixed_currency"
+	CodeInvalidSKU            = "invalid_sku"
+	CodeInvalidOrderID        = "invalid_order_id"
+	CodeInvalidUserID         = "invalid_user_id"
+	CodeInvalidLimit          = "invalid_limit"
+	CodeInvalidCursor         = "invalid_cursor"
 	// CodeInterrupted is the failure code of an order whose checkout was
 	// cut short by a crash and compensated by the recovery loop.
 	CodeInterrupted = "checkout_interrupted"
 )
 
+// Limits on one order: at most maxItems lines, and at most maxQuantity
+// units of one SKU in the whole order (lines naming the same SKU are
+// added up before the cap is checked, so splitting cannot pass it).
 const (
 	maxItems     = 50
 	maxQuantity  = 100
 	maxKeyLength = 128
+)
+
+// Page sizes of ListOrders. A limit above the maximum is refused rather
+// than quietly cut, so a client that asked for 1000 learns the rule
+// instead of mistaking the first 100 for everything.
+const (
+	DefaultPageLimit = 20
+	MaxPageLimit     = 100
 )
 
 // Inventory is what the saga needs from the inventory service; its
@@ -134,12 +169,23 @@ func validateOrder(key string, items []Item, card string) error {
 	case len(items) > maxItems:
 		return errs.E(errs.Invalid, CodeInvalidItems, "items must hold at most %d items", maxItems)
 	}
+	total := make(map[string]int, len(items))
 	for i, it := range items {
 		if strings.TrimSpace(it.SKU) == "" {
 			return errs.E(errs.Invalid, CodeInvalidItems, "items[%d].sku must not be empty", i)
 		}
+		if !ident.Valid(it.SKU) {
+			return errs.E(errs.Invalid, CodeInvalidSKU, "items[%d].sku %s is not a valid SKU: 1 to %d letters, digits, '_' or '-', starting with a letter or digit",
+				i, ident.Quote(it.SKU), ident.MaxLen)
+		}
 		if it.Quantity <= 0 || it.Quantity > maxQuantity {
 			return errs.E(errs.Invalid, CodeInvalidItems, "items[%d].quantity must be between 1 and %d, got %d", i, maxQuantity, it.Quantity)
+		}
+		// Each line is at most maxQuantity and there are at most maxItems
+		// lines, so this sum cannot overflow.
+		if total[it.SKU] += it.Quantity; total[it.SKU] > maxQuantity {
+			return errs.E(errs.Invalid, CodeInvalidItems, "the order asks for %d of %s over several lines; at most %d of one SKU per order",
+				total[it.SKU], it.SKU, maxQuantity)
 		}
 	}
 	// The card's digits are checked here too, so a typo is a 400 before

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/glasshouse-dev/glasshouse/errs"
@@ -154,9 +155,17 @@ func (s *Store) get(ctx context.Context, orderID string) (record, error) {
 	return r, nil
 }
 
-// listByUser returns the user's orders, newest first.
-func (s *Store) listByUser(ctx context.Context, userID string) ([]record, error) {
-	return scanMany(ctx, s.db, `WHERE user_id = ? ORDER BY created_at DESC, id`, userID)
+// listByUser returns up to limit of the user's orders, newest first (ties
+// by ID), starting after the order named by after (from the first when
+// after is nil). The orders_by_user index serves both the filter and the
+// order, so a page costs the same however deep it is.
+func (s *Store) listByUser(ctx context.Context, userID string, after *cursor, limit int) ([]record, error) {
+	if after == nil {
+		return scanMany(ctx, s.db, `WHERE user_id = ? ORDER BY created_at DESC, id LIMIT ?`, userID, limit)
+	}
+	ms := after.createdAt.UnixMilli()
+	return scanMany(ctx, s.db, `WHERE user_id = ? AND (created_at < ? OR (created_at = ? AND id > ?))
+		ORDER BY created_at DESC, id LIMIT ?`, userID, ms, ms, after.orderID, limit)
 }
 
 // advance records that the saga reached step.
@@ -298,25 +307,54 @@ func scanMany(ctx context.Context, q querier, where string, args ...any) ([]reco
 	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
 		return nil, err
 	}
-	for i := range out {
-		items, err := q.QueryContext(ctx, `SELECT sku, quantity, unit_price_cents FROM order_items WHERE order_id = ? ORDER BY sku`, out[i].ID)
-		if err != nil {
-			return nil, fmt.Errorf("read order items: %w", err)
-		}
-		out[i].Items = []Line{}
-		for items.Next() {
-			var l Line
-			if err := items.Scan(&l.SKU, &l.Quantity, &l.UnitPriceCents); err != nil {
-				items.Close()
-				return nil, err
-			}
-			out[i].Items = append(out[i].Items, l)
-		}
-		if err := errors.Join(items.Err(), items.Close()); err != nil {
-			return nil, err
-		}
+	if err := readItems(ctx, q, out); err != nil {
+		return nil, err
 	}
 	return out, nil
+}
+
+// itemsBatch is how many orders' items one query reads: far below
+// SQLite's limit on bound parameters, and above the largest page.
+const itemsBatch = 500
+
+// readItems fills in the items of rs with one query per batch of orders,
+// not one per order: a page of 100 orders costs two queries, not 101.
+func readItems(ctx context.Context, q querier, rs []record) error {
+	byID := make(map[string]*record, len(rs))
+	for i := range rs {
+		rs[i].Items = []Line{}
+		byID[rs[i].ID] = &rs[i]
+	}
+	for start := 0; start < len(rs); start += itemsBatch {
+		batch := rs[start:min(start+itemsBatch, len(rs))]
+		args := make([]any, len(batch))
+		for i, r := range batch {
+			args[i] = r.ID
+		}
+		placeholders := strings.Repeat("?, ", len(batch)-1) + "?"
+		rows, err := q.QueryContext(ctx, `SELECT order_id, sku, quantity, unit_price_cents FROM order_items
+			WHERE order_id IN (`+placeholders+`) ORDER BY order_id, sku`, args...)
+		if err != nil {
+			return fmt.Errorf("read order items: %w", err)
+		}
+		for rows.Next() {
+			var (
+				orderID string
+				l       Line
+			)
+			if err := rows.Scan(&orderID, &l.SKU, &l.Quantity, &l.UnitPriceCents); err != nil {
+				rows.Close()
+				return fmt.Errorf("read order items: %w", err)
+			}
+			if r := byID[orderID]; r != nil {
+				r.Items = append(r.Items, l)
+			}
+		}
+		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+			return fmt.Errorf("read order items: %w", err)
+		}
+	}
+	return nil
 }
 
 // detailOf is what a customer may read about err: internal causes stay in

@@ -3,6 +3,8 @@ package orders
 import (
 	"context"
 	"net/http"
+	"net/url"
+	"strconv"
 
 	"github.com/glasshouse-dev/glasshouse/transport"
 	httptransport "github.com/go-kit/kit/transport/http"
@@ -19,7 +21,7 @@ type Authenticate func(token string) (userID string, err error)
 // bearer token: orders checks it itself rather than trusting the caller.
 //
 //	POST /orders       place an order (Idempotency-Key header) → 201
-//	GET  /orders       the caller's orders
+//	GET  /orders       a page of the caller's orders (?limit=1..100&cursor=next_cursor)
 //	GET  /orders/{id}  one of the caller's orders
 func NewHTTPHandler(e Endpoints, auth Authenticate) http.Handler {
 	r := transport.NewRouter()
@@ -55,7 +57,12 @@ func decodePlaceOrder(auth Authenticate) httptransport.DecodeRequestFunc {
 func decodeListOrders(auth Authenticate) httptransport.DecodeRequestFunc {
 	return func(_ context.Context, r *http.Request) (any, error) {
 		userID, err := user(r, auth)
-		return ListOrdersRequest{UserID: userID}, err
+		if err != nil {
+			return nil, err
+		}
+		q := r.URL.Query()
+		page, err := ParsePage(q.Get("limit"), q.Get("cursor"))
+		return ListOrdersRequest{UserID: userID, Page: page}, err
 	}
 }
 
@@ -76,8 +83,17 @@ func encodePlaceOrder(ctx context.Context, r *http.Request, request any) error {
 	return httptransport.EncodeJSONRequest(ctx, r, req)
 }
 
-func encodeListOrders(_ context.Context, r *http.Request, _ any) error {
+func encodeListOrders(_ context.Context, r *http.Request, request any) error {
 	r.URL = transport.JoinPath(r.URL, "orders")
+	page := request.(ListOrdersRequest).Page
+	q := url.Values{}
+	if page.Limit != 0 {
+		q.Set("limit", strconv.Itoa(page.Limit))
+	}
+	if page.Cursor != "" {
+		q.Set("cursor", page.Cursor)
+	}
+	r.URL.RawQuery = q.Encode()
 	return nil
 }
 

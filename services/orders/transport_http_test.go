@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"io"
@@ -67,6 +68,15 @@ func TestBadOrderRequestsAreRejectedAndCreateNothing(t *testing.T) {
 		{"card with dashes", "POST", "/orders", token, "k", `{"items":[{"sku":"MUG","quantity":1}],"card_number":"4242-4242-4242"}`, 400, CodeInvalidCard},
 		{"unknown product", "POST", "/orders", token, "k", `{"items":[{"sku":"NOPE","quantity":1}],"card_number":"4242424242424242"}`, 404, "unknown_product"},
 		{"unknown order", "GET", "/orders/ord_nope", token, "", "", 404, CodeOrderNotFound},
+		{"dot order id", "GET", "/orders/%2E%2E", token, "", "", 400, CodeInvalidOrderID},
+		{"huge order id", "GET", "/orders/" + strings.Repeat("o", 70_000), token, "", "", 400, CodeInvalidOrderID},
+		{"dot sku", "POST", "/orders", token, "k", `{"items":[{"sku":"..","quantity":1}],"card_number":"4242424242424242"}`, 400, CodeInvalidSKU},
+		{"one SKU over many lines", "POST", "/orders", token, "k", `{"items":[` + strings.Repeat(`{"sku":"MUG","quantity":100},`, 10) + `{"sku":"MUG","quantity":100}],"card_number":"4242424242424242"}`, 400, CodeInvalidItems},
+		{"limit zero", "GET", "/orders?limit=0", token, "", "", 400, CodeInvalidLimit},
+		{"limit too big", "GET", "/orders?limit=101", token, "", "", 400, CodeInvalidLimit},
+		{"limit not a number", "GET", "/orders?limit=ten", token, "", "", 400, CodeInvalidLimit},
+		{"cursor not base64", "GET", "/orders?cursor=%25%25%25", token, "", "", 400, CodeInvalidCursor},
+		{"cursor forged", "GET", "/orders?cursor=" + base64.RawURLEncoding.EncodeToString([]byte("1:../x")), token, "", "", 400, CodeInvalidCursor},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -116,11 +126,21 @@ func TestClientRoundTripCarriesTheTokenAndTypedErrors(t *testing.T) {
 	if !errors.As(err, &e) || e.Kind != errs.Declined || e.Code != "card_declined" {
 		t.Errorf("declined over the wire: %v; want errs.Declined card_declined", err)
 	}
-	if _, err := client.ListOrders(context.Background(), "u1"); errs.CodeOf(err) != "missing_token" {
+	if _, err := client.ListOrders(context.Background(), "u1", Page{}); errs.CodeOf(err) != "missing_token" {
 		t.Errorf("a call without a token: %v; want missing_token", err)
 	}
-	list, err := client.ListOrders(ctx, "")
+	page, err := client.ListOrders(ctx, "", Page{})
+	list := page.Orders
 	if err != nil || len(list) != 2 {
 		t.Errorf("ListOrders = %d orders, %v; want 2", len(list), err)
+	}
+	// The page travels: limit and cursor over the wire, next_cursor back.
+	first, err := client.ListOrders(ctx, "", Page{Limit: 1})
+	if err != nil || len(first.Orders) != 1 || first.NextCursor == "" {
+		t.Fatalf("first page of 1 = %+v, %v; want 1 order and a next cursor", first, err)
+	}
+	second, err := client.ListOrders(ctx, "", Page{Limit: 1, Cursor: first.NextCursor})
+	if err != nil || len(second.Orders) != 1 || second.Orders[0].ID == first.Orders[0].ID || second.NextCursor != "" {
+		t.Errorf("second page of 1 = %+v, %v; want the other order and no next cursor", second, err)
 	}
 }
