@@ -132,8 +132,8 @@ func makeCheckoutEvents(t *testing.T, s *stack.Stack) {
 	if len(pay) < 2 {
 		t.Fatalf("%d payments instances; the test needs two", len(pay))
 	}
-	setFaults(t, &testenv.Service{URL: "http://" + pay[0].Addr}, `{"error_rate":1,"latency":"0s"}`)
-	ordersMetrics := "http://" + s.Instances("orders")[0].Addr + "/metrics"
+	setFaults(t, &testenv.Service{AdminURL: "http://" + pay[0].AdminAddr}, `{"error_rate":1,"latency":"0s"}`)
+	ordersMetrics := "http://" + s.Instances("orders")[0].AdminAddr + "/metrics"
 	testenv.Eventually(t, 30*time.Second, "orders opens its breaker on the failing payments instance", func() error {
 		if r := sh.order(token, fmt.Sprintf("retried-%d", time.Now().UnixNano()), approveCard, note); r.status != http.StatusCreated {
 			t.Fatalf("checkout with one failing payments instance: %d %s (the retry should hide it)", r.status, r.body)
@@ -144,14 +144,14 @@ func makeCheckoutEvents(t *testing.T, s *stack.Stack) {
 	// Both failing: checkouts fail with 503, their stock is released, and
 	// since payments could not say whether a charge was made, the failed
 	// order is left for the recovery loop to settle.
-	setFaults(t, &testenv.Service{URL: "http://" + pay[1].Addr}, `{"error_rate":1,"latency":"0s"}`)
+	setFaults(t, &testenv.Service{AdminURL: "http://" + pay[1].AdminAddr}, `{"error_rate":1,"latency":"0s"}`)
 	for i := range 2 {
 		if r := sh.order(token, fmt.Sprintf("failed-%d", i), approveCard, note); r.status != http.StatusServiceUnavailable {
 			t.Fatalf("checkout with every payments instance failing: %d %s, want 503", r.status, r.body)
 		}
 	}
 	for _, p := range pay {
-		setFaults(t, &testenv.Service{URL: "http://" + p.Addr}, `{"error_rate":0,"latency":"0s"}`)
+		setFaults(t, &testenv.Service{AdminURL: "http://" + p.AdminAddr}, `{"error_rate":0,"latency":"0s"}`)
 	}
 }
 

@@ -468,7 +468,8 @@ func (s *shop) orderQuietly(token, key, card string, items ...orders.Item) int {
 
 func setFaults(t *testing.T, p *testenv.Service, body string) {
 	t.Helper()
-	req, _ := http.NewRequest("PUT", p.URL+"/admin/faults", strings.NewReader(body))
+	// The fault knobs are on the admin listener only.
+	req, _ := http.NewRequest("PUT", p.AdminURL+"/admin/faults", strings.NewReader(body))
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

@@ -165,7 +165,7 @@ func TestLocalStackTracesLogsAndMetrics(t *testing.T) {
 	// A checkout that needed a retry shows it on its span: one payments
 	// instance fails every charge, so a charge sent there is retried on
 	// the other.
-	setFaults(t, &testenv.Service{URL: "http://" + s.Instances("payments")[0].Addr}, `{"error_rate":1,"latency":"0s"}`)
+	setFaults(t, &testenv.Service{AdminURL: "http://" + s.Instances("payments")[0].AdminAddr}, `{"error_rate":1,"latency":"0s"}`)
 	var retried *traces.Trace
 	for i := 0; i < 6 && retried == nil; i++ {
 		status, id := g.checkout(fmt.Sprintf("retried-%d", i))
@@ -180,7 +180,7 @@ func TestLocalStackTracesLogsAndMetrics(t *testing.T) {
 	if retried == nil {
 		t.Error("no checkout trace shows a retry event, though one payments instance failed every charge")
 	}
-	setFaults(t, &testenv.Service{URL: "http://" + s.Instances("payments")[0].Addr}, `{"error_rate":0,"latency":"0s"}`)
+	setFaults(t, &testenv.Service{AdminURL: "http://" + s.Instances("payments")[0].AdminAddr}, `{"error_rate":0,"latency":"0s"}`)
 
 	// Prometheus found every instance through Consul and scrapes it.
 	instances := 0
@@ -197,6 +197,21 @@ func TestLocalStackTracesLogsAndMetrics(t *testing.T) {
 		}
 		return nil
 	})
+	// Those scrapes reach the admin listeners: on every public port the
+	// internal surfaces are unknown routes, on the admin port they answer.
+	for _, p := range s.Procs() {
+		if p.Service == "" {
+			continue
+		}
+		for _, path := range []string{"/metrics", "/healthz", "/readyz", "/debug/pprof/"} {
+			if code := getStatus(t, "http://"+p.Addr+path); code != http.StatusNotFound {
+				t.Errorf("%s: public GET %s = %d, want 404", p.Name, path, code)
+			}
+			if code := getStatus(t, "http://"+p.AdminAddr+path); code != http.StatusOK {
+				t.Errorf("%s: admin GET %s = %d, want 200", p.Name, path, code)
+			}
+		}
+	}
 	testenv.Eventually(t, 60*time.Second, "the RED histogram of every service", func() error {
 		res, err := promQuery(s.PrometheusURL, `count by (job) (glasshouse_endpoint_request_duration_seconds_count)`)
 		if err != nil {
@@ -250,4 +265,15 @@ func promQuery(base, query string) ([]promSample, error) {
 		return nil, errors.New(body.Error)
 	}
 	return body.Data.Result, nil
+}
+
+// getStatus is the status of GET url, failing the test if there is none.
+func getStatus(t *testing.T, url string) int {
+	t.Helper()
+	resp, err := (&http.Client{Timeout: 5 * time.Second}).Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
 }

@@ -59,7 +59,7 @@ func waitInstances(t *testing.T, remote *transport.Remote, n int) {
 // served reads how many ListProducts calls an instance has served.
 func served(t *testing.T, s *testenv.Service) int {
 	t.Helper()
-	resp, err := http.Get(s.URL + "/metrics")
+	resp, err := http.Get(s.AdminURL + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,7 +182,7 @@ func TestStartsWithConsulDownAndRegistersWhenItComesUp(t *testing.T) {
 	}
 	resp.Body.Close()
 	testenv.Eventually(t, 10*time.Second, "registration failures counted", func() error {
-		resp, err := http.Get(s.URL + "/metrics")
+		resp, err := http.Get(s.AdminURL + "/metrics")
 		if err != nil {
 			return err
 		}

@@ -44,11 +44,15 @@ func TestRunServesAndShutsDownCleanly(t *testing.T) {
 	}()
 	var addr string
 	timeout := time.After(10 * time.Second)
-	for addr == "" {
+	var adminAddr string // /metrics is on the admin listener
+	for addr == "" || adminAddr == "" {
 		select {
 		case rec := <-lines:
-			if rec["msg"] == "serving HTTP" {
+			switch rec["msg"] {
+			case "serving HTTP":
 				addr = rec["addr"].(string)
+			case "serving admin HTTP":
+				adminAddr = rec["addr"].(string)
 			}
 		case err := <-done:
 			t.Fatalf("run ended before serving: %v", err)
@@ -76,7 +80,7 @@ func TestRunServesAndShutsDownCleanly(t *testing.T) {
 	}
 	traceID := resp.Header.Get("X-Trace-Id")
 
-	resp, err = http.Get("http://" + addr + "/metrics")
+	resp, err = http.Get("http://" + adminAddr + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}

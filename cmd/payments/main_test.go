@@ -56,11 +56,15 @@ func TestRunServesAndShutsDownCleanly(t *testing.T) {
 	}()
 	var addr string
 	timeout := time.After(10 * time.Second)
-	for addr == "" {
+	var adminAddr string // /metrics is on the admin listener
+	for addr == "" || adminAddr == "" {
 		select {
 		case rec := <-lines:
-			if rec["msg"] == "serving HTTP" {
+			switch rec["msg"] {
+			case "serving HTTP":
 				addr = rec["addr"].(string)
+			case "serving admin HTTP":
+				adminAddr = rec["addr"].(string)
 			}
 		case err := <-done:
 			t.Fatalf("run ended before serving: %v", err)
@@ -68,7 +72,7 @@ func TestRunServesAndShutsDownCleanly(t *testing.T) {
 			t.Fatal("service did not start within 10s")
 		}
 	}
-	base := "http://" + addr
+	base, admin := "http://"+addr, "http://"+adminAddr
 
 	ids := consul.WaitPassing("payments", 1, 10*time.Second)
 	if want := "payments-" + addr[:strings.LastIndex(addr, ":")] + "-" + addr[strings.LastIndex(addr, ":")+1:]; ids[0] != want {
@@ -85,8 +89,13 @@ func TestRunServesAndShutsDownCleanly(t *testing.T) {
 		t.Fatalf("declined Charge through Consul = %v, want Declined", err)
 	}
 
+	// The knobs are not on the public port: a caller of the API cannot
+	// make payments fail.
+	if status, body := send(t, "PUT", base+"/admin/faults", `{"error_rate":1,"latency":"0s"}`); status != 404 {
+		t.Fatalf("PUT /admin/faults on the public port = %d %s; want 404", status, body)
+	}
 	// Turn the error knob at run time: charges fail, and nothing is charged.
-	if status, body := send(t, "PUT", base+"/admin/faults", `{"error_rate":1,"latency":"0s"}`); status != 200 {
+	if status, body := send(t, "PUT", admin+"/admin/faults", `{"error_rate":1,"latency":"0s"}`); status != 200 {
 		t.Fatalf("PUT /admin/faults = %d %s", status, body)
 	}
 	status, body := send(t, "POST", base+"/charges", `{"order_id":"o3","amount_cents":100,"currency":"EUR","card_number":"4242424242424242"}`)
@@ -97,14 +106,14 @@ func TestRunServesAndShutsDownCleanly(t *testing.T) {
 		t.Errorf("FindCharge(o3) = %v, want %s", err, payments.CodeChargeNotFound)
 	}
 	// And back: the same charge now goes through.
-	if status, body := send(t, "PUT", base+"/admin/faults", `{"error_rate":0,"latency":"0s"}`); status != 200 {
+	if status, body := send(t, "PUT", admin+"/admin/faults", `{"error_rate":0,"latency":"0s"}`); status != 200 {
 		t.Fatalf("PUT /admin/faults = %d %s", status, body)
 	}
 	if c, err := client.Charge(ctx, payments.ChargeRequest{OrderID: "o3", AmountCents: 100, Currency: "EUR", CardNumber: payments.TestCardApproved}); err != nil || c.Status != payments.Succeeded {
 		t.Errorf("charge with the knobs off = %+v, %v", c, err)
 	}
 
-	_, metrics := send(t, "GET", base+"/metrics", "")
+	_, metrics := send(t, "GET", admin+"/metrics", "")
 	for _, want := range []string{
 		`glasshouse_payments_charges_total{result="succeeded"} 2`,
 		`glasshouse_payments_charges_total{result="card_declined"} 1`,

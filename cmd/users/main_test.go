@@ -58,7 +58,8 @@ func TestRunServesAndShutsDownCleanly(t *testing.T) {
 	var addr string
 	keyLogged := false
 	timeout := time.After(10 * time.Second)
-	for addr == "" {
+	var adminAddr string // /metrics is on the admin listener
+	for addr == "" || adminAddr == "" {
 		select {
 		case rec := <-lines:
 			switch rec["msg"] {
@@ -66,6 +67,8 @@ func TestRunServesAndShutsDownCleanly(t *testing.T) {
 				keyLogged = rec["private_key"] == keyFile && rec["public_key"] == users.PublicKeyPath(keyFile)
 			case "serving HTTP":
 				addr = rec["addr"].(string)
+			case "serving admin HTTP":
+				adminAddr = rec["addr"].(string)
 			}
 		case err := <-done:
 			t.Fatalf("run ended before serving: %v", err)
@@ -120,7 +123,7 @@ func TestRunServesAndShutsDownCleanly(t *testing.T) {
 		t.Errorf("the token names %q (%v), want %q", id, err, u.ID)
 	}
 
-	resp, err = http.Get("http://" + addr + "/metrics")
+	resp, err = http.Get("http://" + adminAddr + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
