@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -403,5 +404,24 @@ func TestLoginEmailLimitLeavesBadBodiesToTheDecoder(t *testing.T) {
 	h.ServeHTTP(rec, r)
 	if p := problemOf(t, rec); p.Code != "unknown_field" {
 		t.Errorf("the decoder saw another body: %d %s, want 400 unknown_field", rec.Code, p.Code)
+	}
+}
+
+func TestAnOversizedLoginIsStillA413(t *testing.T) {
+	h, b, _, _ := authGateway(t, LimitsConfig{
+		Client: Limit{100, 200}, Auth: Limit{100, 100}, LoginEmail: Limit{1, 1},
+	})
+	h = transport.LimitBody(1<<20, h)
+	// No Content-Length, so only reading finds it too large: the email
+	// limiter reads first, and the decoder must still see the failure.
+	body := io.MultiReader(strings.NewReader(`{"email":"a@example.com","password":"`), strings.NewReader(strings.Repeat("x", 2<<20)+`"}`))
+	r := httptest.NewRequest("POST", "/api/login", body)
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, r)
+	if p := problemOf(t, rec); rec.Code != http.StatusRequestEntityTooLarge || p.Code != "body_too_large" {
+		t.Errorf("a 2 MiB login: %d %s, want 413 body_too_large", rec.Code, p.Code)
+	}
+	if calls, _ := b.seen(); len(calls) != 0 {
+		t.Errorf("users was called: %q", calls)
 	}
 }
