@@ -60,8 +60,11 @@ type (
 		Items          []orders.Item `json:"items"`
 		CardNumber     string        `json:"card_number"`
 	}
+	// ListOrdersRequest asks for one page (query parameters limit and
+	// cursor, checked here as orders checks them).
 	ListOrdersRequest struct {
 		Caller Caller
+		Page   orders.Page
 	}
 	GetOrderRequest struct {
 		Caller  Caller
@@ -101,8 +104,7 @@ func NewEndpoints(b Backends, mw Middleware) Endpoints {
 			return b.Orders.PlaceOrder(req.Caller.context(ctx), req.Caller.UserID, req.IdempotencyKey, req.Items, req.CardNumber)
 		})),
 		ListOrdersEndpoint: mw("ListOrders")(transport.Endpoint(func(ctx context.Context, req ListOrdersRequest) (orders.ListOrdersResponse, error) {
-			list, err := b.Orders.ListOrders(req.Caller.context(ctx), req.Caller.UserID)
-			return orders.ListOrdersResponse{Orders: list}, err
+			return b.Orders.ListOrders(req.Caller.context(ctx), req.Caller.UserID, req.Page)
 		})),
 		GetOrderEndpoint: mw("GetOrder")(transport.Endpoint(func(ctx context.Context, req GetOrderRequest) (orders.Order, error) {
 			return b.Orders.GetOrder(req.Caller.context(ctx), req.Caller.UserID, req.OrderID)

@@ -186,7 +186,13 @@ func checkIdempotencyKey(key string) error {
 func decodeListOrders(auth Authenticate) httptransport.DecodeRequestFunc {
 	return func(_ context.Context, r *http.Request) (any, error) {
 		c, err := caller(r, auth)
-		return ListOrdersRequest{Caller: c}, err
+		if err != nil {
+			return nil, err
+		}
+		// A bad page is refused here, before any call to orders.
+		q := r.URL.Query()
+		page, err := orders.ParsePage(q.Get("limit"), q.Get("cursor"))
+		return ListOrdersRequest{Caller: c, Page: page}, err
 	}
 }
 
