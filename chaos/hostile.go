@@ -2,6 +2,7 @@ package chaos
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -547,10 +548,17 @@ func measureHostile(ctx context.Context, env *Env, run *Run) error {
 	if hr == nil || hr.err != nil {
 		return errors.New("the hostile client did not run")
 	}
+	// StopHostile waited for it, unless the load ended before that step.
+	select {
+	case <-hr.done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 	slices.SortFunc(hr.Requests, func(a, b HostileRequest) int { return a.sent.Compare(b.sent) })
 	for i := range hr.Requests {
 		hr.Requests[i].At = hr.Requests[i].sent.Sub(run.Started)
 	}
+	run.Series = append(run.Series, hostileAnswerSeries(hr.Requests)...)
 	mustStop := map[string]bool{}
 	for _, k := range hostileKinds() {
 		mustStop[k.name] = !k.reaches
@@ -565,6 +573,44 @@ func measureHostile(ctx context.Context, env *Env, run *Run) error {
 	}
 	hr.Stores = readHostileStores(ctx, env.dataDir, hr.User)
 	return nil
+}
+
+// PanelHostile is the plot panel of the hostile client's answers.
+const PanelHostile = "The hostile client's answers per second"
+
+// hostileAnswerSeries counts the hostile requests answered so far, by
+// class of answer, one point per request, for the plot.
+func hostileAnswerSeries(reqs []HostileRequest) []*Series {
+	classes := []string{"4xx", "2xx", "5xx", "other or none"}
+	class := func(status int) string {
+		switch status / 100 {
+		case 4:
+			return "4xx"
+		case 2:
+			return "2xx"
+		case 5:
+			return "5xx"
+		}
+		return "other or none"
+	}
+	byClass := map[string]*Series{}
+	var out []*Series
+	for _, c := range classes {
+		s := &Series{Name: "hostile client: " + c, Panel: PanelHostile, Kind: Counter}
+		byClass[c] = s
+		out = append(out, s)
+	}
+	answered := slices.Clone(reqs)
+	slices.SortFunc(answered, func(a, b HostileRequest) int { return cmp.Compare(a.At+a.Latency, b.At+b.Latency) })
+	counts := map[string]float64{}
+	for _, r := range answered {
+		c := class(r.Status)
+		counts[c]++
+		for _, name := range classes {
+			byClass[name].Points = append(byClass[name].Points, Point{At: r.At + r.Latency, V: counts[name]})
+		}
+	}
+	return out
 }
 
 // hostileTrace reads r's trace back from Jaeger and names the services

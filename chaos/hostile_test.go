@@ -1,11 +1,18 @@
 package chaos
 
 import (
+	"database/sql"
+	"fmt"
 	"net/http"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/glasshouse-dev/glasshouse/loadgen"
+	"github.com/glasshouse-dev/glasshouse/services/inventory"
+	"github.com/glasshouse-dev/glasshouse/services/orders"
+	"github.com/glasshouse-dev/glasshouse/services/payments"
+	"go.opentelemetry.io/otel/trace/noop"
 )
 
 // hostileAnswer is what a healthy platform answers to each kind of
@@ -199,5 +206,90 @@ func TestForgedTokenHasTheShapeOfARealOne(t *testing.T) {
 	}
 	if got := tokenSubject(tok); got != "6f1c1d2e-3a4b-4c5d-8e9f-0a1b2c3d4e5f" {
 		t.Errorf("subject %q", got)
+	}
+}
+
+// The hostile user's orders, and their reservations and charges, are
+// found in the services' own stores; other users' are not counted.
+func TestReadHostileStores(t *testing.T) {
+	ctx := t.Context()
+	dir := t.TempDir()
+	tp := noop.NewTracerProvider()
+	ord, err := orders.OpenStore(ctx, filepath.Join(dir, "orders", "orders.db"), tp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ord.Close()
+	inv, err := inventory.OpenStore(ctx, filepath.Join(dir, "inventory", "inventory.db"), tp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer inv.Close()
+	pay, err := payments.OpenStore(ctx, filepath.Join(dir, "payments", "payments.db"), tp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pay.Close()
+	if _, err := inv.Seed(ctx, inventory.Catalogue); err != nil {
+		t.Fatal(err)
+	}
+
+	const hostile, customer = "6f1c1d2e-3a4b-4c5d-8e9f-0a1b2c3d4e5f", "0a1b2c3d-3a4b-4c5d-8e9f-6f1c1d2e4e5f"
+	if got := readHostileStores(ctx, dir, hostile); got != (HostileStores{}) {
+		t.Fatalf("empty stores: %+v", got)
+	}
+	// orders offers no way to write an order but a checkout: write the
+	// rows as it would.
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "orders", "orders.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	now := time.Now()
+	for i, user := range []string{hostile, hostile, customer} {
+		id := fmt.Sprintf("ord_%032d", i)
+		if _, err := db.ExecContext(ctx, `INSERT INTO orders (id, user_id, idempotency_key, request_hash, status, step, total_cents, currency, created_at, updated_at)
+			VALUES (?, ?, ?, 'h', 'CONFIRMED', 'done', 600, 'EUR', ?, ?)`, id, user, fmt.Sprintf("k%d", i), now.UnixMilli(), now.UnixMilli()); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := inv.Reserve(ctx, id, []inventory.Item{{SKU: customerSKU, Quantity: 1}}, now, now.Add(time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+		if i != 1 {
+			if _, _, err := pay.CreateCharge(ctx, payments.Charge{ID: fmt.Sprintf("ch_%d", i), OrderID: id, AmountCents: 600, Currency: "EUR",
+				Status: payments.Succeeded, CardLast4: "4242", CreatedAt: now}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	want := HostileStores{Orders: 2, Reservations: 2, Charges: 1}
+	if got := readHostileStores(ctx, dir, hostile); got != want {
+		t.Errorf("readHostileStores = %+v, want %+v", got, want)
+	}
+	if got := readHostileStores(ctx, dir, ""); got.Err == "" {
+		t.Errorf("an unknown user reads as %+v, want an error", got)
+	}
+}
+
+func TestHostileAnswerSeriesCountEachClass(t *testing.T) {
+	reqs := []HostileRequest{
+		{At: 0, Latency: 30 * time.Millisecond, Status: 400},
+		{At: 10 * time.Millisecond, Latency: 5 * time.Millisecond, Status: 200},
+		{At: 20 * time.Millisecond, Latency: time.Millisecond, Status: 503},
+		{At: 30 * time.Millisecond, Latency: hostileTimeout},
+	}
+	got := map[string]float64{}
+	for _, s := range hostileAnswerSeries(reqs) {
+		for i := 1; i < len(s.Points); i++ {
+			if s.Points[i].At < s.Points[i-1].At {
+				t.Errorf("%s: points out of order", s.Name)
+			}
+		}
+		got[s.Name] = s.Points[len(s.Points)-1].V
+	}
+	for name, n := range map[string]float64{"hostile client: 4xx": 1, "hostile client: 2xx": 1, "hostile client: 5xx": 1, "hostile client: other or none": 1} {
+		if got[name] != n {
+			t.Errorf("%s = %v, want %v", name, got[name], n)
+		}
 	}
 }
