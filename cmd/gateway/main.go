@@ -52,6 +52,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return fmt.Errorf("-trusted-proxies / TRUSTED_PROXIES: %w", err)
 	}
+	limitsConfig := gateway.LimitsConfig{
+		Client:     gateway.Limit{PerSecond: *rateLimit, Burst: *rateBurst},
+		Auth:       gateway.Limit{PerSecond: *authRate, Burst: *authBurst},
+		LoginEmail: gateway.Limit{PerSecond: *emailRate, Burst: *emailBurst},
+		MaxKeys:    *maxClients,
+		Clients:    gateway.NewClientKeys(proxies),
+	}
+	if err := limitsConfig.Validate(); err != nil {
+		return err
+	}
 	// -fault-injection is one of the common flags; the gateway needs its
 	// value to decide whether any request may carry faults past the edge.
 	faultsEnabled, _ := strconv.ParseBool(flags.Lookup("fault-injection").Value.String())
@@ -90,13 +100,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		}), tel),
 	}
 	endpoints := gateway.NewEndpoints(backends, proc.Endpoint)
-	limits := gateway.NewLimits(gateway.LimitsConfig{
-		Client:     gateway.Limit{PerSecond: *rateLimit, Burst: *rateBurst},
-		Auth:       gateway.Limit{PerSecond: *authRate, Burst: *authBurst},
-		LoginEmail: gateway.Limit{PerSecond: *emailRate, Burst: *emailBurst},
-		MaxKeys:    *maxClients,
-		Clients:    gateway.NewClientKeys(proxies),
-	}, tel.Registry)
+	limits := gateway.NewLimits(limitsConfig, tel.Registry)
 	proc.PublicEndpoint = true
 	return proc.Serve(ctx, gateway.NewHTTPHandler(endpoints, verifier.Verify, limits.Client,
 		gateway.WithAuthLimits(limits.Auth, limits.LoginEmail),

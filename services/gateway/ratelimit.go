@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"container/list"
 	"encoding/json"
+	"fmt"
 	"io"
 	"math"
 	"net/http"
@@ -47,7 +48,9 @@ type RateLimiter struct {
 	// key names the bucket a request draws from; false: this limit does
 	// not apply to the request.
 	key func(*http.Request) (string, bool)
-	now func() time.Time
+	// refusal tells the caller which limit it hit.
+	refusal string
+	now     func() time.Time
 
 	mu      sync.Mutex
 	buckets map[string]*list.Element // of *bucket
@@ -114,7 +117,7 @@ func (m *RateLimitMetrics) NewLimiter(name string, limit Limit, maxKeys int, key
 	}
 	l := &RateLimiter{
 		rate: rate.Limit(limit.PerSecond), burst: limit.Burst, maxKeys: maxKeys,
-		key: key, now: time.Now,
+		key: key, refusal: "too many requests from this client", now: time.Now,
 		buckets: map[string]*list.Element{}, recency: list.New(),
 		limited: m.limited.WithLabelValues(name),
 		evicted: m.evicted.WithLabelValues(name),
@@ -149,7 +152,7 @@ func (l *RateLimiter) Middleware(next http.Handler) http.Handler {
 			l.limited.Inc()
 			w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
 			transport.WriteError(r.Context(), errs.E(errs.RateLimited, "rate_limited",
-				"too many requests from this client; retry in %s", wait.Round(time.Millisecond)), w)
+				"%s; retry in %s", l.refusal, wait.Round(time.Millisecond)), w)
 			return
 		}
 		next.ServeHTTP(w, r)
@@ -241,11 +244,35 @@ type Limits struct {
 func NewLimits(cfg LimitsConfig, reg prometheus.Registerer) Limits {
 	m := NewRateLimitMetrics(reg)
 	client := cfg.Clients.limitKey
-	return Limits{
+	l := Limits{
 		Client:     m.NewLimiter("client", cfg.Client, cfg.MaxKeys, client),
 		Auth:       m.NewLimiter("auth", cfg.Auth, cfg.MaxKeys, client),
 		LoginEmail: m.NewLimiter("login_email", cfg.LoginEmail, cfg.MaxKeys, loginEmail),
 	}
+	l.Auth.refusal = "too many sign-ups and logins from this client"
+	l.LoginEmail.refusal = "too many logins for this email"
+	return l
+}
+
+// Validate says which limit is unusable: a rate with no burst would
+// refuse every request.
+func (c LimitsConfig) Validate() error {
+	for _, l := range []struct {
+		setting string
+		limit   Limit
+	}{
+		{"-rate-burst / RATE_BURST", c.Client},
+		{"-auth-rate-burst / AUTH_RATE_BURST", c.Auth},
+		{"-login-email-rate-burst / LOGIN_EMAIL_RATE_BURST", c.LoginEmail},
+	} {
+		if l.limit.PerSecond > 0 && l.limit.Burst < 1 {
+			return fmt.Errorf("%s is %d: with a rate set it must be at least 1, or every request is refused", l.setting, l.limit.Burst)
+		}
+	}
+	if c.MaxKeys < 1 {
+		return fmt.Errorf("-rate-limit-clients / RATE_LIMIT_CLIENTS is %d: it must be at least 1", c.MaxKeys)
+	}
+	return nil
 }
 
 // loginEmail keys a login by the email in its body, read ahead of the

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -164,5 +165,25 @@ func TestIdleBucketsAreForgottenOnceFullAgain(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(l.evicted); got != 0 {
 		t.Errorf("forgetting idle buckets counted as %v evictions", got)
+	}
+}
+
+func TestLimitsConfigRefusesARateWithoutBurst(t *testing.T) {
+	good := LimitsConfig{Client: Limit{100, 200}, Auth: Limit{5, 10}, LoginEmail: Limit{1, 5}, MaxKeys: 10}
+	if err := good.Validate(); err != nil {
+		t.Fatalf("the defaults' shape: %v", err)
+	}
+	off := LimitsConfig{MaxKeys: 1} // every limit off
+	if err := off.Validate(); err != nil {
+		t.Errorf("limits switched off: %v", err)
+	}
+	for name, cfg := range map[string]LimitsConfig{
+		"AUTH_RATE_BURST":        {Client: Limit{100, 200}, Auth: Limit{5, 0}, MaxKeys: 10},
+		"LOGIN_EMAIL_RATE_BURST": {LoginEmail: Limit{1, 0}, MaxKeys: 10},
+		"RATE_LIMIT_CLIENTS":     {MaxKeys: 0},
+	} {
+		if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("%s: error %v, want one naming %s", name, err, name)
+		}
 	}
 }
