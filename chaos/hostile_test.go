@@ -2,9 +2,13 @@ package chaos
 
 import (
 	"database/sql"
+	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -291,5 +295,94 @@ func TestHostileAnswerSeriesCountEachClass(t *testing.T) {
 		if got[name] != n {
 			t.Errorf("%s = %v, want %v", name, got[name], n)
 		}
+	}
+}
+
+// The hostile client signs up, then sends every kind of input from its
+// own loopback address, open-loop, noting each answer; one that never
+// comes is noted as none once its deadline passes.
+func TestHostileClientSendsEveryKindFromItsOwnAddress(t *testing.T) {
+	var (
+		mu      sync.Mutex
+		sources = map[string]int{}
+		paths   = map[string]int{}
+	)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host, _, _ := net.SplitHostPort(r.RemoteAddr)
+		mu.Lock()
+		sources[host]++
+		paths[r.Method+" "+r.URL.EscapedPath()]++
+		mu.Unlock()
+		switch {
+		case r.URL.Path == "/api/users":
+			w.WriteHeader(http.StatusCreated)
+			fmt.Fprint(w, `{"id":"6f1c1d2e-3a4b-4c5d-8e9f-0a1b2c3d4e5f"}`)
+		case r.URL.Path == "/api/login":
+			var body struct{ Password string }
+			_ = json.NewDecoder(r.Body).Decode(&body)
+			if body.Password != "hostile-client" {
+				w.WriteHeader(http.StatusUnauthorized)
+				fmt.Fprint(w, `{"code":"unauthenticated"}`)
+				return
+			}
+			fmt.Fprint(w, `{"token":"e30.eyJzdWIiOiJ4In0.c2ln"}`)
+		case r.URL.EscapedPath() == "/api/products/%2E%2E":
+			<-r.Context().Done() // hangs
+		default:
+			w.WriteHeader(http.StatusBadRequest)
+			fmt.Fprint(w, `{"code":"invalid_sku"}`)
+		}
+	}))
+	defer srv.Close()
+
+	h, err := newHostileClient(t.Context(), srv.URL)
+	if err != nil {
+		t.Skipf("no second loopback address to send from here: %v", err)
+	}
+	hr := &HostileRun{done: make(chan struct{}), start: time.Now()}
+	kinds := hostileKinds()
+	var round []hostileKind
+	for _, k := range kinds {
+		for range k.weight {
+			round = append(round, k)
+		}
+	}
+	hr.send(t.Context(), h, round, 100, 300*time.Millisecond)
+	<-hr.done
+
+	if len(hr.Requests)+hr.Skipped != 30 {
+		t.Errorf("%d requests sent and %d skipped, want 30 in all", len(hr.Requests), hr.Skipped)
+	}
+	sent := map[string]int{}
+	for _, r := range hr.Requests {
+		sent[r.Kind]++
+		switch r.Kind {
+		case "dot-segment SKU (%2E%2E)":
+			if r.Status != 0 || r.Latency < hostileTimeout {
+				t.Errorf("the hanging request: status %d after %s, want none after %s", r.Status, r.Latency, hostileTimeout)
+			}
+		case "wrong password":
+			if r.Status != http.StatusUnauthorized || r.Code != "unauthenticated" {
+				t.Errorf("wrong password: %d %s", r.Status, r.Code)
+			}
+		default:
+			if r.Status != http.StatusBadRequest || r.Code != "invalid_sku" {
+				t.Errorf("%s: %d %s", r.Kind, r.Status, r.Code)
+			}
+		}
+	}
+	// 30 requests are more than one round: every kind is in it.
+	for _, k := range kinds {
+		if sent[k.name] == 0 {
+			t.Errorf("no %s sent", k.name)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(sources) != 1 || sources["127.0.0.2"] == 0 {
+		t.Errorf("sent from %v, want 127.0.0.2 only", sources)
+	}
+	if paths["GET /api/orders/%2E"] == 0 || paths["GET /api/products/GH-MUG-01%E2%80%AE"] == 0 {
+		t.Errorf("odd paths not sent as written: %v", paths)
 	}
 }
