@@ -573,6 +573,11 @@ func measureHostile(ctx context.Context, env *Env, run *Run) error {
 		hr.Traces = append(hr.Traces, env.hostileTrace(ctx, r))
 	}
 	hr.Stores = readHostileStores(ctx, env.dataDir, hr.User)
+	if len(hr.Requests) > 0 {
+		for name, v := range summarizeHostile(run).values(hr) {
+			run.SetValue(name, v)
+		}
+	}
 	return nil
 }
 
@@ -658,139 +663,188 @@ const PanelTransitions = "Circuit breaker transitions per second"
 // TransitionsSeries names a series of BreakerTransitions.
 func TransitionsSeries(caller string) string { return caller + " breaker transitions" }
 
+// hostileSummary is what judgeHostileClient judges, computed from a run
+// alone; measureHostile also records it in the run's values, so that the
+// figures are in results.json.
+type hostileSummary struct {
+	during, before Window // the hostile phase, and as long just before
+	sent           map[string]int
+	missing        []string // kinds never sent
+
+	customers, inPhase Tally
+	p99Before, p99     time.Duration
+	nBefore, nDuring   int
+	perOp              []string
+
+	refused, served, bad int
+	refusedCodes         map[string]int
+	wrong                []string // examples of wrong answers
+	slowest              time.Duration
+
+	transitions float64
+	perCaller   []string
+
+	tracesRead, stopKinds int
+	reached               []string
+
+	heapBefore, heapDuring, rssBefore, rssDuring float64
+	memoryRead                                   bool
+}
+
+func summarizeHostile(run *Run) hostileSummary {
+	hr := run.Hostile
+	sum := hostileSummary{sent: map[string]int{}, refusedCodes: map[string]int{}}
+	first, last := hr.Requests[0].At, hr.Requests[0].At
+	for _, r := range hr.Requests {
+		first, last = min(first, r.At), max(last, r.At+r.Latency)
+		sum.sent[r.Kind]++
+	}
+	sum.during = Window{first, last}
+	sum.before = Window{max(first-sum.during.Len(), hostileWarmup), first}
+	for _, k := range hr.Kinds {
+		if sum.sent[k] == 0 {
+			sum.missing = append(sum.missing, k)
+		}
+	}
+
+	// The customers.
+	main := run.Main()
+	tl := main.Report.Timeline
+	sum.customers, sum.inPhase = Count(tl, "", Window{0, run.end()}), Count(tl, "", sum.during)
+	answered := func(r Request) bool { return r.Op != "" } // not the setup's sign-ups
+	sum.p99Before, sum.nBefore = latencyPercentile(allRequests(main, sum.before, answered), 99)
+	sum.p99, sum.nDuring = latencyPercentile(allRequests(main, sum.during, answered), 99)
+	for _, op := range loadgen.Ops() {
+		b, _ := latencyPercentile(main.requests(op, sum.before, nil), 99)
+		d, n := latencyPercentile(main.requests(op, sum.during, nil), 99)
+		if n > 0 {
+			sum.perOp = append(sum.perOp, fmt.Sprintf("%s %s→%s", op, ms(b), ms(d)))
+		}
+	}
+
+	// The hostile client's answers.
+	want := map[string]string{}
+	for _, k := range hostileKinds() {
+		want[k.name] = k.want
+		if !k.reaches && sum.sent[k.name] > 0 {
+			sum.stopKinds++
+		}
+	}
+	for _, r := range hr.Requests {
+		sum.slowest = max(sum.slowest, r.Latency)
+		switch ok := hostileAnswerOK(want[r.Kind], r.Status); {
+		case ok && r.Status/100 == 4:
+			sum.refused++
+			sum.refusedCodes[cmpCode(r)]++
+		case ok:
+			sum.served++
+		default:
+			sum.bad++
+			if len(sum.wrong) < 6 {
+				sum.wrong = append(sum.wrong, fmt.Sprintf("%s → %s", r.Kind, describeStatus(r)))
+			}
+		}
+	}
+
+	// Breakers.
+	for _, s := range run.SeriesInPanel(PanelTransitions) {
+		n := s.Increase(Window{0, run.end() + time.Minute})
+		sum.transitions += n
+		sum.perCaller = append(sum.perCaller, fmt.Sprintf("%s %.0f", strings.TrimSuffix(s.Name, " breaker transitions"), n))
+	}
+
+	// Backends.
+	for _, t := range hr.Traces {
+		if t.Err != "" && len(t.Services) == 0 {
+			continue
+		}
+		sum.tracesRead++
+		if beyond := slices.DeleteFunc(slices.Clone(t.Services), func(s string) bool { return s == "gateway" }); len(beyond) > 0 {
+			sum.reached = append(sum.reached, fmt.Sprintf("%s → %s", t.Kind, strings.Join(beyond, ", ")))
+		}
+	}
+
+	// Memory.
+	heap, rss := run.SeriesNamed(MemorySeries("gateway/1", "heap in use")), run.SeriesNamed(MemorySeries("gateway/1", "RSS"))
+	var ok [4]bool
+	sum.heapBefore, ok[0] = heap.Max(sum.before)
+	sum.heapDuring, ok[1] = heap.Max(sum.during)
+	sum.rssBefore, ok[2] = rss.Max(sum.before)
+	sum.rssDuring, ok[3] = rss.Max(sum.during)
+	sum.memoryRead = ok == [4]bool{true, true, true, true}
+	return sum
+}
+
+// values are the summary's figures, by name, for results.json.
+func (sum hostileSummary) values(hr *HostileRun) map[string]float64 {
+	return map[string]float64{
+		"hostile_requests":                float64(len(hr.Requests)),
+		"hostile_refused_4xx":             float64(sum.refused),
+		"hostile_served_2xx":              float64(sum.served),
+		"hostile_wrong_answers":           float64(sum.bad),
+		"hostile_slowest_answer_ms":       msValue(sum.slowest),
+		"customers_failed":                float64(sum.customers.Unserved()),
+		"customers_due":                   float64(sum.customers.Due()),
+		"customers_p99_baseline_ms":       msValue(sum.p99Before),
+		"customers_p99_hostile_ms":        msValue(sum.p99),
+		"breaker_transitions":             sum.transitions,
+		"traces_read":                     float64(sum.tracesRead),
+		"traces_reaching_a_backend":       float64(len(sum.reached)),
+		"hostile_orders":                  float64(hr.Stores.Orders),
+		"hostile_reservations":            float64(hr.Stores.Reservations),
+		"hostile_charges":                 float64(hr.Stores.Charges),
+		"gateway_heap_max_baseline_bytes": sum.heapBefore,
+		"gateway_heap_max_hostile_bytes":  sum.heapDuring,
+		"gateway_rss_max_baseline_bytes":  sum.rssBefore,
+		"gateway_rss_max_hostile_bytes":   sum.rssDuring,
+	}
+}
+
+func msValue(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
 func judgeHostileClient(run *Run) []Check {
 	checks := []Check{scheduled(run)}
 	hr := run.Hostile
 	if hr == nil || len(hr.Requests) == 0 {
 		return append(checks, checkf("the hostile client sent its inputs", false, "it sent nothing"))
 	}
+	sum := summarizeHostile(run)
 
-	// The phases: the hostile client's sending, and as long just before.
-	first, last := hr.Requests[0].At, hr.Requests[0].At
-	for _, r := range hr.Requests {
-		first, last = min(first, r.At), max(last, r.At+r.Latency)
-	}
-	during := Window{first, last}
-	before := Window{max(first-during.Len(), hostileWarmup), first}
-
-	sent := map[string]int{}
-	for _, r := range hr.Requests {
-		sent[r.Kind]++
-	}
-	var missing []string
-	for _, k := range hr.Kinds {
-		if sent[k] == 0 {
-			missing = append(missing, k)
-		}
-	}
 	planned := int(hostileRate*hostilePhase.Seconds()) - 1
-	checks = append(checks, checkf("the hostile client sent every kind of input", len(missing) == 0 && len(hr.Requests) >= planned*9/10,
+	checks = append(checks, checkf("the hostile client sent every kind of input", len(sum.missing) == 0 && len(hr.Requests) >= planned*9/10,
 		"%d requests of %d kinds from %s in %s (%.0f req/s), %d not sent (too many awaiting answers)%s",
-		len(hr.Requests), len(hr.Kinds), hr.Source, seconds(during.Len()), float64(len(hr.Requests))/max(during.Len().Seconds(), 1),
-		hr.Skipped, missingKinds(missing)))
+		len(hr.Requests), len(hr.Kinds), hr.Source, seconds(sum.during.Len()), float64(len(hr.Requests))/max(sum.during.Len().Seconds(), 1),
+		hr.Skipped, missingKinds(sum.missing)))
 
-	// The customers.
-	main := run.Main()
-	tl := main.Report.Timeline
-	all := Count(tl, "", Window{0, run.end()})
-	inPhase := Count(tl, "", during)
-	checks = append(checks, checkf("the customers' requests do not fail", all.Due() > 0 && all.Unserved() == 0,
-		"%s over the run (codes %s); %d due while the hostile client sent", all.summary(), codes(all.Codes), inPhase.Due()))
-	answered := func(r Request) bool { return r.Op != "" }
-	bp99, bn := latencyPercentile(allRequests(main, before, answered), 99)
-	dp99, dn := latencyPercentile(allRequests(main, during, answered), 99)
-	bound := time.Duration(float64(bp99) * (1 + cleanP99Slack))
-	var perOp []string
-	for _, op := range loadgen.Ops() {
-		b, _ := latencyPercentile(main.requests(op, before, nil), 99)
-		d, n := latencyPercentile(main.requests(op, during, nil), 99)
-		if n > 0 {
-			perOp = append(perOp, fmt.Sprintf("%s %s→%s", op, ms(b), ms(d)))
-		}
-	}
+	c := sum.customers
+	checks = append(checks, checkf("the customers' requests do not fail", c.Due() > 0 && c.Unserved() == 0,
+		"%s over the run (codes %s); %d due while the hostile client sent", c.summary(), codes(c.Codes), sum.inPhase.Due()))
+	bound := time.Duration(float64(sum.p99Before) * (1 + cleanP99Slack))
 	checks = append(checks, checkf(fmt.Sprintf("the customers' p99 stays within %s of the baseline", percent(cleanP99Slack)),
-		bn > 0 && dn > 0 && dp99 <= bound,
+		sum.nBefore > 0 && sum.nDuring > 0 && sum.p99 <= bound,
 		"p99 %s over %d requests while the hostile client sent, %s over %d in the %s before (bound %s); by operation %s",
-		ms(dp99), dn, ms(bp99), bn, seconds(before.Len()), ms(bound), strings.Join(perOp, ", ")))
+		ms(sum.p99), sum.nDuring, ms(sum.p99Before), sum.nBefore, seconds(sum.before.Len()), ms(bound), strings.Join(sum.perOp, ", ")))
 
-	// The hostile client's answers.
-	want := map[string]string{}
-	for _, k := range hostileKinds() {
-		want[k.name] = k.want
-	}
-	var (
-		refused, served, bad int
-		slowest              time.Duration
-		wrong                []string
-		refusedCodes         = map[string]int{}
-	)
-	for _, r := range hr.Requests {
-		slowest = max(slowest, r.Latency)
-		switch ok := hostileAnswerOK(want[r.Kind], r.Status); {
-		case ok && r.Status/100 == 4:
-			refused++
-			refusedCodes[cmpCode(r)]++
-		case ok:
-			served++
-		default:
-			bad++
-			if len(wrong) < 6 {
-				wrong = append(wrong, fmt.Sprintf("%s → %s", r.Kind, describeStatus(r)))
-			}
-		}
-	}
 	checks = append(checks, checkf(fmt.Sprintf("every hostile request gets a 4xx (fault baggage is served as if it carried none), no 5xx, none unanswered within %s", hostileTimeout),
-		bad == 0, "%d refused with a 4xx (%s), %d served, %d otherwise%s; slowest answer %s",
-		refused, codes(refusedCodes), served, bad, examples(wrong), ms(slowest)))
+		sum.bad == 0, "%d refused with a 4xx (%s), %d served, %d otherwise%s; slowest answer %s",
+		sum.refused, codes(sum.refusedCodes), sum.served, sum.bad, examples(sum.wrong), ms(sum.slowest)))
 
-	// Breakers.
-	var trans []string
-	transitions := 0.0
-	for _, s := range run.SeriesInPanel(PanelTransitions) {
-		n := s.Increase(Window{0, run.end() + time.Minute})
-		transitions += n
-		trans = append(trans, fmt.Sprintf("%s %.0f", strings.TrimSuffix(s.Name, " breaker transitions"), n))
-	}
 	checks = append(checks, checkf("no circuit breaker changes state anywhere",
-		len(trans) > 0 && transitions == 0, "transitions over the run: %s", strings.Join(orNone(trans), ", ")))
+		len(sum.perCaller) > 0 && sum.transitions == 0, "transitions over the run: %s", strings.Join(orNone(sum.perCaller), ", ")))
 
-	// Backends.
-	var reached []string
-	readable := 0
-	for _, t := range hr.Traces {
-		if t.Err != "" && len(t.Services) == 0 {
-			continue
-		}
-		readable++
-		if beyond := slices.DeleteFunc(slices.Clone(t.Services), func(s string) bool { return s == "gateway" }); len(beyond) > 0 {
-			reached = append(reached, fmt.Sprintf("%s → %s", t.Kind, strings.Join(beyond, ", ")))
-		}
-	}
-	stopKinds := 0
-	for _, k := range hostileKinds() {
-		if !k.reaches && sent[k.name] > 0 {
-			stopKinds++
-		}
-	}
 	checks = append(checks, checkf("no hostile input that must stop at the gateway reaches a backend",
-		readable >= stopKinds && len(reached) == 0,
-		"%d of %d traces read (of %d kinds); %d reached a backend%s", readable, len(hr.Traces), stopKinds, len(reached), examples(reached)))
+		sum.tracesRead >= sum.stopKinds && len(sum.reached) == 0,
+		"%d of %d traces read (of %d kinds); %d reached a backend%s", sum.tracesRead, len(hr.Traces), sum.stopKinds, len(sum.reached), examples(sum.reached)))
 
-	// Stores.
 	st := hr.Stores
 	checks = append(checks, checkf("the stores hold no trace of the hostile client",
 		st.Err == "" && hr.User != "" && st.Orders+st.Reservations+st.Charges == 0,
 		"user %s: %d orders, %d reservations, %d charges%s", orUnknown(hr.User), st.Orders, st.Reservations, st.Charges, errSuffix(st.Err)))
 
-	// Memory.
-	heap, rss := run.SeriesNamed(MemorySeries("gateway/1", "heap in use")), run.SeriesNamed(MemorySeries("gateway/1", "RSS"))
-	h0, ok0 := heap.Max(before)
-	h1, ok1 := heap.Max(during)
-	r0, ok2 := rss.Max(before)
-	r1, ok3 := rss.Max(during)
 	checks = append(checks, checkf(fmt.Sprintf("the gateway's memory stays flat: heap grows < %d MiB, RSS < %d MiB", hostileHeapGrowth>>20, hostileRSSGrowth>>20),
-		ok0 && ok1 && ok2 && ok3 && h1-h0 < hostileHeapGrowth && r1-r0 < hostileRSSGrowth,
-		"heap at most %s before, %s during; RSS at most %s before, %s during", mib(h0), mib(h1), mib(r0), mib(r1)))
+		sum.memoryRead && sum.heapDuring-sum.heapBefore < hostileHeapGrowth && sum.rssDuring-sum.rssBefore < hostileRSSGrowth,
+		"heap at most %s before, %s during; RSS at most %s before, %s during",
+		mib(sum.heapBefore), mib(sum.heapDuring), mib(sum.rssBefore), mib(sum.rssDuring)))
 	return append(checks, invariantChecks(run)...)
 }
 

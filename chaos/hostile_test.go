@@ -88,7 +88,12 @@ func answer(run *Run, kind string, status int, code string, latency time.Duratio
 
 func TestHostileClientVerdicts(t *testing.T) {
 	t.Run("healthy", func(t *testing.T) {
-		expectFailures(t, judgeHostileClient(hostileRun()))
+		run := hostileRun()
+		expectFailures(t, judgeHostileClient(run))
+		v := summarizeHostile(run).values(run.Hostile)
+		if v["hostile_requests"] != 1200 || v["hostile_wrong_answers"] != 0 || v["customers_p99_baseline_ms"] != 90 || v["breaker_transitions"] != 0 {
+			t.Errorf("figures for results.json: %v", v)
+		}
 	})
 	t.Run("identifiers not validated at the gateway: hostile IDs reach the backends", func(t *testing.T) {
 		run := hostileRun()
