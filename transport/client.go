@@ -60,18 +60,35 @@ func ClientOptions(client *http.Client) []httptransport.ClientOption {
 	}
 }
 
-// JoinPath returns base with segments appended, each escaped as one path
-// segment, so an ID can never add or remove a level of the path.
-func JoinPath(base *url.URL, segments ...string) *url.URL {
-	u := *base
+// SetPath appends segments to r's URL path, each escaped as one path
+// segment, so an ID can never add or remove a level of the path. An empty
+// segment, "." or ".." is refused with an Invalid error before anything
+// is sent: such a path would be cleaned or redirected by the server into
+// another resource than the one named. (Identifiers are checked against
+// the ident grammar earlier; this is the transport's own last line.)
+func SetPath(r *http.Request, segments ...string) error {
+	u, err := JoinPath(r.URL, segments...)
+	if err != nil {
+		return err
+	}
+	r.URL = u
+	return nil
+}
+
+// JoinPath returns base with segments appended as SetPath does.
+func JoinPath(base *url.URL, segments ...string) (*url.URL, error) {
 	escaped := make([]string, len(segments))
 	for i, s := range segments {
+		if s == "" || s == "." || s == ".." {
+			return nil, errs.E(errs.Invalid, "invalid_path", "path segment %d is %q: empty and dot segments are not allowed", i+1, s)
+		}
 		escaped[i] = url.PathEscape(s)
 	}
+	u := *base
 	raw := strings.TrimRight(base.EscapedPath(), "/") + "/" + strings.Join(escaped, "/")
 	u.Path, _ = url.PathUnescape(raw)
 	u.RawPath = raw
-	return &u
+	return &u, nil
 }
 
 // ClientRoute describes one client call on the wire, so a service lists

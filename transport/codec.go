@@ -121,17 +121,32 @@ func EncodeJSON(status int) httptransport.EncodeResponseFunc {
 	}
 }
 
+// MaxResponseBytes bounds the body of a peer's answer that a client
+// decodes: a broken or hostile peer cannot make its caller buffer
+// megabytes. The largest answers are pages of at most 100 orders.
+const MaxResponseBytes = 4 << 20
+
 // DecodeJSONResponse returns a go-kit client response decoder: a 2xx body
-// is decoded into a T, anything else back into the typed error the server
-// sent.
+// (at most MaxResponseBytes) is decoded into a T, anything else back into
+// the typed error the server sent.
 func DecodeJSONResponse[T any]() httptransport.DecodeResponseFunc {
 	return func(_ context.Context, resp *http.Response) (any, error) {
 		if resp.StatusCode < 200 || resp.StatusCode > 299 {
 			return nil, DecodeProblem(resp)
 		}
 		var v T
-		if err := json.NewDecoder(resp.Body).Decode(&v); err != nil {
-			return nil, errs.Wrap(errs.Internal, "bad_response", err, "cannot decode %T from %s", v, requestTarget(resp))
+		body, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponseBytes+1))
+		if err != nil {
+			// The connection broke mid-answer: the peer's fault.
+			return nil, errs.Wrap(errs.Internal, "bad_response", err, "the answer from the service behind broke off")
+		}
+		if len(body) > MaxResponseBytes {
+			return nil, errs.Wrap(errs.Internal, "response_too_large", fmt.Errorf("%w: over %d bytes from %s", errUnexpectedResponse, MaxResponseBytes, requestTarget(resp)),
+				"the answer from the service behind exceeds %d bytes", MaxResponseBytes)
+		}
+		if err := json.Unmarshal(body, &v); err != nil {
+			return nil, errs.Wrap(errs.Internal, "bad_response", fmt.Errorf("%w: %s from %s", errUnexpectedResponse, err, requestTarget(resp)),
+				"cannot decode the answer from the service behind as %T", v)
 		}
 		return v, nil
 	}

@@ -94,3 +94,15 @@ func FaultBaggage(ctx context.Context, target, fault string) (context.Context, e
 	}
 	return baggage.ContextWithBaggage(ctx, bag), nil
 }
+
+// FaultRequested reports whether ctx's baggage asks any service for a
+// fault. Such a request is a chaos probe: its failures are wanted, so
+// clients send it past their breakers and it teaches them nothing.
+func FaultRequested(ctx context.Context) bool {
+	for _, m := range baggage.FromContext(ctx).Members() {
+		if strings.HasPrefix(m.Key(), faultKeyPrefix) {
+			return true
+		}
+	}
+	return false
+}

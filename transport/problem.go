@@ -16,6 +16,7 @@ import (
 	"mime"
 	"net/http"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/glasshouse-dev/glasshouse/errs"
 	"go.opentelemetry.io/otel/trace"
@@ -129,22 +130,49 @@ func WriteError(ctx context.Context, err error, w http.ResponseWriter) {
 // maxProblemBytes bounds how much of an error body a client reads.
 const maxProblemBytes = 64 << 10
 
+// errUnexpectedResponse marks an answer that breaks the protocol between
+// two of our services: a redirect, or an error status without a
+// problem+json body. It is a bug to fix, not an outage: it is not retried
+// and never counts against a breaker (see Remote.peerFault), so a client
+// that provokes one cannot open breakers for everyone.
+var errUnexpectedResponse = errors.New("unexpected response")
+
 // DecodeProblem turns an error response from a peer back into the typed
-// error the peer returned. A body that is not problem+json still yields an
-// error of the kind the status implies.
+// error the peer returned. A 5xx without problem+json still yields an
+// error of the kind the status implies (the peer failed); a 3xx or a 4xx
+// without it is an Internal error with code unexpected_response. Details
+// never carry the peer's address or its body: those stay in the cause,
+// which is logged but never sent on.
 func DecodeProblem(resp *http.Response) error {
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxProblemBytes))
 	kind := KindOfStatus(resp.StatusCode)
 	mediaType, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
 	var p Problem
-	if mediaType == ProblemContentType && json.Unmarshal(body, &p) == nil && p.Code != "" {
-		return &errs.Error{Kind: kind, Code: p.Code, Detail: p.Detail, Upstream: p.Upstream}
+	if resp.StatusCode >= 400 && mediaType == ProblemContentType && json.Unmarshal(body, &p) == nil && p.Code != "" && len(p.Code) <= 64 {
+		return &errs.Error{Kind: kind, Code: p.Code, Detail: truncate(p.Detail, maxDetail), Upstream: truncate(p.Upstream, 64)}
 	}
-	detail := strings.TrimSpace(string(body))
-	if len(detail) > 200 {
-		detail = detail[:200] + "…"
+	answer := fmt.Sprintf("%s from %s: %q", resp.Status, requestTarget(resp), truncate(string(body), 200))
+	if resp.StatusCode >= 500 {
+		return errs.Wrap(kind, "", errors.New(answer), "the service behind answered %s", resp.Status)
 	}
-	return errs.E(kind, "", "%s from %s: %s", resp.Status, requestTarget(resp), detail)
+	return errs.Wrap(errs.Internal, "unexpected_response", fmt.Errorf("%w: %s", errUnexpectedResponse, answer),
+		"the service behind answered %s, which it never should", resp.Status)
+}
+
+// maxDetail bounds a problem detail passed on from a peer.
+const maxDetail = 512
+
+// truncate cuts s to at most n bytes (on a rune boundary), marking the cut.
+func truncate(s string, n int) string {
+	s = strings.TrimSpace(s)
+	if len(s) <= n {
+		return s
+	}
+	cut := n
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
 }
 
 func requestTarget(resp *http.Response) string {

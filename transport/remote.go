@@ -3,11 +3,14 @@ package transport
 import (
 	"context"
 	"errors"
-	"io"
+	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/url"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/glasshouse-dev/glasshouse/errs"
@@ -16,7 +19,6 @@ import (
 	"github.com/go-kit/kit/endpoint"
 	"github.com/go-kit/kit/sd"
 	consulsd "github.com/go-kit/kit/sd/consul"
-	"github.com/go-kit/kit/sd/lb"
 	httptransport "github.com/go-kit/kit/transport/http"
 	consul "github.com/hashicorp/consul/api"
 	"github.com/prometheus/client_golang/prometheus"
@@ -57,9 +59,16 @@ type ClientConfig struct {
 	// instances register again (default DefaultEmptyGrace).
 	EmptyGrace time.Duration
 	Breaker    BreakerConfig
+	// CountAllErrors makes breakers count, and retries repeat, every
+	// error: business answers, redirects, a peer's report that its own
+	// dependency is down. It exists only so the chaos suite can show what
+	// dishonest accounting does (one hostile client opens everyone's
+	// breakers); never set it in production.
+	CountAllErrors bool
 }
 
-func (c ClientConfig) withDefaults() ClientConfig {
+// WithDefaults returns c with every zero field set to its default.
+func (c ClientConfig) WithDefaults() ClientConfig {
 	if c.CallTimeout <= 0 {
 		c.CallTimeout = DefaultCallTimeout
 	}
@@ -88,12 +97,19 @@ func (c ClientConfig) withDefaults() ClientConfig {
 }
 
 // Remote is the caller's view of one remote service: its passing
-// instances, found in Consul, and a circuit breaker per instance shared by
-// every endpoint of the service. Endpoint turns a per-instance HTTP
-// endpoint into a resilient one:
+// instances, found in Consul, and a circuit breaker per instance and
+// endpoint. Endpoint turns a per-instance HTTP endpoint into a resilient
+// one:
 //
-//	instancer → per-instance endpoint (attempt timeout, breaker)
-//	          → round robin → retry (safe calls only) → typed error
+//	instances → round robin, skipping open breakers
+//	          → per-instance endpoint (attempt timeout, breaker)
+//	          → retry on another instance (safe calls only) → typed error
+//
+// The balancing and retry loop is our own rather than go-kit's
+// lb.RoundRobin and lb.Retry: those cannot tell a breaker's refusal from
+// a failed attempt (so one open breaker spends a call's attempts) and may
+// send every attempt to the same dead instance when many calls share the
+// round-robin counter.
 type Remote struct {
 	cfg       ClientConfig
 	instancer sd.Instancer
@@ -101,10 +117,10 @@ type Remote struct {
 	metrics   *remoteMetrics
 	options   []httptransport.ClientOption
 
-	mu         sync.Mutex
-	breakers   map[string]*gobreaker.CircuitBreaker
-	endpointer []sd.Endpointer
-	instances  []string
+	mu        sync.Mutex
+	breakers  map[breakerKey]*gobreaker.CircuitBreaker
+	routes    []*routeClient
+	instances []string
 
 	events chan sd.Event
 	ready  chan struct{} // closed once the first instance list is in
@@ -112,12 +128,23 @@ type Remote struct {
 	stop   func()
 }
 
+// breakerKey names one breaker: an instance and one of its endpoints.
+//
+// Breakers are per endpoint, not only per instance, because endpoints
+// fail independently: with one breaker per instance, fast successful
+// calls (a Void, a FindCharge) reset the consecutive-failure count of a
+// slow Charge on the same instance, so the slow endpoint never trips; and
+// a bad run of one endpoint would refuse the instance's healthy ones. A
+// dead instance trips each endpoint's breaker separately, which costs
+// nothing extra: its calls fail at connect time and move on at once.
+type breakerKey struct{ instance, endpoint string }
+
 // NewRemote watches cfg.Service's passing instances in Consul. Close it
 // when done.
 func NewRemote(client *consul.Client, cfg ClientConfig, tel observability.Telemetry) *Remote {
 	logger := tel.Logger.With("remote", cfg.Service)
 	consulInstancer := consulsd.NewInstancer(consulsd.NewClient(client), kitLogger{logger}, cfg.Service, nil, true)
-	steady := newSteadyInstancer(consulInstancer, cfg.withDefaults().EmptyGrace)
+	steady := newSteadyInstancer(consulInstancer, cfg.WithDefaults().EmptyGrace)
 	return newRemote(steady, func() { steady.Stop(); consulInstancer.Stop() }, cfg, tel, logger)
 }
 
@@ -129,16 +156,19 @@ func NewRemoteWithInstancer(instancer sd.Instancer, cfg ClientConfig, tel observ
 
 func newRemote(instancer sd.Instancer, stop func(), cfg ClientConfig, tel observability.Telemetry, logger *slog.Logger) *Remote {
 	r := &Remote{
-		cfg:       cfg.withDefaults(),
+		cfg:       cfg.WithDefaults(),
 		instancer: instancer,
 		logger:    logger,
 		metrics:   newRemoteMetrics(tel.Registry),
-		options:   ClientOptions(NewHTTPClient(tel, cfg.withDefaults().CallTimeout)),
-		breakers:  map[string]*gobreaker.CircuitBreaker{},
+		options:   ClientOptions(NewHTTPClient(tel, cfg.WithDefaults().CallTimeout)),
+		breakers:  map[breakerKey]*gobreaker.CircuitBreaker{},
 		events:    make(chan sd.Event, 1),
 		ready:     make(chan struct{}),
 		done:      make(chan struct{}),
 		stop:      stop,
+	}
+	if r.cfg.CountAllErrors {
+		logger.Warn("breakers count every error, business answers included (a chaos mechanism-off setting; never in production)")
 	}
 	go r.watch()
 	instancer.Register(r.events) // sends the current instances at once
@@ -157,8 +187,8 @@ func (r *Remote) watch() {
 		if ev.Err == nil {
 			known = r.update(known, ev.Instances)
 		}
-		// On errors go-kit keeps serving the last known instances, which
-		// is what lets traffic flow while Consul is down.
+		// On errors the last known instances stay in use, which is what
+		// lets traffic flow while Consul is down.
 		readyOnce()
 	}
 }
@@ -169,6 +199,9 @@ func (r *Remote) update(known map[string]bool, instances []string) map[string]bo
 		now[inst] = true
 	}
 	r.metrics.instances.WithLabelValues(r.cfg.Service).Set(float64(len(now)))
+	r.mu.Lock()
+	r.instances = slices.Sorted(maps.Keys(now))
+	r.mu.Unlock()
 	for inst := range known {
 		if !now[inst] {
 			r.logger.Info("instance left", "remote_instance", inst, "instances", len(now))
@@ -180,9 +213,6 @@ func (r *Remote) update(known map[string]bool, instances []string) map[string]bo
 			r.logger.Info("instance joined", "remote_instance", inst, "instances", len(now))
 		}
 	}
-	r.mu.Lock()
-	r.instances = append([]string(nil), instances...)
-	r.mu.Unlock()
 	return now
 }
 
@@ -193,69 +223,77 @@ func (r *Remote) Instances() []string {
 	return append([]string(nil), r.instances...)
 }
 
+// forget drops what was kept for an instance that left discovery: its
+// endpoints and breakers (a returning instance starts with closed ones).
 func (r *Remote) forget(instance string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	delete(r.breakers, instance)
-	r.metrics.breakerState.DeleteLabelValues(r.cfg.Service, instance)
-}
-
-// Close stops watching Consul and releases every endpoint.
-func (r *Remote) Close() {
-	r.mu.Lock()
-	eps := r.endpointer
-	r.endpointer = nil
-	r.mu.Unlock()
-	for _, e := range eps {
-		if c, ok := e.(interface{ Close() }); ok {
-			c.Close()
+	for key := range r.breakers {
+		if key.instance == instance {
+			delete(r.breakers, key)
+			r.metrics.breakerState.DeleteLabelValues(r.cfg.Service, instance, key.endpoint)
 		}
 	}
+	for _, rc := range r.routes {
+		delete(rc.endpoints, instance)
+	}
+}
+
+// Close stops watching Consul.
+func (r *Remote) Close() {
 	r.instancer.Deregister(r.events)
 	close(r.events)
 	<-r.done
 	r.stop()
 }
 
-// breaker returns the instance's breaker, creating it on first use.
-func (r *Remote) breaker(instance string) *gobreaker.CircuitBreaker {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if cb, ok := r.breakers[instance]; ok {
+// breaker returns the breaker for an instance's endpoint, creating it on
+// first use; called with r.mu held.
+func (r *Remote) breaker(key breakerKey) *gobreaker.CircuitBreaker {
+	if cb, ok := r.breakers[key]; ok {
 		return cb
 	}
 	b := r.cfg.Breaker
+	service, instance, name := r.cfg.Service, key.instance, key.endpoint
 	cb := gobreaker.NewCircuitBreaker(gobreaker.Settings{
-		Name:        r.cfg.Service + "@" + instance,
+		Name:        service + "@" + instance + "/" + name,
 		MaxRequests: b.HalfOpenProbes,
 		Interval:    b.Window,
 		Timeout:     b.OpenFor,
 		ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= b.ConsecutiveFailures },
-		// The instance answered correctly when it returned a business
-		// error, or reported that one of its own dependencies is down; a
-		// call its caller cancelled says nothing about it either.
-		IsSuccessful: func(err error) bool {
-			return err == nil || errs.IsBusiness(err) || errs.UpstreamOf(err) != "" || errors.Is(err, context.Canceled)
-		},
+		// Only the peer's own faults count: see peerFault.
+		IsSuccessful: func(err error) bool { return !r.peerFault(err) },
 		OnStateChange: func(_ string, from, to gobreaker.State) {
-			r.metrics.breakerState.WithLabelValues(r.cfg.Service, instance).Set(stateValue(to))
-			r.metrics.transitions.WithLabelValues(r.cfg.Service, instance, from.String(), to.String()).Inc()
-			r.logger.Warn("circuit breaker changed state", "remote_instance", instance, "from", from.String(), "to", to.String())
+			r.metrics.breakerState.WithLabelValues(service, instance, name).Set(stateValue(to))
+			r.metrics.transitions.WithLabelValues(service, instance, name, from.String(), to.String()).Inc()
+			r.logger.Warn("circuit breaker changed state", "remote_instance", instance, "endpoint", name, "from", from.String(), "to", to.String())
 		},
 	})
-	r.breakers[instance] = cb
-	r.metrics.breakerState.WithLabelValues(r.cfg.Service, instance).Set(stateValue(gobreaker.StateClosed))
+	r.breakers[key] = cb
+	r.metrics.breakerState.WithLabelValues(service, instance, name).Set(stateValue(gobreaker.StateClosed))
+	// Every transition exists at zero from the first call, so dashboards
+	// and alerts see 0 rather than no data.
+	for _, t := range breakerTransitions {
+		r.metrics.transitions.WithLabelValues(service, instance, name, t[0].String(), t[1].String())
+	}
 	return cb
 }
 
-// BreakerStates reports each known instance's breaker state, for tests
-// and the operator CLI.
+var breakerTransitions = [][2]gobreaker.State{
+	{gobreaker.StateClosed, gobreaker.StateOpen},
+	{gobreaker.StateOpen, gobreaker.StateHalfOpen},
+	{gobreaker.StateHalfOpen, gobreaker.StateClosed},
+	{gobreaker.StateHalfOpen, gobreaker.StateOpen},
+}
+
+// BreakerStates reports the state of every breaker in use, keyed
+// "instance/endpoint", for tests and the operator CLI.
 func (r *Remote) BreakerStates() map[string]string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	out := make(map[string]string, len(r.breakers))
-	for inst, cb := range r.breakers {
-		out[inst] = cb.State().String()
+	for key, cb := range r.breakers {
+		out[key.instance+"/"+key.endpoint] = cb.State().String()
 	}
 	return out
 }
@@ -272,6 +310,27 @@ func stateValue(s gobreaker.State) float64 {
 	return 0
 }
 
+// peerFault reports whether err is the remote instance's own fault, the
+// only kind of failure that is retried elsewhere and counted against its
+// breaker: it could not be reached, it did not answer in time, or it
+// answered 5xx. Everything else is an answer: a business error (not
+// found, out of stock, bad input), an outage of one of the peer's own
+// dependencies (which another instance shares), a response we did not
+// expect (a redirect, a 4xx without problem+json: a bug between the two
+// sides, which retrying or ejecting healthy instances cannot fix), or a
+// call its caller cancelled.
+func (r *Remote) peerFault(err error) bool {
+	switch {
+	case err == nil:
+		return false
+	case r.cfg.CountAllErrors:
+		return true
+	case errors.Is(err, context.Canceled), errs.IsBusiness(err), errs.UpstreamOf(err) != "", errors.Is(err, errUnexpectedResponse):
+		return false
+	}
+	return true
+}
+
 // Factory builds resilient client endpoints for the remote's routes.
 func (r *Remote) Factory() ClientFactory {
 	return func(route ClientRoute) endpoint.Endpoint {
@@ -286,90 +345,159 @@ func (r *Remote) Factory() ClientFactory {
 // idempotent says whether a call that may have reached the server can be
 // sent again: true for reads and calls carrying an idempotency key.
 func (r *Remote) Endpoint(name string, idempotent bool, newEndpoint func(base *url.URL) endpoint.Endpoint) endpoint.Endpoint {
-	factory := func(instance string) (endpoint.Endpoint, io.Closer, error) {
-		cb := r.breaker(instance)
-		ep := newEndpoint(&url.URL{Scheme: "http", Host: instance})
-		ep = attemptTimeout(r.cfg.CallTimeout)(ep)
-		ep = circuitbreaker.Gobreaker(cb)(ep)
-		ep = breakerEvents(cb, instance)(ep)
-		return ep, nil, nil
-	}
-	endpointer := sd.NewEndpointer(r.instancer, factory, kitLogger{r.logger})
-	// go-kit's endpointer takes in the current instances asynchronously;
-	// wait (briefly, once) so the first call does not find it empty.
-	deadline := time.Now().Add(time.Second)
-	for want := len(r.Instances()); want > 0 && time.Now().Before(deadline); time.Sleep(time.Millisecond) {
-		if eps, _ := endpointer.Endpoints(); len(eps) >= want {
-			break
-		}
-	}
+	rc := &routeClient{r: r, name: name, op: r.cfg.Service + "." + name, idempotent: idempotent,
+		newEndpoint: newEndpoint, endpoints: map[string]instanceEndpoint{}}
 	r.mu.Lock()
-	r.endpointer = append(r.endpointer, endpointer)
+	r.routes = append(r.routes, rc)
 	r.mu.Unlock()
-	balancer := lb.NewRoundRobin(endpointer)
-	op := r.cfg.Service + "." + name
-
-	return func(ctx context.Context, request any) (any, error) {
-		span := trace.SpanFromContext(ctx)
-		retry := lb.RetryWithCallback(r.cfg.Deadline, balancer, func(n int, err error) (bool, error) {
-			switch {
-			case errors.Is(err, lb.ErrNoEndpoints):
-				r.metrics.unavailable.WithLabelValues(r.cfg.Service, name, "no_instances").Inc()
-				e := errs.E(errs.Unavailable, "unavailable", "no healthy %s instance", r.cfg.Service)
-				e.Upstream = r.cfg.Service
-				return false, e
-			case errs.IsBusiness(err), errs.UpstreamOf(err) != "":
-				// An answer, not a failure of this instance: pass it on.
-				return false, nil
-			case n >= r.cfg.MaxAttempts:
-				return false, r.giveUp(name, op, n, err)
-			case !idempotent && !notSent(err):
-				// The request may have been processed; sending it again
-				// could do it twice.
-				return false, r.giveUp(name, op, n, err)
-			}
-			r.metrics.retries.WithLabelValues(r.cfg.Service, name).Inc()
-			span.AddEvent("retry", trace.WithAttributes(
-				attribute.Int("glasshouse.retry.attempt", n+1),
-				attribute.String("glasshouse.retry.reason", err.Error()),
-			))
-			return true, nil
-		})
-		response, err := retry(ctx, request)
-		var re lb.RetryError
-		if errors.As(err, &re) {
-			err = re.Final
-		}
-		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
-			r.metrics.unavailable.WithLabelValues(r.cfg.Service, name, "deadline").Inc()
-			e := errs.Wrap(errs.Unavailable, "unavailable", err, "%s did not succeed within %s", op, r.cfg.Deadline)
-			e.Upstream = r.cfg.Service
-			err = e
-		}
-		return response, err
+	// Series at zero from the start, so a panel shows 0, not no data.
+	r.metrics.retries.WithLabelValues(r.cfg.Service, name)
+	for _, reason := range []string{"no_instances", "breaker_open", "failed", "deadline"} {
+		r.metrics.unavailable.WithLabelValues(r.cfg.Service, name, reason)
 	}
+	return rc.call
+}
+
+// routeClient is one remote method's resilient endpoint.
+type routeClient struct {
+	r           *Remote
+	name, op    string
+	idempotent  bool
+	newEndpoint func(base *url.URL) endpoint.Endpoint
+	next        atomic.Uint64               // round-robin position
+	endpoints   map[string]instanceEndpoint // by instance; guarded by r.mu
+}
+
+// instanceEndpoint is the route's endpoint on one instance: the bare one
+// (attempt timeout only) for calls that bypass the breaker, and the same
+// behind its breaker.
+type instanceEndpoint struct {
+	bare, guarded endpoint.Endpoint
+	breaker       *gobreaker.CircuitBreaker
+}
+
+func (rc *routeClient) endpoint(instance string) instanceEndpoint {
+	r := rc.r
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if ie, ok := rc.endpoints[instance]; ok {
+		return ie
+	}
+	cb := r.breaker(breakerKey{instance, rc.name})
+	bare := attemptTimeout(r.cfg.CallTimeout)(rc.newEndpoint(&url.URL{Scheme: "http", Host: instance}))
+	guarded := breakerEvents(cb, instance)(circuitbreaker.Gobreaker(cb)(bare))
+	ie := instanceEndpoint{bare: bare, guarded: guarded, breaker: cb}
+	rc.endpoints[instance] = ie
+	return ie
+}
+
+// call sends request to one instance after another until one answers,
+// within the remote's deadline and attempt budget.
+func (rc *routeClient) call(ctx context.Context, request any) (any, error) {
+	r := rc.r
+	parent := ctx
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.Deadline)
+	defer cancel()
+	span := trace.SpanFromContext(ctx)
+	// A request that asked for an injected fault must not teach the
+	// breakers anything: clean traffic shares them.
+	bypass := FaultRequested(ctx)
+	var tried []string
+	for attempt := 1; ; attempt++ {
+		instance, response, err := rc.attempt(ctx, request, tried, bypass)
+		switch {
+		case err == nil:
+			return response, nil
+		case errors.Is(err, errNoInstances):
+			r.metrics.unavailable.WithLabelValues(r.cfg.Service, rc.name, "no_instances").Inc()
+			e := errs.E(errs.Unavailable, "unavailable", "no healthy %s instance", r.cfg.Service)
+			e.Upstream = r.cfg.Service
+			return nil, e
+		case errors.Is(err, errAllRefused):
+			return nil, rc.giveUp(attempt-1, "breaker_open", err)
+		case !r.peerFault(err):
+			// An answer, not a failure of this instance: pass it on.
+			return nil, err
+		case parent.Err() != nil:
+			return nil, err // the caller gave up or ran out of time
+		case ctx.Err() != nil:
+			r.metrics.unavailable.WithLabelValues(r.cfg.Service, rc.name, "deadline").Inc()
+			e := errs.Wrap(errs.Unavailable, "unavailable", err, "%s did not succeed within %s", rc.op, r.cfg.Deadline)
+			e.Upstream = r.cfg.Service
+			return nil, e
+		case attempt >= r.cfg.MaxAttempts:
+			return nil, rc.giveUp(attempt, "failed", err)
+		case !rc.idempotent && !notSent(err):
+			// The request may have been processed; sending it again
+			// could do it twice.
+			return nil, rc.giveUp(attempt, "failed", err)
+		}
+		tried = append(tried, instance)
+		r.metrics.retries.WithLabelValues(r.cfg.Service, rc.name).Inc()
+		span.AddEvent("retry", trace.WithAttributes(
+			attribute.Int("glasshouse.retry.attempt", attempt+1),
+			attribute.String("glasshouse.retry.reason", err.Error()),
+		))
+	}
+}
+
+var (
+	errNoInstances = errors.New("no instances")
+	errAllRefused  = fmt.Errorf("every instance's breaker refused the call: %w", gobreaker.ErrOpenState)
+)
+
+// attempt makes one attempt: it walks the instances in round-robin
+// order, those not yet tried in this call first, and sends the request
+// to the first whose breaker lets it through. A refusal costs no
+// attempt; when every breaker refuses, the call fails fast.
+func (rc *routeClient) attempt(ctx context.Context, request any, tried []string, bypass bool) (string, any, error) {
+	instances := rc.r.Instances()
+	if len(instances) == 0 {
+		return "", nil, errNoInstances
+	}
+	start := int(rc.next.Add(1) % uint64(len(instances)))
+	order := make([]string, 0, len(instances))
+	for pass := 0; pass < 2; pass++ {
+		for i := range instances {
+			inst := instances[(start+i)%len(instances)]
+			if slices.Contains(tried, inst) == (pass == 0) {
+				continue
+			}
+			order = append(order, inst)
+		}
+	}
+	for _, inst := range order {
+		ie := rc.endpoint(inst)
+		if bypass {
+			response, err := ie.bare(ctx, request)
+			return inst, response, err
+		}
+		response, err := ie.guarded(ctx, request)
+		if errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) {
+			continue
+		}
+		return inst, response, err
+	}
+	return "", nil, errAllRefused
 }
 
 // giveUp turns the last failure into the error the caller sees: the
 // dependency is unavailable, with the reason kept in the detail.
-func (r *Remote) giveUp(name, op string, attempts int, err error) error {
-	reason := "failed"
-	if errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) {
-		reason = "breaker_open"
+func (rc *routeClient) giveUp(attempts int, reason string, err error) error {
+	r := rc.r
+	r.metrics.unavailable.WithLabelValues(r.cfg.Service, rc.name, reason).Inc()
+	e := errs.Wrap(errs.Unavailable, "unavailable", err, "%s failed after %d attempt(s)", rc.op, attempts)
+	if reason == "breaker_open" {
+		e.Detail = fmt.Sprintf("%s: every instance's circuit breaker is open", rc.op)
 	}
-	r.metrics.unavailable.WithLabelValues(r.cfg.Service, name, reason).Inc()
-	e := errs.Wrap(errs.Unavailable, "unavailable", err, "%s failed after %d attempt(s)", op, attempts)
 	e.Upstream = r.cfg.Service
 	return e
 }
 
 // notSent reports whether err proves the request never reached a server,
 // so even a non-idempotent call may be sent to another instance: the
-// breaker refused it, or the connection could not be opened.
+// connection could not be opened.
 func notSent(err error) bool {
-	if errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) || errors.Is(err, lb.ErrNoEndpoints) {
-		return true
-	}
 	var opErr *net.OpError
 	return errors.As(err, &opErr) && opErr.Op == "dial"
 }
@@ -427,12 +555,12 @@ func newRemoteMetrics(reg prometheus.Registerer) *remoteMetrics {
 	return &remoteMetrics{
 		breakerState: registerOrGet(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "glasshouse_client_breaker_state",
-			Help: "Circuit breaker state per remote instance: 0 closed, 1 half-open, 2 open.",
-		}, []string{"remote", "remote_instance"})),
+			Help: "Circuit breaker state per remote instance and endpoint: 0 closed, 1 half-open, 2 open.",
+		}, []string{"remote", "remote_instance", "endpoint"})),
 		transitions: registerOrGet(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "glasshouse_client_breaker_transitions_total",
-			Help: "Circuit breaker state changes per remote instance.",
-		}, []string{"remote", "remote_instance", "from", "to"})),
+			Help: "Circuit breaker state changes per remote instance and endpoint.",
+		}, []string{"remote", "remote_instance", "endpoint", "from", "to"})),
 		retries: registerOrGet(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "glasshouse_client_retries_total",
 			Help: "Calls to a remote endpoint sent again after a failed attempt.",

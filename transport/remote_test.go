@@ -29,7 +29,9 @@ import (
 
 // peer is a real HTTP server registered in a real Consul whose answers the
 // test controls: "ok", "fail" (500), "not_found" (404), "conflict" (409)
-// or "dependency_down" (503 naming its unavailable upstream).
+// "dependency_down" (503 naming its unavailable upstream), "redirect"
+// (307) or "bare_404" (404 without problem+json). GET /other always
+// answers ok.
 type peer struct {
 	mode atomic.Value
 	hits atomic.Int64
@@ -50,6 +52,10 @@ func startPeer(t *testing.T, consulAddr, service string) *peer {
 			transport.WriteError(r.Context(), errs.E(errs.NotFound, "no_thing", "no such thing"), w)
 		case "conflict":
 			transport.WriteError(r.Context(), errs.E(errs.Conflict, "taken", "already taken"), w)
+		case "redirect":
+			http.Redirect(w, r, "/elsewhere", http.StatusTemporaryRedirect)
+		case "bare_404":
+			http.Error(w, "404 page not found", http.StatusNotFound)
 		case "dependency_down":
 			e := errs.E(errs.Unavailable, "unavailable", "no healthy payments instance")
 			e.Upstream = "payments"
@@ -62,6 +68,10 @@ func startPeer(t *testing.T, consulAddr, service string) *peer {
 	router := transport.NewRouter()
 	router.Handle("GET", "/thing", handler)
 	router.Handle("POST", "/thing", handler) // for non-idempotent calls
+	router.Handle("GET", "/other", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"served_by":%q}`, p.addr)
+	}))
 	srv := startServer(t, tel, router, transport.ServerConfig{})
 	p.addr = srv.Addr().String()
 	client, err := transport.NewConsulClient(consulAddr)
@@ -88,7 +98,9 @@ func thingRoute(method string, idempotent bool) transport.ClientRoute {
 	return transport.ClientRoute{
 		Name: "Thing", Method: method, Idempotent: idempotent,
 		Encode: func(_ context.Context, r *http.Request, _ any) error {
-			r.URL = transport.JoinPath(r.URL, "thing")
+			if err := transport.SetPath(r, "thing"); err != nil {
+				return err
+			}
 			return nil
 		},
 		Decode: transport.DecodeJSONResponse[thing](),
@@ -136,6 +148,22 @@ func (c *caller) waitInstances(t *testing.T, n int) {
 	})
 }
 
+// metricLines counts the series of name whose labels contain labels.
+func metricLines(t *testing.T, c *caller, name, labels string) int {
+	t.Helper()
+	text, err := testutil.CollectAndFormat(c.tel.Registry, expfmt.TypeTextPlain, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, line := range strings.Split(string(text), "\n") {
+		if strings.HasPrefix(line, name) && strings.Contains(line, labels) {
+			n++
+		}
+	}
+	return n
+}
+
 func metricValue(t *testing.T, c *caller, name, labels string) float64 {
 	t.Helper()
 	text, err := testutil.CollectAndFormat(c.tel.Registry, expfmt.TypeTextPlain, name)
@@ -174,7 +202,7 @@ func TestBreakerOpensFailsFastAndRecovers(t *testing.T) {
 		}
 	}
 	states := c.remote.BreakerStates()
-	if len(states) != 2 || states[a.addr] != "open" || states[b.addr] != "open" {
+	if len(states) != 2 || states[a.addr+"/Thing"] != "open" || states[b.addr+"/Thing"] != "open" {
 		t.Fatalf("breaker states %v, want both open", states)
 	}
 
@@ -208,7 +236,7 @@ func TestBreakerOpensFailsFastAndRecovers(t *testing.T) {
 	})
 	testenv.Eventually(t, 10*time.Second, "both breakers closed", func() error {
 		_, _ = call(ctx, nil)
-		if s := c.remote.BreakerStates(); s[a.addr] != "closed" || s[b.addr] != "closed" {
+		if s := c.remote.BreakerStates(); s[a.addr+"/Thing"] != "closed" || s[b.addr+"/Thing"] != "closed" {
 			return fmt.Errorf("states %v", s)
 		}
 		return nil
@@ -253,7 +281,7 @@ func TestBusinessErrorsPassThroughUntouched(t *testing.T) {
 			}
 		}
 	}
-	if s := c.remote.BreakerStates()[p.addr]; s != "closed" {
+	if s := c.remote.BreakerStates()[p.addr+"/Thing"]; s != "closed" {
 		t.Errorf("breaker %s after 15 answers with a trip threshold of 2; want closed", s)
 	}
 	if got := metricValue(t, c, "glasshouse_client_retries_total", `remote="strict"`); got != 0 {

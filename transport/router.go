@@ -27,7 +27,7 @@ type Router struct {
 func NewRouter() *Router {
 	r := &Router{mux: http.NewServeMux(), paths: http.NewServeMux(), methods: map[string][]string{}}
 	r.paths.HandleFunc("/", func(w http.ResponseWriter, req *http.Request) {
-		WriteError(req.Context(), errs.E(errs.NotFound, "no_route", "no route for %s %s", req.Method, req.URL.Path), w)
+		WriteError(req.Context(), errs.E(errs.NotFound, "no_route", "no route for %s %s", truncate(req.Method, 16), truncate(req.URL.Path, 100)), w)
 	})
 	r.mux.Handle("/", r.paths)
 	return r
@@ -47,7 +47,7 @@ func (r *Router) Handle(method, path string, h http.Handler) {
 			r.mu.RUnlock()
 			w.Header().Set("Allow", allowed)
 			WriteError(req.Context(), errs.E(errs.NotAllowed, "method_not_allowed",
-				"%s is not allowed on %s; allowed: %s", req.Method, req.URL.Path, allowed), w)
+				"%s is not allowed on %s; allowed: %s", truncate(req.Method, 16), truncate(req.URL.Path, 100), allowed), w)
 		})
 	}
 	r.methods[path] = append(r.methods[path], method)

@@ -48,27 +48,37 @@ func decodeRelease(_ context.Context, r *http.Request) (any, error) {
 // Client-side request encoders: the mirror image of the decoders above.
 
 func encodeListProducts(_ context.Context, r *http.Request, _ any) error {
-	r.URL = transport.JoinPath(r.URL, "products")
+	if err := transport.SetPath(r, "products"); err != nil {
+		return err
+	}
 	return nil
 }
 
 func encodeGetProduct(_ context.Context, r *http.Request, request any) error {
-	r.URL = transport.JoinPath(r.URL, "products", request.(GetProductRequest).SKU)
+	if err := transport.SetPath(r, "products", request.(GetProductRequest).SKU); err != nil {
+		return err
+	}
 	return nil
 }
 
 func encodeReserve(ctx context.Context, r *http.Request, request any) error {
-	r.URL = transport.JoinPath(r.URL, "reservations")
+	if err := transport.SetPath(r, "reservations"); err != nil {
+		return err
+	}
 	return httptransport.EncodeJSONRequest(ctx, r, request)
 }
 
 func encodeCommit(_ context.Context, r *http.Request, request any) error {
-	r.URL = transport.JoinPath(r.URL, "reservations", request.(CommitRequest).OrderID, "commit")
+	if err := transport.SetPath(r, "reservations", request.(CommitRequest).OrderID, "commit"); err != nil {
+		return err
+	}
 	return nil
 }
 
 func encodeRelease(_ context.Context, r *http.Request, request any) error {
-	r.URL = transport.JoinPath(r.URL, "reservations", request.(ReleaseRequest).OrderID)
+	if err := transport.SetPath(r, "reservations", request.(ReleaseRequest).OrderID); err != nil {
+		return err
+	}
 	return nil
 }
 

@@ -78,13 +78,17 @@ func decodeGetOrder(auth Authenticate) httptransport.DecodeRequestFunc {
 
 func encodePlaceOrder(ctx context.Context, r *http.Request, request any) error {
 	req := request.(PlaceOrderRequest)
-	r.URL = transport.JoinPath(r.URL, "orders")
+	if err := transport.SetPath(r, "orders"); err != nil {
+		return err
+	}
 	r.Header.Set(IdempotencyKeyHeader, req.IdempotencyKey)
 	return httptransport.EncodeJSONRequest(ctx, r, req)
 }
 
 func encodeListOrders(_ context.Context, r *http.Request, request any) error {
-	r.URL = transport.JoinPath(r.URL, "orders")
+	if err := transport.SetPath(r, "orders"); err != nil {
+		return err
+	}
 	page := request.(ListOrdersRequest).Page
 	q := url.Values{}
 	if page.Limit != 0 {
@@ -98,7 +102,9 @@ func encodeListOrders(_ context.Context, r *http.Request, request any) error {
 }
 
 func encodeGetOrder(_ context.Context, r *http.Request, request any) error {
-	r.URL = transport.JoinPath(r.URL, "orders", request.(GetOrderRequest).OrderID)
+	if err := transport.SetPath(r, "orders", request.(GetOrderRequest).OrderID); err != nil {
+		return err
+	}
 	return nil
 }
 
