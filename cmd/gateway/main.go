@@ -23,6 +23,10 @@ var version = "dev"
 
 func main() { platform.Main("gateway", run) }
 
+// defaultOrderTimeout is longer than orders' saga timeout (20s), so the
+// gateway does not give up on a checkout that orders is still completing.
+const defaultOrderTimeout = 25 * time.Second
+
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) (err error) {
 	flags := config.NewFlags("gateway", getenv, stdout)
 	common := platform.CommonFlags(flags, ":8080")
@@ -42,11 +46,31 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	trustedProxies := flags.String("trusted-proxies", "TRUSTED_PROXIES", "", "comma-separated CIDRs of proxies whose X-Forwarded-For is believed (empty: none, the peer is the client)")
 	validateIDs := flags.Bool("validate-identifiers", "VALIDATE_IDENTIFIERS", true, "refuse malformed SKUs and order IDs with 400 before any upstream call (false only for the chaos suite; never in production)")
 	faultToken := flags.String("fault-injection-token", "FAULT_INJECTION_TOKEN", "", "with -fault-injection, the secret a request's "+transport.FaultTokenHeader+" header must carry to keep its fault baggage (prefer the env: flags show in ps)")
-	// Longer than orders' saga timeout (20s), so the gateway does not give
-	// up on a checkout that orders is still completing.
-	orderTimeout := flags.Duration("order-timeout", "ORDER_TIMEOUT", 25*time.Second, "how long one checkout attempt may take")
+	orderTimeout := flags.Duration("order-timeout", "ORDER_TIMEOUT", defaultOrderTimeout, "how long one checkout attempt may take (the same as -orders-attempt-timeout)")
+	usersClient := platform.NewRemoteFlags(flags, users.ServiceName, transport.ClientConfig{})
+	inventoryClient := platform.NewRemoteFlags(flags, inventory.ServiceName, transport.ClientConfig{})
+	// A checkout runs a saga behind it: each attempt may take several
+	// seconds, and retrying with the same Idempotency-Key is safe.
+	ordersClient := platform.NewRemoteFlags(flags, orders.ServiceName, transport.ClientConfig{
+		CallTimeout: defaultOrderTimeout, Deadline: defaultOrderTimeout + 2*time.Second,
+	})
 	if err := flags.Parse(args); err != nil {
 		return err
+	}
+	usersCfg, err := usersClient.Config()
+	if err != nil {
+		return err
+	}
+	inventoryCfg, err := inventoryClient.Config()
+	if err != nil {
+		return err
+	}
+	ordersCfg, err := ordersClient.Config()
+	if err != nil {
+		return err
+	}
+	if *orderTimeout != defaultOrderTimeout { // the older name of -orders-attempt-timeout
+		ordersCfg.CallTimeout, ordersCfg.Deadline = *orderTimeout, max(ordersCfg.Deadline, *orderTimeout+2*time.Second)
 	}
 	proxies, err := gateway.ParseTrustedProxies(*trustedProxies)
 	if err != nil {
@@ -91,13 +115,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	verifier := users.NewVerifier(key, nil)
 
 	backends := gateway.Backends{
-		Users:     users.NewClient(proc.Remote(users.ServiceName, transport.ClientConfig{}), tel),
-		Inventory: inventory.NewClient(proc.Remote(inventory.ServiceName, transport.ClientConfig{}), tel),
-		// A checkout runs a saga behind it: each attempt may take several
-		// seconds, and retrying with the same Idempotency-Key is safe.
-		Orders: orders.NewClient(proc.Remote(orders.ServiceName, transport.ClientConfig{
-			CallTimeout: *orderTimeout, Deadline: *orderTimeout + 2*time.Second,
-		}), tel),
+		Users:     users.NewClient(proc.Remote(users.ServiceName, usersCfg), tel),
+		Inventory: inventory.NewClient(proc.Remote(inventory.ServiceName, inventoryCfg), tel),
+		Orders:    orders.NewClient(proc.Remote(orders.ServiceName, ordersCfg), tel),
 	}
 	endpoints := gateway.NewEndpoints(backends, proc.Endpoint)
 	limits := gateway.NewLimits(limitsConfig, tel.Registry)

@@ -38,7 +38,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	recoveryEvery := flags.Duration("recovery-interval", "RECOVERY_INTERVAL", 10*time.Second, "how often interrupted checkouts are looked for")
 	staleAfter := flags.Duration("saga-stale-after", "SAGA_STALE_AFTER", 30*time.Second, "how long a checkout may sit untouched before recovery takes it over")
 	sagaTimeout := flags.Duration("saga-timeout", "SAGA_TIMEOUT", 20*time.Second, "how long one checkout may take, compensations included")
+	inventoryClient := platform.NewRemoteFlags(flags, inventory.ServiceName, transport.ClientConfig{})
+	paymentsClient := platform.NewRemoteFlags(flags, payments.ServiceName, transport.ClientConfig{})
 	if err := flags.Parse(args); err != nil {
+		return err
+	}
+	inventoryCfg, err := inventoryClient.Config()
+	if err != nil {
+		return err
+	}
+	paymentsCfg, err := paymentsClient.Config()
+	if err != nil {
 		return err
 	}
 
@@ -65,8 +75,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	defer func() { err = errors.Join(err, store.Close()) }()
 	proc.Health.AddCheck("store", store.Ping)
 
-	inv := inventory.NewClient(proc.Remote(inventory.ServiceName, transport.ClientConfig{}), tel)
-	pay := payments.NewClient(proc.Remote(payments.ServiceName, transport.ClientConfig{}), tel)
+	inv := inventory.NewClient(proc.Remote(inventory.ServiceName, inventoryCfg), tel)
+	pay := payments.NewClient(proc.Remote(payments.ServiceName, paymentsCfg), tel)
 	opts := orders.Options{
 		SagaTimeout: *sagaTimeout,
 		StaleAfter:  *staleAfter,

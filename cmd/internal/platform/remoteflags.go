@@ -1,0 +1,69 @@
+package platform
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/glasshouse-dev/glasshouse/cmd/internal/config"
+	"github.com/glasshouse-dev/glasshouse/transport"
+)
+
+// RemoteFlags are the resilience settings of this process's calls to one
+// remote service, each a flag with an environment fallback named after the
+// remote: for inventory, -inventory-attempts / INVENTORY_CLIENT_ATTEMPTS,
+// -inventory-attempt-timeout / INVENTORY_CLIENT_ATTEMPT_TIMEOUT, and so on.
+// A main defines them before parsing and hands Config() to Process.Remote.
+type RemoteFlags struct {
+	attempts, failures    *int
+	attemptTimeout, total *time.Duration
+	openFor               *time.Duration
+	honest                *bool
+	service, flag, env    string
+}
+
+// NewRemoteFlags defines the settings for calls to service on f, with
+// defaults taken from def (its zero fields mean transport's defaults).
+func NewRemoteFlags(f *config.Flags, service string, def transport.ClientConfig) *RemoteFlags {
+	d := def.WithDefaults()
+	flag := service + "-"
+	env := strings.ToUpper(service) + "_CLIENT_"
+	return &RemoteFlags{
+		service:        service,
+		flag:           flag,
+		env:            env,
+		attempts:       f.Int(flag+"attempts", env+"ATTEMPTS", d.MaxAttempts, "attempts per call to "+service+", the first included (retries go to other instances, and only for safe calls)"),
+		attemptTimeout: f.Duration(flag+"attempt-timeout", env+"ATTEMPT_TIMEOUT", d.CallTimeout, "how long one attempt to a "+service+" instance may take"),
+		total:          f.Duration(flag+"deadline", env+"DEADLINE", d.Deadline, "how long a call to "+service+" may take, retries included"),
+		failures:       f.Int(flag+"breaker-failures", env+"BREAKER_FAILURES", int(d.Breaker.ConsecutiveFailures), "consecutive failures of one "+service+" instance's endpoint that open its breaker"),
+		openFor:        f.Duration(flag+"breaker-open", env+"BREAKER_OPEN", d.Breaker.OpenFor, "how long an open breaker refuses calls before one probe"),
+		honest:         f.Bool(flag+"breaker-honest", env+"BREAKER_HONEST", !d.CountAllErrors, "count only the peer's own faults against breakers; false is for the chaos suite's mechanism-off runs, never production"),
+	}
+}
+
+// Config returns the parsed settings, or an error naming the setting that
+// is out of range.
+func (r *RemoteFlags) Config() (transport.ClientConfig, error) {
+	cfg := transport.ClientConfig{
+		Service:        r.service,
+		MaxAttempts:    *r.attempts,
+		CallTimeout:    *r.attemptTimeout,
+		Deadline:       *r.total,
+		CountAllErrors: !*r.honest,
+		Breaker: transport.BreakerConfig{
+			OpenFor: *r.openFor,
+		},
+	}
+	switch {
+	case *r.attempts < 1:
+		return cfg, fmt.Errorf("-%sattempts / %sATTEMPTS must be at least 1, not %d", r.flag, r.env, *r.attempts)
+	case *r.failures < 1:
+		return cfg, fmt.Errorf("-%sbreaker-failures / %sBREAKER_FAILURES must be at least 1, not %d", r.flag, r.env, *r.failures)
+	case *r.attemptTimeout <= 0 || *r.total <= 0 || *r.openFor <= 0:
+		return cfg, fmt.Errorf("the %s client's timeouts (-%sattempt-timeout, -%sdeadline, -%sbreaker-open) must be positive", r.service, r.flag, r.flag, r.flag)
+	case *r.total < *r.attemptTimeout:
+		return cfg, fmt.Errorf("-%sdeadline (%s) is shorter than one attempt (-%sattempt-timeout %s): no call could ever be retried", r.flag, *r.total, r.flag, *r.attemptTimeout)
+	}
+	cfg.Breaker.ConsecutiveFailures = uint32(*r.failures)
+	return cfg, nil
+}
