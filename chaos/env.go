@@ -340,7 +340,10 @@ func Breakers(caller, remote string) Probe {
 		out := map[string]float64{}
 		m.each("glasshouse_client_breaker_state", func(labels map[string]string, v float64) {
 			if labels["remote"] == remote {
-				out[BreakerSeries(caller, env.instanceName(labels["remote_instance"]))] = v
+				// One breaker per instance and endpoint: the series shows
+				// the instance's worst (0 closed < 1 half-open < 2 open).
+				name := BreakerSeries(caller, env.instanceName(labels["remote_instance"]))
+				out[name] = max(out[name], v)
 			}
 		})
 		return out, nil
