@@ -14,7 +14,8 @@ const ServiceName = "users"
 
 // NewClient returns a users Service over every passing users instance in
 // Consul, with a breaker per instance, round-robin balancing and retries
-// of Login and GetUser (see transport.Remote). Errors come back as the
+// of GetUser (see transport.Remote; Login is not retried, see
+// makeClientEndpoints). Errors come back as the
 // typed errors the service returned; an unreachable users service is
 // errs.Unavailable.
 //

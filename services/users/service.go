@@ -15,22 +15,34 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/glasshouse-dev/glasshouse/errs"
+	"github.com/glasshouse-dev/glasshouse/ident"
 	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/crypto/bcrypt"
+	"golang.org/x/text/unicode/norm"
 )
 
 // Service is the users domain. Every method takes the caller's context
 // first, so traces and deadlines flow through.
 type Service interface {
-	// Register creates an account. The email is trimmed and lower-cased;
-	// one already registered, in any case, is a Conflict email_taken.
+	// Register creates an account. The email is trimmed, NFC-normalised
+	// and lower-cased; one already registered, in any case, is a Conflict
+	// email_taken. The name is trimmed and NFC-normalised. An email or
+	// name holding a control or format character (NUL, a newline, a bidi
+	// override, a zero-width space) is Invalid invalid_email or
+	// invalid_name.
 	Register(ctx context.Context, email, password, name string) (User, error)
 	// Login exchanges an email and password for a token. A wrong
 	// password and an unknown email are the same Unauthenticated
 	// invalid_credentials error, so a caller cannot probe for accounts.
+	//
+	// Register and Login share a bounded number of bcrypt slots (see
+	// Options.BcryptConcurrency); when none frees up in time they answer
+	// RateLimited auth_busy at once, without hashing anything.
 	Login(ctx context.Context, email, password string) (Token, error)
 	// GetUser returns one user, or NotFound user_not_found.
 	GetUser(ctx context.Context, id string) (User, error)
@@ -80,6 +92,14 @@ type Options struct {
 	// bcrypt.MinCost and bcrypt.MaxCost; each step doubles the time.
 	// Tests use bcrypt.MinCost to stay fast.
 	BcryptCost int
+	// BcryptConcurrency is how many bcrypt hashes and comparisons may run
+	// at once (default DefaultBcryptConcurrency: two per core).
+	BcryptConcurrency int
+	// BcryptWait is how long a login or sign-up waits for a bcrypt slot
+	// before answering auth_busy (default DefaultBcryptWait).
+	BcryptWait time.Duration
+	// Registerer receives the bcrypt gate's metrics; nil registers none.
+	Registerer prometheus.Registerer
 }
 
 type service struct {
@@ -90,6 +110,11 @@ type service struct {
 	// for an account that does not exist costs the same bcrypt time as a
 	// wrong password for one that does.
 	dummyHash []byte
+	gate      *bcryptGate
+	// hash and compare are bcrypt's; tests count the calls through them
+	// to prove a refused login ran no bcrypt at all.
+	hash    func(password []byte, cost int) ([]byte, error)
+	compare func(hash, password []byte) error
 }
 
 // NewService returns the users service backed by store, signing tokens
@@ -101,17 +126,33 @@ func NewService(store *Store, issuer *Issuer, opts Options) (Service, error) {
 	if opts.BcryptCost < bcrypt.MinCost || opts.BcryptCost > bcrypt.MaxCost {
 		return nil, fmt.Errorf("bcrypt cost %d is outside [%d, %d]", opts.BcryptCost, bcrypt.MinCost, bcrypt.MaxCost)
 	}
+	if opts.BcryptConcurrency == 0 {
+		opts.BcryptConcurrency = DefaultBcryptConcurrency()
+	}
+	if opts.BcryptConcurrency < 0 {
+		return nil, fmt.Errorf("bcrypt concurrency %d must be positive", opts.BcryptConcurrency)
+	}
+	if opts.BcryptWait == 0 {
+		opts.BcryptWait = DefaultBcryptWait
+	}
+	if opts.BcryptWait < 0 {
+		return nil, fmt.Errorf("bcrypt wait %s must not be negative", opts.BcryptWait)
+	}
 	// Hashed at the configured cost, not a constant from the source, so
 	// its comparison takes as long as a real one.
 	dummy, err := bcrypt.GenerateFromPassword([]byte("no account has this password"), opts.BcryptCost)
 	if err != nil {
 		return nil, fmt.Errorf("hash the dummy password: %w", err)
 	}
-	return &service{store: store, issuer: issuer, cost: opts.BcryptCost, dummyHash: dummy}, nil
+	return &service{
+		store: store, issuer: issuer, cost: opts.BcryptCost, dummyHash: dummy,
+		gate: newBcryptGate(opts.BcryptConcurrency, opts.BcryptWait, opts.Registerer),
+		hash: bcrypt.GenerateFromPassword, compare: bcrypt.CompareHashAndPassword,
+	}, nil
 }
 
 func (s *service) Register(ctx context.Context, email, password, name string) (User, error) {
-	email, name = normalizeEmail(email), strings.TrimSpace(name)
+	email, name = normalizeEmail(email), normalizeName(name)
 	if err := validateEmail(email); err != nil {
 		return User{}, err
 	}
@@ -123,7 +164,12 @@ func (s *service) Register(ctx context.Context, email, password, name string) (U
 	}
 	// Hash before the store's transaction: bcrypt is slow on purpose, and
 	// SQLite's write lock must not wait for it.
-	hash, err := bcrypt.GenerateFromPassword([]byte(password), s.cost)
+	release, err := s.gate.acquire(ctx, "register")
+	if err != nil {
+		return User{}, err
+	}
+	hash, err := s.hash([]byte(password), s.cost)
+	release()
 	if err != nil {
 		return User{}, fmt.Errorf("hash password: %w", err) // bcrypt's errors never quote the password
 	}
@@ -143,8 +189,14 @@ func (s *service) Login(ctx context.Context, email, password string) (Token, err
 		return Token{}, err
 	}
 	// Always exactly one comparison, so the time a login takes does not
-	// tell a wrong password from an unknown email.
-	err = bcrypt.CompareHashAndPassword(hash, []byte(password))
+	// tell a wrong password from an unknown email. A login refused for
+	// want of a slot is refused the same way for both.
+	release, err := s.gate.acquire(ctx, "login")
+	if err != nil {
+		return Token{}, err
+	}
+	err = s.compare(hash, []byte(password))
+	release()
 	if err != nil && !errors.Is(err, bcrypt.ErrMismatchedHashAndPassword) {
 		return Token{}, fmt.Errorf("compare with the password hash of user %q: %w", user.ID, err)
 	}
@@ -162,7 +214,12 @@ func (s *service) Login(ctx context.Context, email, password string) (Token, err
 
 func (s *service) GetUser(ctx context.Context, id string) (User, error) {
 	// Every ID this service hands out is a UUID; anything else cannot
-	// name a user, and need not reach the database.
+	// name a user, and need not reach the database. The identifier
+	// grammar goes first, so the detail of the 404 (which quotes the ID)
+	// stays short.
+	if !ident.Valid(id) {
+		return User{}, errs.E(errs.NotFound, CodeUserNotFound, "no user with id %s", ident.Quote(id))
+	}
 	if _, err := uuid.Parse(id); err != nil {
 		return User{}, errUserNotFound(id)
 	}
@@ -181,9 +238,38 @@ func errUserNotFound(id string) error {
 
 // normalizeEmail is the one canonical form of an email, used both to store
 // it and to look it up, so "Ada@Example.com " and "ada@example.com" are
-// the same account.
+// the same account, and so are an address typed with a precomposed "é"
+// and one with "e" and a combining accent (NFC).
 func normalizeEmail(email string) string {
-	return strings.ToLower(strings.TrimSpace(email))
+	return norm.NFC.String(strings.ToLower(strings.TrimSpace(email)))
+}
+
+// normalizeName trims a name and puts it in NFC, so one name has one
+// stored form and its length in characters means what a reader sees.
+func normalizeName(name string) string {
+	return norm.NFC.String(strings.TrimSpace(name))
+}
+
+// unprintable returns the first character of s that has no place in a
+// name or an address, and whether there is one: invalid UTF-8, control
+// characters (Cc: NUL, tab, newline, escape), format characters (Cf: the
+// bidi embeddings, overrides and isolates U+202A-U+202E and
+// U+2066-U+2069, the marks U+200E/U+200F, zero-width spaces and joiners,
+// the byte-order mark) and the line and paragraph separators. Each can
+// make a name display as something else (after U+202E, a right-to-left
+// override, the rest of the name reads backwards), hide in a log line or end it.
+func unprintable(s string) (rune, bool) {
+	for i, r := range s {
+		if r == utf8.RuneError {
+			if _, size := utf8.DecodeRuneInString(s[i:]); size == 1 {
+				return r, true
+			}
+		}
+		if unicode.In(r, unicode.Cc, unicode.Cf, unicode.Zl, unicode.Zp) {
+			return r, true
+		}
+	}
+	return 0, false
 }
 
 // validateEmail checks the shape of an address, not that it exists: only
@@ -195,6 +281,9 @@ func validateEmail(email string) error {
 		return errs.E(errs.Invalid, CodeInvalidEmail, "email must be at most %d bytes", maxEmailBytes)
 	case strings.Count(email, "@") != 1 || local == "" || domain == "":
 		return errs.E(errs.Invalid, CodeInvalidEmail, "email must have one @ with text on both sides")
+	}
+	if r, bad := unprintable(email); bad {
+		return errs.E(errs.Invalid, CodeInvalidEmail, "email must not contain control or format characters, found %U", r)
 	}
 	return nil
 }
@@ -214,6 +303,9 @@ func validateName(name string) error {
 		return errs.E(errs.Invalid, CodeInvalidName, "name must not be empty")
 	case utf8.RuneCountInString(name) > maxNameChars:
 		return errs.E(errs.Invalid, CodeInvalidName, "name must be at most %d characters", maxNameChars)
+	}
+	if r, bad := unprintable(name); bad {
+		return errs.E(errs.Invalid, CodeInvalidName, "name must not contain control or format characters, found %U", r)
 	}
 	return nil
 }

@@ -54,12 +54,16 @@ func encodeGetUser(_ context.Context, r *http.Request, request any) error {
 // with build: against one instance, or over discovery with breakers and
 // retries. Register is not idempotent: a retry after a lost answer would
 // find the email taken by the first attempt, so it is never resent once it
-// may have arrived. Login only issues another token, and GetUser reads.
+// may have arrived. Login is marked not idempotent although repeating it
+// is harmless (it only issues another token): a login times out when the
+// service is saturated with bcrypt work, and resending it would add the
+// very work that caused the timeout, turning a flood of logins into two
+// or three times the flood. GetUser reads.
 func makeClientEndpoints(build transport.ClientFactory) Endpoints {
 	return Endpoints{
 		RegisterEndpoint: build(transport.ClientRoute{Name: "Register", Method: "POST", Idempotent: false,
 			Encode: encodeRegister, Decode: transport.DecodeJSONResponse[User]()}),
-		LoginEndpoint: build(transport.ClientRoute{Name: "Login", Method: "POST", Idempotent: true,
+		LoginEndpoint: build(transport.ClientRoute{Name: "Login", Method: "POST", Idempotent: false,
 			Encode: encodeLogin, Decode: transport.DecodeJSONResponse[Token]()}),
 		GetUserEndpoint: build(transport.ClientRoute{Name: "GetUser", Method: "GET", Idempotent: true,
 			Encode: encodeGetUser, Decode: transport.DecodeJSONResponse[User]()}),
