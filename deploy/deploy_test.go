@@ -94,7 +94,7 @@ func listenPort(t *testing.T, where, addr string) string {
 	t.Helper()
 	_, port, err := net.SplitHostPort(addr)
 	if err != nil || port == "" {
-		t.Errorf("%s: LISTEN_ADDR %q names no port", where, addr)
+		t.Errorf("%s: listen address %q names no port", where, addr)
 	}
 	return port
 }

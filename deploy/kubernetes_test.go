@@ -20,6 +20,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	k8syaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
 
@@ -41,6 +42,7 @@ var kinds = map[string]struct {
 	"Service":               {"v1", func() any { return new(corev1.Service) }},
 	"ConfigMap":             {"v1", func() any { return new(corev1.ConfigMap) }},
 	"PersistentVolumeClaim": {"v1", func() any { return new(corev1.PersistentVolumeClaim) }},
+	"NetworkPolicy":         {"networking.k8s.io/v1", func() any { return new(networkingv1.NetworkPolicy) }},
 }
 
 // k8sObjects is the base, decoded.
@@ -50,6 +52,7 @@ type k8sObjects struct {
 	services    map[string]*corev1.Service
 	configMaps  map[string]*corev1.ConfigMap
 	claims      map[string]*corev1.PersistentVolumeClaim
+	policies    map[string]*networkingv1.NetworkPolicy
 }
 
 // loadK8s decodes every document of every manifest into its API type,
@@ -63,6 +66,7 @@ func loadK8s(t *testing.T) k8sObjects {
 		services:    map[string]*corev1.Service{},
 		configMaps:  map[string]*corev1.ConfigMap{},
 		claims:      map[string]*corev1.PersistentVolumeClaim{},
+		policies:    map[string]*networkingv1.NetworkPolicy{},
 	}
 	paths, err := filepath.Glob(filepath.Join(k8sDir, "*.yaml"))
 	if err != nil {
@@ -118,6 +122,8 @@ func loadK8s(t *testing.T) k8sObjects {
 				o.configMaps[obj.Name] = obj
 			case *corev1.PersistentVolumeClaim:
 				o.claims[obj.Name] = obj
+			case *networkingv1.NetworkPolicy:
+				o.policies[obj.Name] = obj
 			}
 		}
 	}
@@ -328,6 +334,12 @@ func TestKubernetesServicesProbeHealthAndAdvertiseThePod(t *testing.T) {
 		if !hasPort(c, port) {
 			t.Errorf("%s: LISTEN_ADDR port %s is not a container port", where, port)
 		}
+		// Probes ask the admin listener, where /healthz and /readyz are;
+		// the public port answers them 404.
+		admin := listenPort(t, where, envValue(c, "ADMIN_LISTEN_ADDR"))
+		if !hasPort(c, "admin") || portNumber(c, "admin") != admin {
+			t.Errorf("%s: ADMIN_LISTEN_ADDR port %s must be the container port named admin", where, admin)
+		}
 		for probe, p := range map[string]struct {
 			probe *corev1.Probe
 			path  string
@@ -340,8 +352,8 @@ func TestKubernetesServicesProbeHealthAndAdvertiseThePod(t *testing.T) {
 				continue // required ones are reported above
 			}
 			g := p.probe.HTTPGet
-			if g == nil || g.Path != p.path || !hasPort(c, g.Port.String()) || portNumber(c, g.Port.String()) != port {
-				t.Errorf("%s: the %s probe must GET %s on port %s", where, probe, p.path, port)
+			if g == nil || g.Path != p.path || !hasPort(c, g.Port.String()) || portNumber(c, g.Port.String()) != admin {
+				t.Errorf("%s: the %s probe must GET %s on the admin port %s", where, probe, p.path, admin)
 			}
 		}
 		// Consul's checks and the callers dial the advertised address,

@@ -1,0 +1,218 @@
+package deploy_test
+
+// deploy/k8s/networkpolicy.yaml: only the edges the platform has.
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+)
+
+// peer is a possible source or destination of traffic: a pod of the base,
+// a Prometheus pod in another namespace, or the world outside.
+type peer struct {
+	name      string
+	labels    map[string]string // nil: outside the cluster
+	inBase    bool              // in the namespace the policies govern
+	container *corev1.Container // nil for peers outside the base
+}
+
+// edge is one connection: from a peer to a named port of a base pod.
+type edge struct{ from, to, port string }
+
+func (e edge) String() string { return fmt.Sprintf("%s -> %s:%s", e.from, e.to, e.port) }
+
+// wantEdges are the connections the platform makes, and so the only ones
+// the policies may allow.
+func wantEdges() map[edge]bool {
+	services := []string{"gateway", "users", "inventory", "orders", "payments"}
+	want := map[edge]bool{
+		{"outside", "gateway", "http"}:   true,
+		{"gateway", "users", "http"}:     true,
+		{"gateway", "inventory", "http"}: true,
+		{"gateway", "orders", "http"}:    true,
+		{"orders", "inventory", "http"}:  true,
+		{"orders", "payments", "http"}:   true,
+		{"prometheus", "consul", "http"}: true, // Consul service discovery
+		// The public port is public: a pod outside the base is as welcome
+		// there as the internet (pods of the base are not: their egress
+		// rules name only the edges above).
+		{"prometheus", "gateway", "http"}: true,
+	}
+	for _, s := range services {
+		want[edge{s, "consul", "http"}] = true
+		want[edge{s, "jaeger", "otlp-http"}] = true
+		want[edge{"consul", s, "admin"}] = true     // the readiness check
+		want[edge{"prometheus", s, "admin"}] = true // the scrape
+	}
+	return want
+}
+
+func TestNetworkPoliciesAllowOnlyThePlatformsEdges(t *testing.T) {
+	o := loadK8s(t)
+	if len(o.policies) == 0 {
+		t.Fatal("deploy/k8s has no NetworkPolicy")
+	}
+	peers := []peer{
+		{name: "outside"},
+		{name: "prometheus", labels: map[string]string{"app.kubernetes.io/name": "prometheus"}},
+	}
+	for _, name := range slices.Sorted(maps.Keys(o.deployments)) {
+		d := o.deployments[name]
+		c := &d.Spec.Template.Spec.Containers[0]
+		peers = append(peers, peer{name: name, labels: d.Spec.Template.Labels, inBase: true, container: c})
+	}
+	want := wantEdges()
+	got := map[edge]bool{}
+	for _, from := range peers {
+		for _, to := range peers {
+			if !to.inBase {
+				continue
+			}
+			for _, port := range to.container.Ports {
+				if allowed(t, o.policies, from, to, port) {
+					got[edge{from.name, to.name, port.Name}] = true
+				}
+			}
+		}
+	}
+	for e := range want {
+		if !got[e] {
+			t.Errorf("the policies block %s, an edge the platform needs", e)
+		}
+	}
+	for e := range got {
+		if !want[e] {
+			t.Errorf("the policies allow %s, which the platform never uses", e)
+		}
+	}
+}
+
+func TestServicesDoNotExposeTheAdminPort(t *testing.T) {
+	o := loadK8s(t)
+	for _, name := range serviceNames(t) {
+		d, ok := o.deployments[name]
+		svc, ok2 := o.services[name]
+		if !ok || !ok2 {
+			continue // reported by TestKubernetesRunsEveryService
+		}
+		c := glasshouseContainer(t, d)
+		if c == nil {
+			continue
+		}
+		admin := portNumber(c, "admin")
+		for _, sp := range svc.Spec.Ports {
+			if target := sp.TargetPort.String(); target == "admin" || target == admin || strconv.Itoa(int(sp.Port)) == admin {
+				t.Errorf("Service %s exposes the admin port (%s): it is for Consul and Prometheus, who dial the pod", name, target)
+			}
+		}
+	}
+}
+
+// allowed tells whether the policies let from open a connection to port
+// of to: to's ingress policies must admit it, and, when from is a pod of
+// the base, from's egress policies too. A pod that no policy of a type
+// selects is not isolated for that type.
+func allowed(t *testing.T, policies map[string]*networkingv1.NetworkPolicy, from, to peer, port corev1.ContainerPort) bool {
+	ingress, egress := false, false
+	ingressIsolated, egressIsolated := false, false
+	for _, p := range policies {
+		if slices.Contains(policyTypes(p), networkingv1.PolicyTypeIngress) && selectsPod(t, &p.Spec.PodSelector, to.labels) {
+			ingressIsolated = true
+			for _, r := range p.Spec.Ingress {
+				if peersAdmit(t, r.From, from) && portsAdmit(r.Ports, to, port) {
+					ingress = true
+				}
+			}
+		}
+		if from.inBase && slices.Contains(policyTypes(p), networkingv1.PolicyTypeEgress) && selectsPod(t, &p.Spec.PodSelector, from.labels) {
+			egressIsolated = true
+			for _, r := range p.Spec.Egress {
+				if peersAdmit(t, r.To, to) && portsAdmit(r.Ports, to, port) {
+					egress = true
+				}
+			}
+		}
+	}
+	return (ingress || !ingressIsolated) && (egress || !egressIsolated)
+}
+
+// policyTypes are p's types, defaulted as the API server does.
+func policyTypes(p *networkingv1.NetworkPolicy) []networkingv1.PolicyType {
+	if len(p.Spec.PolicyTypes) > 0 {
+		return p.Spec.PolicyTypes
+	}
+	types := []networkingv1.PolicyType{networkingv1.PolicyTypeIngress}
+	if len(p.Spec.Egress) > 0 {
+		types = append(types, networkingv1.PolicyTypeEgress)
+	}
+	return types
+}
+
+func selectsPod(t *testing.T, sel *metav1.LabelSelector, podLabels map[string]string) bool {
+	t.Helper()
+	if podLabels == nil {
+		return false // outside the cluster: no pod selector matches it
+	}
+	s, err := metav1.LabelSelectorAsSelector(sel)
+	if err != nil {
+		t.Fatalf("label selector %v: %v", sel, err)
+	}
+	return s.Matches(labels.Set(podLabels))
+}
+
+// peersAdmit tells whether a rule's peers include p: no peers means
+// everyone; a bare podSelector means pods of the base's namespace; with a
+// namespaceSelector, pods of any namespace it selects.
+func peersAdmit(t *testing.T, peers []networkingv1.NetworkPolicyPeer, p peer) bool {
+	if len(peers) == 0 {
+		return true
+	}
+	for _, np := range peers {
+		switch {
+		case np.IPBlock != nil:
+			t.Errorf("ipBlock peers are not modelled by this test: %v", np.IPBlock)
+		case np.NamespaceSelector != nil:
+			// Every namespace selector here is {} (all namespaces), so
+			// only the pod selector narrows it.
+			if len(np.NamespaceSelector.MatchLabels)+len(np.NamespaceSelector.MatchExpressions) > 0 {
+				t.Errorf("namespace selectors other than {} are not modelled by this test: %v", np.NamespaceSelector)
+			}
+			if np.PodSelector == nil && p.labels != nil || np.PodSelector != nil && selectsPod(t, np.PodSelector, p.labels) {
+				return true
+			}
+		case np.PodSelector != nil:
+			if p.inBase && selectsPod(t, np.PodSelector, p.labels) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// portsAdmit tells whether a rule's ports include port of the pod to: no
+// ports means all; a named port is the destination container's.
+func portsAdmit(ports []networkingv1.NetworkPolicyPort, to peer, port corev1.ContainerPort) bool {
+	if len(ports) == 0 {
+		return true
+	}
+	for _, np := range ports {
+		if np.Protocol != nil && *np.Protocol != corev1.ProtocolTCP {
+			continue
+		}
+		if np.Port == nil {
+			return true
+		}
+		if np.Port.String() == port.Name || np.Port.String() == strconv.Itoa(int(port.ContainerPort)) {
+			return true
+		}
+	}
+	return false
+}
