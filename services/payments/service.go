@@ -21,10 +21,10 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
-	"strings"
 	"time"
 
 	"github.com/glasshouse-dev/glasshouse/errs"
+	"github.com/glasshouse-dev/glasshouse/ident"
 	"github.com/google/uuid"
 )
 
@@ -111,11 +111,11 @@ const (
 const ChargeIDPrefix = "ch_"
 
 // Limits on a charge request. Card numbers are 12 to 19 digits (ISO/IEC
-// 7812); order IDs are bounded like everywhere else in glasshouse.
+// 7812); order IDs follow the identifier grammar of package ident, like
+// everywhere else in glasshouse.
 const (
-	minCardDigits  = 12
-	maxCardDigits  = 19
-	maxOrderIDSize = 128
+	minCardDigits = 12
+	maxCardDigits = 19
 )
 
 // Options tune the service. The zero value is usable.
@@ -172,10 +172,16 @@ func (s *service) Charge(ctx context.Context, req ChargeRequest) (Charge, error)
 }
 
 func (s *service) Refund(ctx context.Context, chargeID string) (Charge, error) {
+	if err := checkChargeID(chargeID); err != nil {
+		return Charge{}, err
+	}
 	return s.store.Refund(ctx, chargeID, s.stamp())
 }
 
 func (s *service) GetCharge(ctx context.Context, chargeID string) (Charge, error) {
+	if err := checkChargeID(chargeID); err != nil {
+		return Charge{}, err
+	}
 	return s.store.GetCharge(ctx, chargeID)
 }
 
@@ -221,14 +227,20 @@ func validateCharge(req ChargeRequest) error {
 	return nil
 }
 
-func validateOrderID(id string) error {
-	switch {
-	case strings.TrimSpace(id) == "":
-		return errs.E(errs.Invalid, CodeInvalidOrderID, "order_id must not be empty")
-	case len(id) > maxOrderIDSize:
-		return errs.E(errs.Invalid, CodeInvalidOrderID, "order_id must be at most %d bytes", maxOrderIDSize)
+// validateOrderID refuses an order ID outside the identifier grammar
+// (Invalid invalid_order_id) before it reaches a query or a log line.
+func validateOrderID(id string) error { return ident.OrderID(id) }
+
+// checkChargeID answers NotFound for a charge ID outside the identifier
+// grammar, without a query: the contract of Refund and GetCharge already
+// promises 404 charge_not_found for an ID that names no charge, and such an
+// ID cannot name one (every charge ID is "ch_" and hex). The detail quotes
+// it bounded, so a megabyte ID is not echoed back.
+func checkChargeID(id string) error {
+	if ident.Valid(id) {
+		return nil
 	}
-	return nil
+	return errs.E(errs.NotFound, CodeChargeNotFound, "no charge with id %s", ident.Quote(id))
 }
 
 func isCurrencyCode(s string) bool {

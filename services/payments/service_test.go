@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/glasshouse-dev/glasshouse/errs"
+	"github.com/glasshouse-dev/glasshouse/ident"
 	"github.com/glasshouse-dev/glasshouse/services/payments"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
@@ -191,14 +192,14 @@ func TestInvalidChargeRequestsAreRejected(t *testing.T) {
 			}
 		})
 	}
-	// An order ID of exactly 128 bytes is fine.
+	// An order ID of the identifier grammar's longest length is fine.
 	req := valid
-	req.OrderID = strings.Repeat("x", 128)
+	req.OrderID = strings.Repeat("x", ident.MaxLen)
 	if _, err := svc.Charge(ctx, req); err != nil {
-		t.Errorf("128-byte order id: %v", err)
+		t.Errorf("%d-byte order id: %v", ident.MaxLen, err)
 	}
 	if n := len(listCharges(t, store)); n != 1 {
-		t.Errorf("%d charges stored, want 1 (the 128-byte order id)", n)
+		t.Errorf("%d charges stored, want 1 (the %d-byte order id)", n, ident.MaxLen)
 	}
 }
 
