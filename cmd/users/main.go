@@ -31,6 +31,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		"Ed25519 private key (PEM, PKCS#8) that signs tokens; if missing, a key pair is generated and the public key written beside it as .pub")
 	ttl := flags.Duration("token-ttl", "TOKEN_TTL", users.DefaultTokenTTL, "how long an issued token is valid")
 	cost := flags.Int("bcrypt-cost", "BCRYPT_COST", users.DefaultBcryptCost, "bcrypt work factor of new password hashes (4-31; each step doubles the time)")
+	bcryptSlots := flags.Int("bcrypt-concurrency", "BCRYPT_CONCURRENCY", users.DefaultBcryptConcurrency(),
+		"bcrypt hashes and comparisons run at once; logins and sign-ups beyond it wait -bcrypt-wait, then get 429 auth_busy")
+	bcryptWait := flags.Duration("bcrypt-wait", "BCRYPT_WAIT", users.DefaultBcryptWait, "how long a login or sign-up waits for a bcrypt slot")
 	if err := flags.Parse(args); err != nil {
 		return err
 	}
@@ -58,7 +61,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	defer func() { err = errors.Join(err, store.Close()) }()
 	proc.Health.AddCheck("store", store.Ping)
 
-	svc, err := users.NewService(store, users.NewIssuer(key, *ttl, nil), users.Options{BcryptCost: *cost})
+	svc, err := users.NewService(store, users.NewIssuer(key, *ttl, nil), users.Options{
+		BcryptCost: *cost, BcryptConcurrency: *bcryptSlots, BcryptWait: *bcryptWait, Registerer: tel.Registry,
+	})
 	if err != nil {
 		return err
 	}
