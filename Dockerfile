@@ -49,13 +49,14 @@ RUN --mount=type=cache,target=/go/pkg/mod \
     CGO_ENABLED=0 GOOS=$TARGETOS GOARCH=$TARGETARCH \
     go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/bin/ ./cmd/...
 
-# The only writable tree in the image: data/ for a service's SQLite file
-# and keys/ for the token key pair. It is owned by the runtime user (below),
-# because an empty named volume mounted there starts out with the owner and
-# mode of the directory in the image, and that is what lets a non-root
-# process write to it.
-RUN mkdir -p /out/state/glasshouse/data /out/state/glasshouse/keys \
- && chmod 0750 /out/state/glasshouse/data /out/state/glasshouse/keys
+# The only writable tree in the image: data/ for a service's SQLite file,
+# keys/ for the token key pair and public-keys/ for the copy of the public
+# key that token checkers mount without the private one. It is owned by
+# the runtime user (below), because an empty named volume mounted there
+# starts out with the owner and mode of the directory in the image, and
+# that is what lets a non-root process write to it.
+RUN mkdir -p /out/state/glasshouse/data /out/state/glasshouse/keys /out/state/glasshouse/public-keys \
+ && chmod 0750 /out/state/glasshouse/data /out/state/glasshouse/keys /out/state/glasshouse/public-keys
 
 # ---- runtime ----
 # distroless/static: CA certificates, tzdata and /etc/passwd, and nothing
@@ -79,8 +80,10 @@ WORKDIR /var/lib/glasshouse
 # turn the containers into root.
 USER 65532:65532
 
-# users 8081, inventory 8082, orders 8083, payments 8084, gateway 8080.
-EXPOSE 8080 8081 8082 8083 8084
+# Public APIs: users 8081, inventory 8082, orders 8083, payments 8084,
+# gateway 8080. Admin listeners (metrics, health, pprof), 1000 above each:
+# 9080-9084, never to be published.
+EXPOSE 8080 8081 8082 8083 8084 9080 9081 9082 9083 9084
 
 # No ENTRYPOINT: the command is the program, e.g. ["inventory"] or
 # ["glasshouse", "load", "-target", "http://gateway:8080"].

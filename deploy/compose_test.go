@@ -129,7 +129,13 @@ func TestComposeRunsEveryServiceWithItsReplicas(t *testing.T) {
 			}
 			advertised[adv] = s.Name
 
-			port := listenPort(t, where, env(s, "LISTEN_ADDR"))
+			listenPort(t, where, env(s, "LISTEN_ADDR"))
+			// Health lives on the admin listener, which the project
+			// network reaches and the host does not.
+			port := listenPort(t, where, env(s, "ADMIN_LISTEN_ADDR"))
+			if !slices.Contains(s.Expose, port) {
+				t.Errorf("%s: expose %v lacks the admin port %s, which Consul and Prometheus dial", where, s.Expose, port)
+			}
 			hc := s.HealthCheck
 			if hc == nil || hc.Disable || len(hc.Test) < 2 || hc.Test[0] != "CMD" {
 				t.Errorf("%s: needs a healthcheck in exec form ([CMD, program, args...]); the image has no shell", where)
@@ -202,17 +208,37 @@ func TestComposeSharesTheTokenKeys(t *testing.T) {
 	if private == "" || keys == nil || keys.Type != types.VolumeTypeVolume || keys.ReadOnly {
 		t.Fatalf("users: JWT_PRIVATE_KEY_FILE=%q must lie on a writable named volume", private)
 	}
-	// Readers find the public key where users writes it, on the same
-	// volume, mounted read-only.
+	// It publishes the public key on another writable volume, which holds
+	// no private key.
+	published := env(writer, "JWT_PUBLIC_KEY_FILE")
+	public := mountAt(writer, path.Dir(published))
+	if published == "" || public == nil || public.Type != types.VolumeTypeVolume || public.ReadOnly {
+		t.Fatalf("users: JWT_PUBLIC_KEY_FILE=%q must lie on a writable named volume", published)
+	}
+	if path.Base(published) != path.Base(users.PublicKeyPath(private)) {
+		t.Errorf("users: JWT_PUBLIC_KEY_FILE=%q; keep the name users gives the public key, %s", published, path.Base(users.PublicKeyPath(private)))
+	}
+	if public.Source == keys.Source {
+		t.Fatalf("users publishes the public key on %s, the volume of the private key: token checkers mounting it could read the signing key", keys.Source)
+	}
+	// Readers find the public key where users publishes it, on that
+	// volume, mounted read-only; and no volume of theirs holds the private
+	// key (they run as the same uid as users, so file modes cannot stop
+	// them).
 	for _, name := range tokenReaders {
 		for _, s := range instances[name] {
-			public := env(s, "JWT_PUBLIC_KEY_FILE")
-			if public != users.PublicKeyPath(private) {
-				t.Errorf("%s: JWT_PUBLIC_KEY_FILE=%q, but users writes its public key to %q", s.Name, public, users.PublicKeyPath(private))
+			key := env(s, "JWT_PUBLIC_KEY_FILE")
+			if key != published {
+				t.Errorf("%s: JWT_PUBLIC_KEY_FILE=%q, but users publishes its public key to %q", s.Name, key, published)
 			}
-			v := mountAt(s, path.Dir(public))
-			if v == nil || v.Source != keys.Source || !v.ReadOnly {
-				t.Errorf("%s: %s must be the volume %s, mounted read-only", s.Name, path.Dir(public), keys.Source)
+			v := mountAt(s, path.Dir(key))
+			if v == nil || v.Source != public.Source || !v.ReadOnly {
+				t.Errorf("%s: %s must be the volume %s, mounted read-only", s.Name, path.Dir(key), public.Source)
+			}
+			for _, m := range s.Volumes {
+				if m.Source == keys.Source {
+					t.Errorf("%s mounts %s, the volume of the private signing key", s.Name, keys.Source)
+				}
 			}
 		}
 	}

@@ -29,6 +29,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	dataDir := flags.String("data-dir", "DATA_DIR", "data/users", "directory for the SQLite database (replicas on one host share it)")
 	keyFile := flags.String("jwt-key", "JWT_PRIVATE_KEY_FILE", "data/keys/users-jwt.key",
 		"Ed25519 private key (PEM, PKCS#8) that signs tokens; if missing, a key pair is generated and the public key written beside it as .pub")
+	publicKey := flags.String("jwt-public-key", "JWT_PUBLIC_KEY_FILE", "",
+		"also publish the public key here (default: only beside the private key), e.g. on a volume that token checkers mount without the private key")
 	ttl := flags.Duration("token-ttl", "TOKEN_TTL", users.DefaultTokenTTL, "how long an issued token is valid")
 	cost := flags.Int("bcrypt-cost", "BCRYPT_COST", users.DefaultBcryptCost, "bcrypt work factor of new password hashes (4-31; each step doubles the time)")
 	bcryptSlots := flags.Int("bcrypt-concurrency", "BCRYPT_CONCURRENCY", users.DefaultBcryptConcurrency(),
@@ -52,6 +54,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if generated {
 		// The gateway needs the public key to check tokens: say where it is.
 		tel.Logger.Info("generated a token signing key pair", "private_key", *keyFile, "public_key", users.PublicKeyPath(*keyFile))
+	}
+	if err := publishPublicKey(users.PublicKeyPath(*keyFile), *publicKey); err != nil {
+		return fmt.Errorf("publish the public key (-jwt-public-key / JWT_PUBLIC_KEY_FILE): %w", err)
 	}
 
 	store, err := users.OpenStore(ctx, filepath.Join(*dataDir, "users.db"), tel.TracerProvider)
