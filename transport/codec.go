@@ -78,18 +78,18 @@ func decodeError(err error) error {
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return errs.E(errs.Invalid, "malformed_json", "request body ends in the middle of a JSON value")
 	case errors.As(err, &syntax):
-		return errs.E(errs.Invalid, "malformed_json", "malformed JSON at byte %d: %v", syntax.Offset, err)
+		return errs.E(errs.Invalid, "malformed_json", "malformed JSON at byte %d: %s", syntax.Offset, truncate(err.Error(), 200))
 	case errors.As(err, &typeErr):
 		field := typeErr.Field
 		if field == "" {
 			return errs.E(errs.Invalid, "malformed_json", "request body must be a JSON object, not %s", typeErr.Value)
 		}
-		return errs.E(errs.Invalid, "invalid_field", "field %q must be %s, not %s", field, jsonTypeName(typeErr.Type.Kind().String()), typeErr.Value)
+		return errs.E(errs.Invalid, "invalid_field", "field %q must be %s, not %s", truncate(field, 100), jsonTypeName(typeErr.Type.Kind().String()), typeErr.Value)
 	case len(err.Error()) > len(errPrefix) && err.Error()[:len(errPrefix)] == errPrefix:
 		// encoding/json has no typed error for unknown fields.
-		return errs.E(errs.Invalid, "unknown_field", "unknown field %s", err.Error()[len(errPrefix):])
+		return errs.E(errs.Invalid, "unknown_field", "unknown field %s", truncate(err.Error()[len(errPrefix):], 100))
 	}
-	return errs.E(errs.Invalid, "malformed_json", "cannot decode request body: %v", err)
+	return errs.E(errs.Invalid, "malformed_json", "cannot decode request body: %s", truncate(err.Error(), 200))
 }
 
 func jsonTypeName(goKind string) string {

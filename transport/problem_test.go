@@ -68,15 +68,23 @@ func TestUntypedErrorsDoNotLeakDetails(t *testing.T) {
 	}
 }
 
+// A 5xx without problem+json is still the peer's failure, of the kind its
+// status implies; a 3xx or 4xx without it breaks the protocol between our
+// services (unexpected_response, never retried or counted). Either way
+// the body stays in the cause, for the log, never in the detail that is
+// passed on to callers.
 func TestNonProblemResponsesStillBecomeTypedErrors(t *testing.T) {
 	tests := []struct {
 		status int
 		kind   errs.Kind
+		code   string
 	}{
-		{http.StatusBadGateway, errs.Unavailable},
-		{http.StatusTeapot, errs.Invalid},
-		{599, errs.Internal},
-		{http.StatusServiceUnavailable, errs.Unavailable},
+		{http.StatusBadGateway, errs.Unavailable, "unavailable"},
+		{http.StatusTeapot, errs.Internal, "unexpected_response"},
+		{http.StatusNotFound, errs.Internal, "unexpected_response"},
+		{http.StatusTemporaryRedirect, errs.Internal, "unexpected_response"},
+		{599, errs.Internal, "internal"},
+		{http.StatusServiceUnavailable, errs.Unavailable, "unavailable"},
 	}
 	for _, tt := range tests {
 		rec := httptest.NewRecorder()
@@ -84,8 +92,11 @@ func TestNonProblemResponsesStillBecomeTypedErrors(t *testing.T) {
 		rec.WriteHeader(tt.status)
 		rec.WriteString("<html>proxy error</html>")
 		err := transport.DecodeProblem(rec.Result())
-		if errs.KindOf(err) != tt.kind || !strings.Contains(err.Error(), "proxy error") {
-			t.Errorf("status %d: got %v (kind %v), want kind %v quoting the body", tt.status, err, errs.KindOf(err), tt.kind)
+		if errs.KindOf(err) != tt.kind || errs.CodeOf(err) != tt.code || !strings.Contains(err.Error(), "proxy error") {
+			t.Errorf("status %d: got %v (kind %v), want %v/%s with the body in the cause", tt.status, err, errs.KindOf(err), tt.kind, tt.code)
+		}
+		if p := transport.ProblemFor(context.Background(), err); strings.Contains(p.Detail, "proxy error") {
+			t.Errorf("status %d: the detail passed on quotes the peer's body: %q", tt.status, p.Detail)
 		}
 	}
 }
