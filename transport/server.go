@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -85,32 +86,52 @@ const adminMaxBodyBytes = 64 << 10
 //	GET /healthz         liveness
 //	GET /readyz          readiness (Consul's check, Kubernetes' probe)
 //	GET /metrics         Prometheus
-//	GET /debug/pprof/    profiles (net/http/pprof, registered here rather
-//	                     than on http.DefaultServeMux, which this platform
-//	                     never serves)
+//	GET /debug/pprof/    profiles (net/http/pprof's handlers, registered
+//	                     here by hand; the package also adds them to
+//	                     http.DefaultServeMux, which nothing here serves)
 //	anything else        the service's admin routes, e.g. payments'
 //	                     /admin/faults, or a 404 problem when it has none
 //
 // Only admin routes are traced: probes, scrapes and profiles would bury
 // real traffic.
 func AdminHandler(tel observability.Telemetry, health *observability.Health, admin http.Handler) http.Handler {
-	mux := http.NewServeMux()
-	mux.Handle("GET /healthz", health.LiveHandler())
-	mux.Handle("GET /readyz", health.ReadyHandler())
-	mux.Handle("GET /metrics", tel.MetricsHandler())
+	internal := http.NewServeMux()
+	internal.Handle("GET /healthz", health.LiveHandler())
+	internal.Handle("GET /readyz", health.ReadyHandler())
+	internal.Handle("GET /metrics", tel.MetricsHandler())
 	// pprof.Index also serves the named profiles: /debug/pprof/heap,
 	// /debug/pprof/goroutine and the rest.
-	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
-	mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
-	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("POST /debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	internal.HandleFunc("GET /debug/pprof/", pprof.Index)
+	internal.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+	internal.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	internal.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	internal.HandleFunc("POST /debug/pprof/symbol", pprof.Symbol)
+	internal.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	if admin == nil {
 		admin = NewRouter() // no admin routes: every other path is a 404 problem
 	}
-	mux.Handle("/", tel.HTTPHandler(RequestID(admin), false))
-	return Recover(tel.Logger, LimitBody(adminMaxBodyBytes, mux))
+	traced := tel.HTTPHandler(RequestID(admin), false)
+	// Dispatched by path rather than by a ServeMux in front of the
+	// tracing: a mux would set the request's pattern to "/" before
+	// otelhttp sees it, and otelhttp would then name every admin span "/".
+	dispatch := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if isInternal(r.URL.Path) {
+			internal.ServeHTTP(w, r)
+			return
+		}
+		traced.ServeHTTP(w, r)
+	})
+	return Recover(tel.Logger, LimitBody(adminMaxBodyBytes, dispatch))
+}
+
+// isInternal tells the paths AdminHandler serves itself from the admin
+// routes'.
+func isInternal(path string) bool {
+	switch path {
+	case "/healthz", "/readyz", "/metrics":
+		return true
+	}
+	return strings.HasPrefix(path, "/debug/pprof/")
 }
 
 // Handler is PublicHandler and AdminHandler (without admin routes) in one
@@ -119,12 +140,15 @@ func AdminHandler(tel observability.Telemetry, health *observability.Health, adm
 // uses it: platform serves the two on separate listeners.
 func Handler(tel observability.Telemetry, health *observability.Health, routes http.Handler, cfg ServerConfig) http.Handler {
 	admin := AdminHandler(tel, health, nil)
-	mux := http.NewServeMux()
-	mux.Handle("GET /healthz", admin)
-	mux.Handle("GET /readyz", admin)
-	mux.Handle("GET /metrics", admin)
-	mux.Handle("/", PublicHandler(tel, routes, cfg))
-	return mux
+	public := PublicHandler(tel, routes, cfg)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/healthz", "/readyz", "/metrics":
+			admin.ServeHTTP(w, r)
+		default:
+			public.ServeHTTP(w, r)
+		}
+	})
 }
 
 // Listen opens a TCP listener on addr. When the port is taken the error

@@ -14,6 +14,9 @@ import (
 	"github.com/glasshouse-dev/glasshouse/errs"
 	"github.com/glasshouse-dev/glasshouse/observability"
 	"github.com/glasshouse-dev/glasshouse/transport"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 )
 
 func newTelemetry(t *testing.T, logs io.Writer) observability.Telemetry {
@@ -282,4 +285,34 @@ func mustListen(t *testing.T) net.Listener {
 		t.Fatal(err)
 	}
 	return ln
+}
+
+func TestAdminRoutesAreTracedByTheirPatternAndProbesAreNot(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tel, shutdown, err := observability.Setup(context.Background(), observability.Config{
+		ServiceName: "test", Getenv: func(string) string { return "" }, LogOutput: io.Discard,
+		SpanProcessors: []sdktrace.SpanProcessor{rec},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { shutdown(context.Background()) })
+	admin := transport.NewRouter()
+	admin.Handle("GET", "/admin/knobs", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "knobs") }))
+	srv := startAdmin(t, tel, observability.NewHealth(), admin)
+	base := "http://" + srv.Addr().String()
+	for _, path := range []string{"/healthz", "/readyz", "/metrics", "/debug/pprof/", "/admin/knobs"} {
+		if status, _, _ := get(t, base+path); status != 200 {
+			t.Fatalf("GET %s = %d", path, status)
+		}
+	}
+	var names []string
+	for _, s := range rec.Ended() {
+		if s.SpanKind() == trace.SpanKindServer {
+			names = append(names, s.Name())
+		}
+	}
+	if len(names) != 1 || names[0] != "GET /admin/knobs" {
+		t.Errorf("server spans %v; want only GET /admin/knobs (named by its route, not \"/\")", names)
+	}
 }
