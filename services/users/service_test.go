@@ -74,7 +74,9 @@ func newFixture(t testing.TB) fixture {
 	store := openStore(t)
 	key := newKey(t)
 	clk := &clock{now: time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)}
-	svc, err := users.NewService(store, users.NewIssuer(key, testTTL, clk.Now), users.Options{BcryptCost: bcrypt.MinCost})
+	// A long wait for a bcrypt slot: tests of concurrent callers are about
+	// the store, not the bound on bcrypt work (bcrypt_test.go tests that).
+	svc, err := users.NewService(store, users.NewIssuer(key, testTTL, clk.Now), users.Options{BcryptCost: bcrypt.MinCost, BcryptWait: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
