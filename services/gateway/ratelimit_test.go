@@ -187,3 +187,35 @@ func TestLimitsConfigRefusesARateWithoutBurst(t *testing.T) {
 		}
 	}
 }
+
+func TestClientLimitSeesThroughTrustedProxiesOnly(t *testing.T) {
+	proxies, err := ParseTrustedProxies("10.0.0.0/8")
+	if err != nil {
+		t.Fatal(err)
+	}
+	limits := NewLimits(LimitsConfig{Client: Limit{1, 1}, MaxKeys: 100, Clients: NewClientKeys(proxies)}, prometheus.NewRegistry())
+	h := limits.Client.Middleware(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) }))
+	call := func(peer, forwarded string) int {
+		r := httptest.NewRequest("GET", "/api/products", nil)
+		r.RemoteAddr = peer
+		r.Header.Set("X-Forwarded-For", forwarded)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, r)
+		return rec.Code
+	}
+	// Two customers behind the same load balancer have a bucket each.
+	if a, b := call("10.0.0.1:1", "198.51.100.1"), call("10.0.0.1:2", "198.51.100.2"); a != 204 || b != 204 {
+		t.Fatalf("two clients behind the proxy: %d, %d; want 204 both", a, b)
+	}
+	if got := call("10.0.0.1:3", "198.51.100.1"); got != http.StatusTooManyRequests {
+		t.Errorf("the first client again: %d, want 429", got)
+	}
+	// A client talking to the gateway directly cannot buy fresh buckets
+	// by writing the header itself.
+	if got := call("203.0.113.5:1", "198.51.100.77"); got != 204 {
+		t.Fatalf("a direct client's first request: %d", got)
+	}
+	if got := call("203.0.113.5:1", "198.51.100.78"); got != http.StatusTooManyRequests {
+		t.Errorf("a direct client with a forged X-Forwarded-For: %d, want 429", got)
+	}
+}
