@@ -33,9 +33,15 @@ func TestInvalidInputReachesNeitherStoreNorPeers(t *testing.T) {
 		call func() error
 		code string
 	}{
-		{"dot SKU", func() error { _, err := w.saga.PlaceOrder(ctx, "u1", "k", []Item{{"MUG", 1}, {"..", 1}}, approve); return err }, CodeInvalidSKU},
+		{"dot SKU", func() error {
+			_, err := w.saga.PlaceOrder(ctx, "u1", "k", []Item{{"MUG", 1}, {"..", 1}}, approve)
+			return err
+		}, CodeInvalidSKU},
 		{"huge SKU", func() error { _, err := w.saga.PlaceOrder(ctx, "u1", "k", []Item{{huge, 1}}, approve); return err }, CodeInvalidSKU},
-		{"SKU with a slash", func() error { _, err := w.saga.PlaceOrder(ctx, "u1", "k", []Item{{"MUG/../TEE", 1}}, approve); return err }, CodeInvalidSKU},
+		{"SKU with a slash", func() error {
+			_, err := w.saga.PlaceOrder(ctx, "u1", "k", []Item{{"MUG/../TEE", 1}}, approve)
+			return err
+		}, CodeInvalidSKU},
 		// 11 lines of 100 of one SKU: each line is within the cap, their
 		// sum is not.
 		{"one SKU split over lines", func() error { _, err := w.saga.PlaceOrder(ctx, "u1", "k", lines(11, 100), approve); return err }, CodeInvalidItems},

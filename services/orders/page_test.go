@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/glasshouse-dev/glasshouse/errs"
+	"github.com/glasshouse-dev/glasshouse/ident"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 )
@@ -186,4 +187,37 @@ func TestParsePage(t *testing.T) {
 			t.Errorf("ParsePage(%.20q, %q) = %+v, %v; want %+v, code %q", tt.limit, tt.cursor, got, err, tt.want, tt.code)
 		}
 	}
+}
+
+// FuzzParsePage: no query string crashes the decoder, whatever it
+// accepts is within the rules, and every cursor it accepts names a valid
+// position that survives encoding.
+func FuzzParsePage(f *testing.F) {
+	valid := cursor{createdAt: time.UnixMilli(1_700_000_000_000).UTC(), orderID: "ord_1"}.String()
+	for _, seed := range [][2]string{{"", ""}, {"20", valid}, {"0", ""}, {"101", "%%%"}, {"-1", "MTIzNDU"}, {"1", "NTouLi9ldGM"}} {
+		f.Add(seed[0], seed[1])
+	}
+	f.Fuzz(func(t *testing.T, limit, cur string) {
+		p, err := ParsePage(limit, cur)
+		if err != nil {
+			if code := errs.CodeOf(err); code != CodeInvalidLimit && code != CodeInvalidCursor || len(err.Error()) > 300 {
+				t.Fatalf("ParsePage(%q, %q) = %v", limit, cur, err)
+			}
+			return
+		}
+		if p.Limit < 0 || p.Limit > MaxPageLimit {
+			t.Fatalf("ParsePage(%q, %q) accepted limit %d", limit, cur, p.Limit)
+		}
+		if p.Cursor != "" {
+			// Cursors need not be canonical ("05:" is "5:"), but one that
+			// is accepted always names a position a query can use.
+			c, err := parseCursor(p.Cursor)
+			if err != nil || !ident.Valid(c.orderID) || c.createdAt.UnixMilli() < 0 {
+				t.Fatalf("accepted cursor %q names %+v (%v)", p.Cursor, c, err)
+			}
+			if back, err := parseCursor(c.String()); err != nil || back != c {
+				t.Fatalf("cursor %+v does not survive encoding: %+v, %v", c, back, err)
+			}
+		}
+	})
 }
