@@ -17,7 +17,7 @@ import (
 
 // pagedWorld is an orders store with n orders of user u1 (and a few of
 // u2 between them), its queries traced into rec so a test can count them.
-func pagedWorld(t *testing.T, n int) (*CheckoutSaga, *tracetest.SpanRecorder) {
+func pagedWorld(t testing.TB, n int) (*CheckoutSaga, *tracetest.SpanRecorder) {
 	t.Helper()
 	ctx := context.Background()
 	rec := tracetest.NewSpanRecorder()
@@ -220,4 +220,31 @@ func FuzzParsePage(f *testing.F) {
 			}
 		}
 	})
+}
+
+// BenchmarkListOrdersPage compares the first page of 100 with one deep in
+// 5,000 orders: with keyset paging the two should cost about the same.
+func BenchmarkListOrdersPage(b *testing.B) {
+	saga, _ := pagedWorld(b, 5000)
+	ctx := context.Background()
+	deep := Page{Limit: 100}
+	for range 40 {
+		page, err := saga.ListOrders(ctx, "u1", deep)
+		if err != nil {
+			b.Fatal(err)
+		}
+		deep.Cursor = page.NextCursor
+	}
+	for _, bc := range []struct {
+		name string
+		page Page
+	}{{"first", Page{Limit: 100}}, {"deep", deep}} {
+		b.Run(bc.name, func(b *testing.B) {
+			for b.Loop() {
+				if page, err := saga.ListOrders(ctx, "u1", bc.page); err != nil || len(page.Orders) != 100 {
+					b.Fatalf("page = %d orders, %v", len(page.Orders), err)
+				}
+			}
+		})
+	}
 }
