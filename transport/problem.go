@@ -123,6 +123,11 @@ func WriteError(ctx context.Context, err error, w http.ResponseWriter) {
 	h := w.Header()
 	h.Set("Content-Type", ProblemContentType)
 	h.Set("X-Content-Type-Options", "nosniff")
+	// A caller told "too many" or "unavailable" is told when to come back,
+	// unless the handler already said so more precisely.
+	if (p.Status == http.StatusTooManyRequests || p.Status == http.StatusServiceUnavailable) && h.Get("Retry-After") == "" {
+		h.Set("Retry-After", "1")
+	}
 	w.WriteHeader(p.Status)
 	_ = json.NewEncoder(w).Encode(p)
 }

@@ -113,3 +113,25 @@ func TestBusinessKinds(t *testing.T) {
 		}
 	}
 }
+
+func TestBusyAnswersSayWhenToComeBack(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		set  string
+		want string
+	}{
+		{errs.E(errs.RateLimited, "auth_busy", "busy"), "", "1"},
+		{errs.E(errs.Unavailable, "unavailable", "down"), "", "1"},
+		{errs.E(errs.RateLimited, "rate_limited", "slow down"), "7", "7"},
+		{errs.E(errs.NotFound, "no_thing", "gone"), "", ""},
+	} {
+		rec := httptest.NewRecorder()
+		if tc.set != "" {
+			rec.Header().Set("Retry-After", tc.set)
+		}
+		transport.WriteError(context.Background(), tc.err, rec)
+		if got := rec.Header().Get("Retry-After"); got != tc.want {
+			t.Errorf("%v: Retry-After %q, want %q", tc.err, got, tc.want)
+		}
+	}
+}
