@@ -14,6 +14,7 @@ import (
 	"github.com/glasshouse-dev/glasshouse/loadgen"
 	"github.com/glasshouse-dev/glasshouse/stack"
 	"github.com/glasshouse-dev/glasshouse/traces"
+	"github.com/glasshouse-dev/glasshouse/transport"
 )
 
 // Timings of the runner.
@@ -69,6 +70,9 @@ type Runner struct {
 
 	env *Env
 	out io.Writer
+	// faultToken is the gateway's FAULT_INJECTION_TOKEN, sent with every
+	// request that carries its stream's fault baggage (see RunSuite).
+	faultToken string
 }
 
 // NewRunner prepares to run experiments against s, printing progress to
@@ -407,7 +411,7 @@ type streamOutcome struct {
 func (r *Runner) stream(ctx context.Context, s Stream, started chan<- time.Time) streamOutcome {
 	base := http.DefaultTransport.(*http.Transport).Clone()
 	base.MaxIdleConns, base.MaxIdleConnsPerHost = loadgen.DefaultMaxInFlight, loadgen.DefaultMaxInFlight
-	t := &tap{base: base, baggage: s.Baggage}
+	t := &tap{base: base, baggage: s.Baggage, faultToken: r.faultToken}
 	progress := &progressLine{out: r.out, prefix: s.Name, started: started}
 	rep, err := loadgen.Run(ctx, loadgen.Config{
 		Target:   r.env.Stack.GatewayURL,
@@ -448,8 +452,9 @@ func (p *progressLine) Write(b []byte) (int, error) {
 // request and notes each one's outcome and trace ID, which the load
 // generator's report keeps only in aggregate.
 type tap struct {
-	base    http.RoundTripper
-	baggage string
+	base       http.RoundTripper
+	baggage    string
+	faultToken string // lets the baggage's faults past the gateway
 
 	mu  sync.Mutex
 	log []tapped
@@ -467,6 +472,9 @@ func (t *tap) RoundTrip(req *http.Request) (*http.Response, error) {
 	if t.baggage != "" {
 		req = req.Clone(req.Context()) // a RoundTripper must not change its request
 		req.Header.Set("Baggage", t.baggage)
+		if t.faultToken != "" {
+			req.Header.Set(transport.FaultTokenHeader, t.faultToken)
+		}
 	}
 	sent := time.Now()
 	resp, err := t.base.RoundTrip(req)

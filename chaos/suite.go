@@ -77,7 +77,12 @@ func RunSuite(ctx context.Context, cfg SuiteConfig) (suite *Suite, err error) {
 	sc := cfg.Stack
 	sc.RandomPorts = true
 	sc.GatewayPort, sc.ConsulPort, sc.JaegerPort, sc.OTLPPort, sc.PrometheusPort = 0, 0, 0, 0, 0
-	sc.Env = suite.Settings
+	// Faults asked for in baggage pass the gateway only with its fault
+	// token: a secret of this run, known to its streams and no one else
+	// (and left out of the settings the report shows).
+	faultToken := randomHex(16)
+	sc.Env = maps.Clone(suite.Settings)
+	sc.Env["gateway"] = append(slices.Clone(sc.Env["gateway"]), "FAULT_INJECTION_TOKEN="+faultToken)
 	if sc.Progress == nil {
 		sc.Progress = progress
 	}
@@ -101,6 +106,7 @@ func RunSuite(ctx context.Context, cfg SuiteConfig) (suite *Suite, err error) {
 	if err != nil {
 		return nil, err
 	}
+	runner.faultToken = faultToken
 	if cfg.QuietWithin > 0 {
 		runner.QuietWithin = cfg.QuietWithin
 	}
