@@ -70,8 +70,10 @@ func TestRegistrationChecksAndPublishesTheAdminListener(t *testing.T) {
 	if !ok {
 		t.Fatalf("no readiness check registered; checks: %v", checks)
 	}
-	if want := fmt.Sprintf("http://%s/readyz", wantAdmin); check.Definition.HTTP != "" && check.Definition.HTTP != want {
-		t.Errorf("check asks %s, want %s", check.Definition.HTTP, want)
+	// The agent does not report a check's URL back, so the proof is
+	// above: the check passes although the public port never answers.
+	if check.Status != "passing" {
+		t.Errorf("check status %q, want passing", check.Status)
 	}
 
 	// Draining makes the check fail on the admin listener, which still
