@@ -143,6 +143,7 @@ type Registrar struct {
 	stopOnce sync.Once
 	stop     chan struct{}
 	running  sync.Mutex // held by Run; Deregister waits for it
+	done     bool       // this process has registered at least once (only Run touches it)
 }
 
 // ResyncInterval is how often a registered instance checks that the agent
@@ -206,12 +207,15 @@ func (r *Registrar) Stop(error) {
 	r.stopOnce.Do(func() { close(r.stop) })
 }
 
-// ensureRegistered registers the instance unless the agent already has it.
+// ensureRegistered registers the instance unless the agent already has
+// this process's registration. The first time it always registers: an
+// entry under the same ID may be a killed predecessor's on the same port,
+// whose check may point at another admin port.
 func (r *Registrar) ensureRegistered() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
 	svc, _, err := r.client.Agent().Service(r.reg.ID, (&consul.QueryOptions{}).WithContext(ctx))
-	if err == nil && svc != nil {
+	if err == nil && svc != nil && r.done {
 		r.registered.Set(1)
 		return nil
 	}
@@ -222,6 +226,7 @@ func (r *Registrar) ensureRegistered() error {
 	if err := r.register(ctx); err != nil {
 		return err
 	}
+	r.done = true
 	r.registered.Set(1)
 	r.logger.Info("registered in Consul", "consul_id", r.reg.ID, "address", net.JoinHostPort(r.reg.Address, strconv.Itoa(r.reg.Port)))
 	return nil
