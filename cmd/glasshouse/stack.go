@@ -7,10 +7,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"regexp"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -231,10 +234,17 @@ func cmdStatus(ctx context.Context, args []string, getenv func(string) string, s
 	return nil
 }
 
-var breakerLine = regexp.MustCompile(`^glasshouse_client_breaker_state\{remote="([^"]+)",remote_instance="([^"]+)"\} (\S+)`)
+var (
+	breakerLine = regexp.MustCompile(`^glasshouse_client_breaker_state\{([^}]*)\} (\S+)`)
+	labelPair   = regexp.MustCompile(`(\w+)="([^"]*)"`)
+)
+
+// breakerStates names the values of glasshouse_client_breaker_state.
+var breakerStates = map[float64]string{0: "closed", 1: "half-open", 2: "open"}
 
 // breakers reads an instance's breaker states from the metrics on its
-// admin listener at addr.
+// admin listener at addr: per remote instance the worst of its endpoints'
+// breakers, naming the endpoints whose breaker is not closed.
 func breakers(ctx context.Context, addr string) string {
 	req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+addr+"/metrics", nil)
 	resp, err := (&http.Client{Timeout: 2 * time.Second}).Do(req)
@@ -242,18 +252,42 @@ func breakers(ctx context.Context, addr string) string {
 		return "(metrics unreachable)"
 	}
 	defer resp.Body.Close()
-	states := map[string]string{"0": "closed", "1": "half-open", "2": "open"}
-	var out []string
+	worst := map[string]float64{}    // remote@instance -> worst state
+	tripped := map[string][]string{} // remote@instance -> "endpoint state"
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
-		if m := breakerLine.FindStringSubmatch(sc.Text()); m != nil {
-			out = append(out, fmt.Sprintf("%s@%s: %s", m[1], m[2], states[m[3]]))
+		m := breakerLine.FindStringSubmatch(sc.Text())
+		if m == nil {
+			continue
+		}
+		v, err := strconv.ParseFloat(m[2], 64)
+		if err != nil {
+			continue
+		}
+		labels := map[string]string{}
+		for _, kv := range labelPair.FindAllStringSubmatch(m[1], -1) {
+			labels[kv[1]] = kv[2]
+		}
+		key := labels["remote"] + "@" + labels["remote_instance"]
+		if w, seen := worst[key]; !seen || v > w {
+			worst[key] = v
+		}
+		if v != 0 && labels["endpoint"] != "" {
+			tripped[key] = append(tripped[key], labels["endpoint"]+" "+breakerStates[v])
 		}
 	}
-	sort.Strings(out)
-	if len(out) == 0 {
+	if len(worst) == 0 {
 		return "-"
+	}
+	var out []string
+	for _, key := range slices.Sorted(maps.Keys(worst)) {
+		line := key + ": " + breakerStates[worst[key]]
+		if t := tripped[key]; len(t) > 0 {
+			sort.Strings(t)
+			line += " (" + strings.Join(t, ", ") + ")"
+		}
+		out = append(out, line)
 	}
 	return strings.Join(out, ", ")
 }
