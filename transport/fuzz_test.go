@@ -129,7 +129,7 @@ func FuzzDecodeProblem(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, status int, contentType string, body []byte) {
 		if status < 100 || status > 999 {
-			status = 100 + abs(status)%900
+			status = 100 + int(uint(status)%900)
 		}
 		peer, _ := url.Parse(peerURL)
 		resp := &http.Response{
@@ -306,14 +306,4 @@ func FuzzBearerTokenFrom(f *testing.F) {
 			t.Fatalf("token %q is not in header %q", token, header)
 		}
 	})
-}
-
-func abs(n int) int {
-	if n < 0 {
-		if -n < 0 {
-			return 0
-		}
-		return -n
-	}
-	return n
 }
