@@ -76,6 +76,7 @@ func TestOpenBreakersAreSkippedWithoutSpendingAttempts(t *testing.T) {
 	// One attempt per call: a refused instance must not use it up.
 	c := newCaller(t, consul.Addr, "half", transport.ClientConfig{
 		MaxAttempts: 2, Breaker: transport.BreakerConfig{ConsecutiveFailures: 3, OpenFor: time.Minute},
+		CallTimeout: 5 * time.Second, Deadline: 15 * time.Second,
 	})
 	c.waitInstances(t, 2)
 	call := c.endpoint("GET", true)
@@ -164,6 +165,9 @@ func TestRetriesGoToAnotherInstanceUnderConcurrency(t *testing.T) {
 	// instance as often as round robin sends it there.
 	c := newCaller(t, consul.Addr, "busy", transport.ClientConfig{
 		MaxAttempts: 2, Breaker: transport.BreakerConfig{ConsecutiveFailures: 1 << 30},
+		// Generous timeouts: this test is about where retries go, and a
+		// loaded CI machine must not turn slow answers into failures.
+		CallTimeout: 5 * time.Second, Deadline: 15 * time.Second,
 	})
 	c.waitInstances(t, 2)
 	bad.mode.Store("fail")
@@ -172,6 +176,7 @@ func TestRetriesGoToAnotherInstanceUnderConcurrency(t *testing.T) {
 		wg     sync.WaitGroup
 		mu     sync.Mutex
 		failed int
+		first  error
 	)
 	for range 16 {
 		wg.Add(1)
@@ -181,6 +186,9 @@ func TestRetriesGoToAnotherInstanceUnderConcurrency(t *testing.T) {
 				if _, err := call(context.Background(), nil); err != nil {
 					mu.Lock()
 					failed++
+					if first == nil {
+						first = err
+					}
 					mu.Unlock()
 				}
 			}
@@ -188,7 +196,7 @@ func TestRetriesGoToAnotherInstanceUnderConcurrency(t *testing.T) {
 	}
 	wg.Wait()
 	if failed != 0 {
-		t.Errorf("%d of 800 concurrent calls failed with one healthy instance; a retry must go to an instance not tried yet", failed)
+		t.Errorf("%d of 800 concurrent calls failed with one healthy instance (first: %v); a retry must go to an instance not tried yet", failed, first)
 	}
 	if bad.hits.Load() == 0 || good.hits.Load() < 800 {
 		t.Errorf("hits bad=%d good=%d: the test did not exercise retries", bad.hits.Load(), good.hits.Load())

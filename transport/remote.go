@@ -402,7 +402,10 @@ func (rc *routeClient) call(ctx context.Context, request any) (any, error) {
 	// A request that asked for an injected fault must not teach the
 	// breakers anything: clean traffic shares them.
 	bypass := FaultRequested(ctx)
-	var tried []string
+	var (
+		tried   []string
+		lastErr error
+	)
 	for attempt := 1; ; attempt++ {
 		instance, response, err := rc.attempt(ctx, request, tried, bypass)
 		switch {
@@ -413,8 +416,12 @@ func (rc *routeClient) call(ctx context.Context, request any) (any, error) {
 			e := errs.E(errs.Unavailable, "unavailable", "no healthy %s instance", r.cfg.Service)
 			e.Upstream = r.cfg.Service
 			return nil, e
+		case errors.Is(err, errAllRefused) && lastErr != nil:
+			// Attempts failed, and the breakers they tripped leave no
+			// instance to try: the call failed, it was not refused.
+			return nil, rc.giveUp(attempt-1, "failed", lastErr)
 		case errors.Is(err, errAllRefused):
-			return nil, rc.giveUp(attempt-1, "breaker_open", err)
+			return nil, rc.giveUp(0, "breaker_open", err)
 		case !r.peerFault(err):
 			// An answer, not a failure of this instance: pass it on.
 			return nil, err
@@ -432,7 +439,7 @@ func (rc *routeClient) call(ctx context.Context, request any) (any, error) {
 			// could do it twice.
 			return nil, rc.giveUp(attempt, "failed", err)
 		}
-		tried = append(tried, instance)
+		tried, lastErr = append(tried, instance), err
 		r.metrics.retries.WithLabelValues(r.cfg.Service, rc.name).Inc()
 		span.AddEvent("retry", trace.WithAttributes(
 			attribute.Int("glasshouse.retry.attempt", attempt+1),
