@@ -36,17 +36,23 @@ func decodeGetUser(_ context.Context, r *http.Request) (any, error) {
 // Client-side request encoders: the mirror image of the decoders above.
 
 func encodeRegister(ctx context.Context, r *http.Request, request any) error {
-	r.URL = transport.JoinPath(r.URL, "users")
+	if err := transport.SetPath(r, "users"); err != nil {
+		return err
+	}
 	return httptransport.EncodeJSONRequest(ctx, r, request)
 }
 
 func encodeLogin(ctx context.Context, r *http.Request, request any) error {
-	r.URL = transport.JoinPath(r.URL, "login")
+	if err := transport.SetPath(r, "login"); err != nil {
+		return err
+	}
 	return httptransport.EncodeJSONRequest(ctx, r, request)
 }
 
 func encodeGetUser(_ context.Context, r *http.Request, request any) error {
-	r.URL = transport.JoinPath(r.URL, "users", request.(GetUserRequest).ID)
+	if err := transport.SetPath(r, "users", request.(GetUserRequest).ID); err != nil {
+		return err
+	}
 	return nil
 }
 
