@@ -39,10 +39,18 @@ const (
 	// the local stack, so that it is the inputs that are hostile and not
 	// the volume.
 	hostileRate = 60
-	// hostilePhase is how long it sends; the customers' baseline is
-	// measured over as long just before it, so that both p99s rest on the
-	// same number of requests (about 800 each at 40 req/s).
-	hostilePhase = 20 * time.Second
+	// The hostile client sends in hostileBlocks blocks of hostileBlock,
+	// and the customers' baseline is the hostileBlock before each: both
+	// p99s rest on as many requests (about 800 each at 40 req/s), and
+	// whatever else loads this shared machine meanwhile weighs on both
+	// alike, which one baseline phase followed by one hostile phase cannot
+	// promise. The hostileSettle after each block belongs to neither:
+	// answers still in flight, the garbage they left.
+	hostileBlocks = 4
+	hostileBlock  = 5 * time.Second
+	hostileSettle = time.Second
+	// hostilePhase is how long it sends in all.
+	hostilePhase = hostileBlocks * hostileBlock
 	// hostileWarmup is the start of the run left out of the baseline:
 	// connections and caches warm up.
 	hostileWarmup = 2 * time.Second
@@ -56,8 +64,8 @@ const (
 	// hostile client sends: 20% of the baseline's.
 	cleanP99Slack = 0.20
 	// hostileHeapGrowth and hostileRSSGrowth bound the gateway's memory
-	// growth (highest sample during the hostile phase over the highest
-	// during the baseline). Bodies are capped before they are read and
+	// growth (highest sample from the hostile client's first block to the
+	// end of its last, over the highest in the baseline before the first). Bodies are capped before they are read and
 	// identifiers refused before they are kept, so nothing should grow;
 	// the bounds leave room for the garbage collector's rhythm, and
 	// buffering the oversized bodies (1.5 MiB each, 3 a second) would
@@ -147,12 +155,12 @@ func hostileKinds() []hostileKind {
 			return req, err
 		}},
 		{name: "oversized body", want: wantRefused, weight: 1, build: func(h *hostileClient, n int) (*http.Request, error) {
-			return h.post("/api/orders", bytes.NewReader(oversized()), h.token)
+			return h.post("/api/orders", bytes.NewReader(h.oversized), h.token)
 		}},
 		{name: "oversized body, chunked", want: wantRefused, weight: 1, build: func(h *hostileClient, n int) (*http.Request, error) {
 			// A reader of unknown length is sent chunked: no
 			// Content-Length to refuse it by, the body must be cut.
-			return h.post("/api/orders", io.MultiReader(bytes.NewReader(oversized())), h.token)
+			return h.post("/api/orders", io.MultiReader(bytes.NewReader(h.oversized)), h.token)
 		}},
 		{name: "malformed JSON", want: wantRefused, weight: 1, build: func(h *hostileClient, n int) (*http.Request, error) {
 			return h.post("/api/orders", strings.NewReader(`{"items":[{"sku":"GH-MUG-01","quantity":`), h.token)
@@ -193,30 +201,32 @@ func oversized() []byte {
 	return []byte(`{"card_number":"` + approvingCard + `","items":[],"note":"` + strings.Repeat("x", oversizedBody) + `"}`)
 }
 
-// HostileClient runs the customers' steady load, measures it for
-// hostilePhase, then lets a hostile client send beside it for as long.
+// HostileClient runs the customers' steady load and, in blocks, a
+// hostile client beside it.
 func HostileClient() Experiment {
 	var kinds []string
 	for _, k := range hostileKinds() {
 		kinds = append(kinds, k.name)
 	}
-	start := hostileWarmup + hostilePhase
+	start := hostileWarmup + hostileBlock
+	end := start + hostileBlocks*hostileBlock + (hostileBlocks-1)*(hostileBlock+hostileSettle)
 	return Experiment{
 		Name:  "hostile-client",
 		Title: "A hostile client beside the customers",
 		Hypothesis: fmt.Sprintf("Identifiers are checked at the edge and breakers count only a peer's own faults, so a "+
-			"hostile client (from its own address, %d req/s for %s: %s) cannot hurt other customers: the customers' "+
-			"requests do not fail and their p99 stays within %s of the baseline measured over the %s before; every "+
+			"hostile client (from its own address, %d req/s in %d blocks of %s: %s) cannot hurt other customers: the "+
+			"customers' requests do not fail and their p99 while it sends stays within %s of the baseline measured "+
+			"over the %s before each block; every "+
 			"hostile request gets a 4xx (fault baggage without the secret is served as if it carried none), none a 5xx "+
 			"or no answer within %s; no circuit breaker changes state (the gateway and orders are the only callers); no hostile input that "+
 			"must stop at the gateway reaches a backend (their traces hold gateway spans only); the stores hold no "+
 			"order, reservation or charge of the hostile user; and the gateway's heap grows < %d MiB, its RSS < %d MiB.",
-			hostileRate, hostilePhase, strings.Join(kinds, ", "), percent(cleanP99Slack), hostilePhase, hostileTimeout,
+			hostileRate, hostileBlocks, hostileBlock, strings.Join(kinds, ", "), percent(cleanP99Slack), hostileBlock, hostileTimeout,
 			hostileHeapGrowth>>20, hostileRSSGrowth>>20),
-		Streams: mainStream(steadyLoad(start + hostilePhase + 3*time.Second)),
+		Streams: mainStream(steadyLoad(end + 2*time.Second)),
 		Steps: []Step{
-			{At: start, Mark: MarkFault, Action: StartHostile(hostileRate, hostilePhase)},
-			{At: start + hostilePhase + time.Second, Mark: MarkRecover, Action: StopHostile()},
+			{At: start, Mark: MarkFault, Action: StartHostile(hostileRate, hostileBlocks, hostileBlock, hostileBlock+hostileSettle)},
+			{At: end + time.Second, Mark: MarkRecover, Action: StopHostile()},
 		},
 		Probes: []Probe{
 			// Only the gateway and orders call other services.
@@ -236,7 +246,9 @@ type HostileRun struct {
 	Source string
 	User   string // the hostile user's ID
 	// Kinds are the kinds of input it sends, in the order of one round.
-	Kinds    []string
+	Kinds []string
+	// On are the blocks of time it sent in, on the main clock.
+	On       []Window
 	Requests []HostileRequest
 	// Skipped counts requests due while hostileInFlight awaited answers.
 	Skipped int
@@ -246,9 +258,10 @@ type HostileRun struct {
 	// Stores is what the services' stores hold of the hostile user.
 	Stores HostileStores
 
-	done  chan struct{} // closed when the last request is answered
-	err   error         // why it could not start
-	start time.Time     // when it began sending
+	done   chan struct{} // closed when the last request is answered
+	err    error         // why it could not start
+	start  time.Time     // when it began sending
+	blocks [][2]time.Time
 }
 
 // A HostileRequest is one hostile request as the hostile client saw it.
@@ -286,6 +299,9 @@ type hostileClient struct {
 	token   string
 	user    string
 	forged  string // a token in the right shape, signed by a key of its own
+	// oversized is built once: the client's own work must not load the
+	// machine whose latency it is measured against.
+	oversized []byte
 }
 
 // hostileSource is the address the hostile client sends from: 127.0.0.2
@@ -320,9 +336,10 @@ func newHostileClient(ctx context.Context, gateway string) (*hostileClient, erro
 		IdleConnTimeout:     30 * time.Second,
 	}
 	h := &hostileClient{
-		gateway: gateway,
-		http:    &http.Client{Transport: tr, Timeout: hostileTimeout},
-		email:   fmt.Sprintf("hostile-%s@example.com", randomHex(6)),
+		gateway:   gateway,
+		http:      &http.Client{Transport: tr, Timeout: hostileTimeout},
+		email:     fmt.Sprintf("hostile-%s@example.com", randomHex(6)),
+		oversized: oversized(),
 	}
 	// A real account: the dot-segment order ID and the checkouts need a
 	// valid token, and the login flood hits an account that exists.
@@ -446,12 +463,13 @@ func (h *hostileClient) send(ctx context.Context, k hostileKind, n int) HostileR
 	return rec
 }
 
-// StartHostile signs the hostile client up and starts it sending rate
-// requests a second for d, cycling through the hostile kinds; it returns
-// once it is sending. StopHostile waits for it to finish.
-func StartHostile(rate float64, d time.Duration) Action {
+// StartHostile signs the hostile client up and starts it sending, rate
+// requests a second cycling through the hostile kinds, in blocks blocks
+// of block, one every period; it returns once it is sending. StopHostile
+// waits for it to finish.
+func StartHostile(rate float64, blocks int, block, period time.Duration) Action {
 	return Action{
-		Name: fmt.Sprintf("start the hostile client (%g req/s for %s)", rate, d),
+		Name: fmt.Sprintf("start the hostile client (%g req/s, %d × %s every %s)", rate, blocks, block, period),
 		Do: func(ctx context.Context, env *Env, run *Run) error {
 			hr := &HostileRun{done: make(chan struct{})}
 			run.Hostile = hr
@@ -471,15 +489,16 @@ func StartHostile(rate float64, d time.Duration) Action {
 				}
 			}
 			hr.start = time.Now()
-			go hr.send(ctx, h, round, rate, d)
+			go hr.send(ctx, h, round, rate, blocks, block, period)
 			return nil
 		},
 	}
 }
 
-// send runs the hostile load open-loop: one request every 1/rate, each in
-// its own goroutine, at most hostileInFlight awaiting answers.
-func (hr *HostileRun) send(ctx context.Context, h *hostileClient, round []hostileKind, rate float64, d time.Duration) {
+// send runs the hostile load open-loop: in each block, one request every
+// 1/rate, each in its own goroutine, at most hostileInFlight awaiting
+// answers.
+func (hr *HostileRun) send(ctx context.Context, h *hostileClient, round []hostileKind, rate float64, blocks int, block, period time.Duration) {
 	defer close(hr.done)
 	defer h.http.CloseIdleConnections()
 	var (
@@ -488,38 +507,38 @@ func (hr *HostileRun) send(ctx context.Context, h *hostileClient, round []hostil
 		slots = make(chan struct{}, hostileInFlight)
 		gap   = time.Duration(float64(time.Second) / rate)
 		timer = time.NewTimer(0)
+		n     = 0 // requests due so far, across blocks
 	)
 	defer timer.Stop()
-	for i := 0; ; i++ {
-		due := hr.start.Add(time.Duration(i) * gap)
-		if due.Sub(hr.start) >= d {
-			break
+	defer wg.Wait()
+	for b := range blocks {
+		from := hr.start.Add(time.Duration(b) * period)
+		hr.blocks = append(hr.blocks, [2]time.Time{from, from.Add(block)})
+		for i := 0; time.Duration(i)*gap < block; i, n = i+1, n+1 {
+			timer.Reset(time.Until(from.Add(time.Duration(i) * gap)))
+			select {
+			case <-ctx.Done():
+				return
+			case <-timer.C:
+			}
+			select {
+			case slots <- struct{}{}:
+			default:
+				mu.Lock()
+				hr.Skipped++
+				mu.Unlock()
+				continue
+			}
+			k, seq := round[n%len(round)], n
+			wg.Go(func() {
+				defer func() { <-slots }()
+				rec := h.send(ctx, k, seq)
+				mu.Lock()
+				hr.Requests = append(hr.Requests, rec)
+				mu.Unlock()
+			})
 		}
-		timer.Reset(time.Until(due))
-		select {
-		case <-ctx.Done():
-			wg.Wait()
-			return
-		case <-timer.C:
-		}
-		select {
-		case slots <- struct{}{}:
-		default:
-			mu.Lock()
-			hr.Skipped++
-			mu.Unlock()
-			continue
-		}
-		k := round[i%len(round)]
-		wg.Go(func() {
-			defer func() { <-slots }()
-			rec := h.send(ctx, k, i)
-			mu.Lock()
-			hr.Requests = append(hr.Requests, rec)
-			mu.Unlock()
-		})
 	}
-	wg.Wait()
 }
 
 // StopHostile waits until the hostile client has had every answer.
@@ -558,6 +577,9 @@ func measureHostile(ctx context.Context, env *Env, run *Run) error {
 	slices.SortFunc(hr.Requests, func(a, b HostileRequest) int { return a.sent.Compare(b.sent) })
 	for i := range hr.Requests {
 		hr.Requests[i].At = hr.Requests[i].sent.Sub(run.Started)
+	}
+	for _, b := range hr.blocks {
+		hr.On = append(hr.On, Window{b[0].Sub(run.Started), b[1].Sub(run.Started)})
 	}
 	run.Series = append(run.Series, hostileAnswerSeries(hr.Requests)...)
 	mustStop := map[string]bool{}
@@ -667,14 +689,14 @@ func TransitionsSeries(caller string) string { return caller + " breaker transit
 // alone; measureHostile also records it in the run's values, so that the
 // figures are in results.json.
 type hostileSummary struct {
-	during, before Window // the hostile phase, and as long just before
+	during, before windows // the hostile blocks, and as long before each
 	sent           map[string]int
 	missing        []string // kinds never sent
 
-	customers, inPhase Tally
-	p99Before, p99     time.Duration
-	nBefore, nDuring   int
-	perOp              []string
+	customers        Tally
+	p99Before, p99   time.Duration
+	nBefore, nDuring int
+	perOp            []string
 
 	refused, served, bad int
 	refusedCodes         map[string]int
@@ -694,13 +716,22 @@ type hostileSummary struct {
 func summarizeHostile(run *Run) hostileSummary {
 	hr := run.Hostile
 	sum := hostileSummary{sent: map[string]int{}, refusedCodes: map[string]int{}}
-	first, last := hr.Requests[0].At, hr.Requests[0].At
 	for _, r := range hr.Requests {
-		first, last = min(first, r.At), max(last, r.At+r.Latency)
 		sum.sent[r.Kind]++
 	}
-	sum.during = Window{first, last}
-	sum.before = Window{max(first-sum.during.Len(), hostileWarmup), first}
+	sum.during = hr.On
+	if len(sum.during) == 0 { // not recorded: from the first request to the last answer
+		first, last := hr.Requests[0].At, hr.Requests[0].At
+		for _, r := range hr.Requests {
+			first, last = min(first, r.At), max(last, r.At+r.Latency)
+		}
+		sum.during = windows{{first, last}}
+	}
+	prev := hostileWarmup - hostileSettle
+	for _, w := range sum.during {
+		sum.before = append(sum.before, Window{max(w.From-w.Len(), prev+hostileSettle), w.From})
+		prev = w.To
+	}
 	for _, k := range hr.Kinds {
 		if sum.sent[k] == 0 {
 			sum.missing = append(sum.missing, k)
@@ -710,13 +741,12 @@ func summarizeHostile(run *Run) hostileSummary {
 	// The customers.
 	main := run.Main()
 	tl := main.Report.Timeline
-	sum.customers, sum.inPhase = Count(tl, "", Window{0, run.end()}), Count(tl, "", sum.during)
-	answered := func(r Request) bool { return r.Op != "" } // not the setup's sign-ups
-	sum.p99Before, sum.nBefore = latencyPercentile(allRequests(main, sum.before, answered), 99)
-	sum.p99, sum.nDuring = latencyPercentile(allRequests(main, sum.during, answered), 99)
+	sum.customers = Count(tl, "", Window{0, run.end()})
+	sum.p99Before, sum.nBefore = latencyPercentile(sum.before.requests(main, ""), 99)
+	sum.p99, sum.nDuring = latencyPercentile(sum.during.requests(main, ""), 99)
 	for _, op := range loadgen.Ops() {
-		b, _ := latencyPercentile(main.requests(op, sum.before, nil), 99)
-		d, n := latencyPercentile(main.requests(op, sum.during, nil), 99)
+		b, _ := latencyPercentile(sum.before.requests(main, op), 99)
+		d, n := latencyPercentile(sum.during.requests(main, op), 99)
 		if n > 0 {
 			sum.perOp = append(sum.perOp, fmt.Sprintf("%s %s→%s", op, ms(b), ms(d)))
 		}
@@ -767,10 +797,14 @@ func summarizeHostile(run *Run) hostileSummary {
 	// Memory.
 	heap, rss := run.SeriesNamed(MemorySeries("gateway/1", "heap in use")), run.SeriesNamed(MemorySeries("gateway/1", "RSS"))
 	var ok [4]bool
-	sum.heapBefore, ok[0] = heap.Max(sum.before)
-	sum.heapDuring, ok[1] = heap.Max(sum.during)
-	sum.rssBefore, ok[2] = rss.Max(sum.before)
-	sum.rssDuring, ok[3] = rss.Max(sum.during)
+	// Memory is compared from before the first block to the end of the
+	// last: what the hostile client left behind adds up across blocks.
+	first := sum.before[:1]
+	since := windows{{sum.during[0].From, sum.during[len(sum.during)-1].To}}
+	sum.heapBefore, ok[0] = first.max(heap)
+	sum.heapDuring, ok[1] = since.max(heap)
+	sum.rssBefore, ok[2] = first.max(rss)
+	sum.rssDuring, ok[3] = since.max(rss)
 	sum.memoryRead = ok == [4]bool{true, true, true, true}
 	return sum
 }
@@ -810,20 +844,20 @@ func judgeHostileClient(run *Run) []Check {
 	}
 	sum := summarizeHostile(run)
 
-	planned := int(hostileRate*hostilePhase.Seconds()) - 1
+	planned := int(hostileRate*hostilePhase.Seconds()) - hostileBlocks
 	checks = append(checks, checkf("the hostile client sent every kind of input", len(sum.missing) == 0 && len(hr.Requests) >= planned*9/10,
-		"%d requests of %d kinds from %s in %s (%.0f req/s), %d not sent (too many awaiting answers)%s",
-		len(hr.Requests), len(hr.Kinds), hr.Source, seconds(sum.during.Len()), float64(len(hr.Requests))/max(sum.during.Len().Seconds(), 1),
+		"%d requests of %d kinds from %s in %s (%s; %.0f req/s), %d not sent (too many awaiting answers)%s",
+		len(hr.Requests), len(hr.Kinds), hr.Source, seconds(sum.during.len()), sum.during, float64(len(hr.Requests))/max(sum.during.len().Seconds(), 1),
 		hr.Skipped, missingKinds(sum.missing)))
 
 	c := sum.customers
 	checks = append(checks, checkf("the customers' requests do not fail", c.Due() > 0 && c.Unserved() == 0,
-		"%s over the run (codes %s); %d due while the hostile client sent", c.summary(), codes(c.Codes), sum.inPhase.Due()))
+		"%s over the run (codes %s); %d sent while the hostile client sent", c.summary(), codes(c.Codes), sum.nDuring))
 	bound := time.Duration(float64(sum.p99Before) * (1 + cleanP99Slack))
 	checks = append(checks, checkf(fmt.Sprintf("the customers' p99 stays within %s of the baseline", percent(cleanP99Slack)),
 		sum.nBefore > 0 && sum.nDuring > 0 && sum.p99 <= bound,
-		"p99 %s over %d requests while the hostile client sent, %s over %d in the %s before (bound %s); by operation %s",
-		ms(sum.p99), sum.nDuring, ms(sum.p99Before), sum.nBefore, seconds(sum.before.Len()), ms(bound), strings.Join(sum.perOp, ", ")))
+		"p99 %s over %d requests while the hostile client sent, %s over %d in the %s before its blocks (bound %s); by operation %s",
+		ms(sum.p99), sum.nDuring, ms(sum.p99Before), sum.nBefore, seconds(sum.before.len()), ms(bound), strings.Join(sum.perOp, ", ")))
 
 	checks = append(checks, checkf(fmt.Sprintf("every hostile request gets a 4xx (fault baggage is served as if it carried none), no 5xx, none unanswered within %s", hostileTimeout),
 		sum.bad == 0, "%d refused with a 4xx (%s), %d served, %d otherwise%s; slowest answer %s",
@@ -843,7 +877,7 @@ func judgeHostileClient(run *Run) []Check {
 
 	checks = append(checks, checkf(fmt.Sprintf("the gateway's memory stays flat: heap grows < %d MiB, RSS < %d MiB", hostileHeapGrowth>>20, hostileRSSGrowth>>20),
 		sum.memoryRead && sum.heapDuring-sum.heapBefore < hostileHeapGrowth && sum.rssDuring-sum.rssBefore < hostileRSSGrowth,
-		"heap at most %s before, %s during; RSS at most %s before, %s during",
+		"heap at most %s before the hostile client, %s from its first block to its last; RSS at most %s before, %s from then on",
 		mib(sum.heapBefore), mib(sum.heapDuring), mib(sum.rssBefore), mib(sum.rssDuring)))
 	return append(checks, invariantChecks(run)...)
 }
@@ -871,16 +905,51 @@ func describeStatus(r HostileRequest) string {
 	return fmt.Sprintf("%d %s", r.Status, r.Code)
 }
 
-// allRequests returns the stream's requests of every operation sent in w
-// that match keep.
-func allRequests(s *StreamRun, w Window, keep func(Request) bool) []Request {
+// windows are several spans of a run, taken together.
+type windows []Window
+
+func (ws windows) contains(t time.Duration) bool {
+	return slices.ContainsFunc(ws, func(w Window) bool { return w.Contains(t) })
+}
+
+func (ws windows) len() time.Duration {
+	var d time.Duration
+	for _, w := range ws {
+		d += w.Len()
+	}
+	return d
+}
+
+func (ws windows) String() string {
+	parts := make([]string, len(ws))
+	for i, w := range ws {
+		parts[i] = w.String()
+	}
+	return strings.Join(parts, ", ")
+}
+
+// requests returns the stream's requests of op (of every operation but
+// the setup's sign-ups when op is "") sent in ws.
+func (ws windows) requests(s *StreamRun, op loadgen.Op) []Request {
 	var out []Request
 	for _, r := range s.Requests {
-		if w.Contains(r.At) && (keep == nil || keep(r)) {
+		if (r.Op == op || op == "" && r.Op != "") && ws.contains(r.At) {
 			out = append(out, r)
 		}
 	}
 	return out
+}
+
+// max returns the series' largest value in ws, and whether ws holds any
+// point of it.
+func (ws windows) max(s *Series) (float64, bool) {
+	m, found := 0.0, false
+	for _, w := range ws {
+		if v, ok := s.Max(w); ok && (!found || v > m) {
+			m, found = v, true
+		}
+	}
+	return m, found
 }
 
 func examples(parts []string) string {

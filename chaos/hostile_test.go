@@ -37,29 +37,33 @@ func hostileAnswer(k hostileKind) (int, string) {
 	return http.StatusBadRequest, "invalid_sku"
 }
 
-// hostileRun is a healthy run of HostileClient: 22s of customers alone,
-// 20s with the hostile client beside them, 3s more.
+// hostileOn are the blocks a HostileClient run's hostile client sends in.
+var hostileOn = windows{{7 * sec, 12 * sec}, {18 * sec, 23 * sec}, {29 * sec, 34 * sec}, {40 * sec, 45 * sec}}
+
+// hostileRun is a healthy run of HostileClient: the customers' load for
+// 48s, the hostile client beside them in hostileOn.
 func hostileRun() *Run {
-	const start, end = 22 * sec, 42 * sec
-	run := newRun(shop(45).report(), start, end+sec)
+	run := newRun(shop(48).report(), 7*sec, 46*sec)
 	for _, op := range []struct {
 		op      loadgen.Op
 		n       int
 		latency time.Duration
 	}{{loadgen.Browse, 24, 15 * time.Millisecond}, {loadgen.Login, 4, 90 * time.Millisecond}, {loadgen.Checkout, 8, 60 * time.Millisecond}, {loadgen.Orders, 4, 10 * time.Millisecond}} {
-		run.tapRequests(op.op, 0, 45*sec, op.n, http.StatusOK, op.latency)
+		run.tapRequests(op.op, 0, 48*sec, op.n, http.StatusOK, op.latency)
 	}
-	hr := &HostileRun{Source: "127.0.0.2", User: "6f1c1d2e-3a4b-4c5d-8e9f-0a1b2c3d4e5f"}
+	hr := &HostileRun{Source: "127.0.0.2", User: "6f1c1d2e-3a4b-4c5d-8e9f-0a1b2c3d4e5f", On: hostileOn}
 	kinds := hostileKinds()
 	for _, k := range kinds {
 		hr.Kinds = append(hr.Kinds, k.name)
 	}
 	i := 0
-	for at := start; at < end; at += sec / hostileRate {
-		k := kinds[i%len(kinds)]
-		status, code := hostileAnswer(k)
-		hr.Requests = append(hr.Requests, HostileRequest{Kind: k.name, At: at, Latency: 3 * time.Millisecond, Status: status, Code: code, TraceID: "0af7651916cd43dd8448eb211c80319c"})
-		i++
+	for _, w := range hostileOn {
+		for at := w.From; at < w.To; at += sec / hostileRate {
+			k := kinds[i%len(kinds)]
+			status, code := hostileAnswer(k)
+			hr.Requests = append(hr.Requests, HostileRequest{Kind: k.name, At: at, Latency: 3 * time.Millisecond, Status: status, Code: code, TraceID: "0af7651916cd43dd8448eb211c80319c"})
+			i++
+		}
 	}
 	for _, k := range kinds {
 		if !k.reaches {
@@ -70,10 +74,10 @@ func hostileRun() *Run {
 	}
 	run.Hostile = hr
 	for _, caller := range []string{"gateway/1", "orders/1"} {
-		run.addSeries(TransitionsSeries(caller), PanelTransitions, Counter, 45*sec, step(0, 4, 4))
+		run.addSeries(TransitionsSeries(caller), PanelTransitions, Counter, 48*sec, step(0, 4, 4))
 	}
-	run.addSeries(MemorySeries("gateway/1", "heap in use"), PanelMemory, Bytes, 45*sec, step(0, 9<<20, 9<<20))
-	run.addSeries(MemorySeries("gateway/1", "RSS"), PanelMemory, Bytes, 45*sec, step(0, 40<<20, 40<<20))
+	run.addSeries(MemorySeries("gateway/1", "heap in use"), PanelMemory, Bytes, 48*sec, step(0, 9<<20, 9<<20))
+	run.addSeries(MemorySeries("gateway/1", "RSS"), PanelMemory, Bytes, 48*sec, step(0, 40<<20, 40<<20))
 	return run
 }
 
@@ -112,12 +116,12 @@ func TestHostileClientVerdicts(t *testing.T) {
 	t.Run("dishonest breakers: not-found answers open the gateway's inventory breakers", func(t *testing.T) {
 		run := hostileRun()
 		run.Series = run.Series[:0]
-		run.addSeries(TransitionsSeries("gateway/1"), PanelTransitions, Counter, 45*sec,
-			steps([]time.Duration{0, 23 * sec, 28 * sec, 33 * sec}, []float64{4, 6, 10, 14}))
-		run.addSeries(TransitionsSeries("orders/1"), PanelTransitions, Counter, 45*sec, step(0, 4, 4))
-		run.addSeries(MemorySeries("gateway/1", "heap in use"), PanelMemory, Bytes, 45*sec, step(0, 9<<20, 9<<20))
-		run.addSeries(MemorySeries("gateway/1", "RSS"), PanelMemory, Bytes, 45*sec, step(0, 40<<20, 40<<20))
-		run.Streams[0].Report = shop(45).fail(23, 42, loadgen.Browse, 3, "unavailable").report()
+		run.addSeries(TransitionsSeries("gateway/1"), PanelTransitions, Counter, 48*sec,
+			steps([]time.Duration{0, 8 * sec, 19 * sec, 30 * sec}, []float64{4, 6, 10, 14}))
+		run.addSeries(TransitionsSeries("orders/1"), PanelTransitions, Counter, 48*sec, step(0, 4, 4))
+		run.addSeries(MemorySeries("gateway/1", "heap in use"), PanelMemory, Bytes, 48*sec, step(0, 9<<20, 9<<20))
+		run.addSeries(MemorySeries("gateway/1", "RSS"), PanelMemory, Bytes, 48*sec, step(0, 40<<20, 40<<20))
+		run.Streams[0].Report = shop(48).fail(8, 13, loadgen.Browse, 3, "unavailable").report()
 		answer(run, "unknown SKU", http.StatusServiceUnavailable, "unavailable", 3*time.Millisecond)
 		expectFailures(t, judgeHostileClient(run), "changes state", "do not fail", "gets a 4xx")
 	})
@@ -158,7 +162,7 @@ func TestHostileClientVerdicts(t *testing.T) {
 	t.Run("the customers are slowed down", func(t *testing.T) {
 		run := hostileRun()
 		for i, r := range run.Main().Requests {
-			if r.At >= 22*sec && r.At < 42*sec && r.Op == loadgen.Login {
+			if hostileOn.contains(r.At) && r.Op == loadgen.Login {
 				run.Main().Requests[i].Latency = 400 * time.Millisecond
 			}
 		}
@@ -167,10 +171,10 @@ func TestHostileClientVerdicts(t *testing.T) {
 	t.Run("the gateway keeps what hostile requests sent", func(t *testing.T) {
 		run := hostileRun()
 		run.Series = run.Series[:2]
-		run.addSeries(MemorySeries("gateway/1", "heap in use"), PanelMemory, Bytes, 45*sec, func(at time.Duration) (float64, bool) {
-			return 9<<20 + float64(max(at-22*sec, 0))/float64(sec)*(3<<20), true
+		run.addSeries(MemorySeries("gateway/1", "heap in use"), PanelMemory, Bytes, 48*sec, func(at time.Duration) (float64, bool) {
+			return 9<<20 + float64(max(at-7*sec, 0))/float64(sec)*(1<<20), true
 		})
-		run.addSeries(MemorySeries("gateway/1", "RSS"), PanelMemory, Bytes, 45*sec, step(0, 40<<20, 40<<20))
+		run.addSeries(MemorySeries("gateway/1", "RSS"), PanelMemory, Bytes, 48*sec, step(0, 40<<20, 40<<20))
 		expectFailures(t, judgeHostileClient(run), "memory stays flat")
 	})
 	t.Run("the traces cannot be read: nothing is proved", func(t *testing.T) {
@@ -352,11 +356,19 @@ func TestHostileClientSendsEveryKindFromItsOwnAddress(t *testing.T) {
 			round = append(round, k)
 		}
 	}
-	hr.send(t.Context(), h, round, 100, 300*time.Millisecond)
+	hr.send(t.Context(), h, round, 100, 2, 150*time.Millisecond, 300*time.Millisecond)
 	<-hr.done
 
 	if len(hr.Requests)+hr.Skipped != 30 {
 		t.Errorf("%d requests sent and %d skipped, want 30 in all", len(hr.Requests), hr.Skipped)
+	}
+	if len(hr.blocks) != 2 || hr.blocks[1][0].Sub(hr.blocks[0][0]) != 300*time.Millisecond {
+		t.Errorf("blocks %v, want 2, 300ms apart", hr.blocks)
+	}
+	for _, r := range hr.Requests {
+		if off := r.sent.Sub(hr.start); off >= 150*time.Millisecond && off < 300*time.Millisecond {
+			t.Errorf("a request sent %s after the start, between the blocks", off)
+		}
 	}
 	sent := map[string]int{}
 	for _, r := range hr.Requests {
