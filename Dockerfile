@@ -27,7 +27,7 @@
 # The Go version must be at least the go line of go.mod: the golang image
 # sets GOTOOLCHAIN=local, so an older Go fails instead of downloading a
 # newer one (deploy/dockerfile_test.go checks this).
-FROM --platform=$BUILDPLATFORM golang:1.26.8-bookworm AS build
+FROM --platform=$BUILDPLATFORM golang:1.26.10-bookworm AS build
 WORKDIR /src
 
 # Modules first, in their own step: it reruns only when go.mod or go.sum

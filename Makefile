@@ -2,6 +2,9 @@
 # `make test`; the rest are their building blocks.
 
 GO        ?= go
+# go.mod names the toolchain to build with (see the comment there); let the
+# go command fetch it through the module proxy when this machine's is older.
+export GOTOOLCHAIN ?= auto
 BIN       := $(CURDIR)/bin
 TOOLS     := $(BIN)/tools
 VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
