@@ -225,7 +225,7 @@ func HostileClient() Experiment {
 			hostileHeapGrowth>>20, hostileRSSGrowth>>20),
 		Streams: mainStream(steadyLoad(end + 2*time.Second)),
 		Steps: []Step{
-			{At: start, Mark: MarkFault, Action: StartHostile(hostileRate, hostileBlocks, hostileBlock, hostileBlock+hostileSettle)},
+			{At: start, Mark: MarkFault, Action: StartHostile(hostileRate, hostileBlocks, hostileBlock, 2*hostileBlock+hostileSettle)},
 			{At: end + time.Second, Mark: MarkRecover, Action: StopHostile()},
 		},
 		Probes: []Probe{
