@@ -46,18 +46,38 @@ func newCustomer(ctx context.Context, gateway string) (*Customer, error) {
 }
 
 // Checkout buys one unit and returns the answer's status and trace ID.
+// A placed order is then read back, alone and in the customer's list, so
+// that every route of the gateway to orders is called (each has breakers
+// of its own, which move from open to closed only when called).
 func (c *Customer) Checkout(ctx context.Context) (status int, traceID string, err error) {
 	body := map[string]any{
 		"items":       []map[string]any{{"sku": customerSKU, "quantity": 1}},
 		"card_number": approvingCard,
 	}
-	return c.call(ctx, "POST", "/api/orders", body, nil, "Idempotency-Key", "chaos-"+randomHex(12))
+	var order struct {
+		ID string `json:"id"`
+	}
+	status, traceID, err = c.call(ctx, "POST", "/api/orders", body, &order, "Idempotency-Key", "chaos-"+randomHex(12))
+	if err != nil || status != http.StatusCreated {
+		return status, traceID, err
+	}
+	for _, path := range []string{"/api/orders/" + order.ID, "/api/orders"} {
+		if s, _, err := c.call(ctx, "GET", path, nil, nil); err != nil || s != http.StatusOK {
+			return s, traceID, fmt.Errorf("GET %s after the checkout: %d %v", path, s, err)
+		}
+	}
+	return status, traceID, nil
 }
 
-// Browse reads the catalogue and returns the answer's status.
+// Browse reads the catalogue and one product of it, and returns the
+// answers' status (the first that is not 200).
 func (c *Customer) Browse(ctx context.Context) (int, error) {
-	status, _, err := c.call(ctx, "GET", "/api/products", nil, nil)
-	return status, err
+	for _, path := range []string{"/api/products", "/api/products/" + customerSKU} {
+		if status, _, err := c.call(ctx, "GET", path, nil, nil); err != nil || status != http.StatusOK {
+			return status, err
+		}
+	}
+	return http.StatusOK, nil
 }
 
 // call sends a request to the gateway and decodes a 2xx answer into out.
