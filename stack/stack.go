@@ -408,6 +408,11 @@ func (s *Stack) startService(service string, replica int) error {
 		// and logins too (the per-email login limit stays as it is).
 		env = append(env, "RATE_LIMIT=1000", "RATE_BURST=2000", "AUTH_RATE_LIMIT=1000", "AUTH_RATE_BURST=2000")
 	}
+	if service == "users" {
+		// The load generators sign their customers up several at a time:
+		// let a sign-up wait for a bcrypt slot rather than be refused.
+		env = append(env, "BCRYPT_WAIT=2s")
+	}
 	env = append(env, s.cfg.Env["*"]...)
 	env = append(env, s.cfg.Env[service]...)
 	p := &Proc{
