@@ -3,6 +3,7 @@ package transport_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
@@ -226,4 +227,37 @@ func TestCountersExistAtZeroFromTheFirstCall(t *testing.T) {
 func hasSeries(t *testing.T, c *caller, name, labels string) bool {
 	t.Helper()
 	return metricValue(t, c, name, labels) == 0 && metricLines(t, c, name, labels) > 0
+}
+
+// An endpoint nobody calls any more (orders calls Void only to
+// compensate) must not read "open" forever: the gauge is the state now,
+// and a half-open breaker that no call probes for another open period is
+// closed afresh.
+func TestAnIdleBreakerDoesNotReadOpenForever(t *testing.T) {
+	consul := testenv.StartConsul(t)
+	p := startPeer(t, consul.Addr, "idle")
+	consul.WaitPassing("idle", 1, 15*time.Second)
+	c := newCaller(t, consul.Addr, "idle", transport.ClientConfig{
+		MaxAttempts: 1, Breaker: transport.BreakerConfig{ConsecutiveFailures: 2, OpenFor: 300 * time.Millisecond},
+	})
+	c.waitInstances(t, 1)
+	p.mode.Store("fail")
+	call := c.endpoint("GET", true)
+	for range 2 {
+		call(context.Background(), nil)
+	}
+	labels := `endpoint="Thing",remote="idle"`
+	if got := metricValue(t, c, "glasshouse_client_breaker_state", labels); got != 2 {
+		t.Fatalf("breaker state %v right after tripping, want 2 (open)", got)
+	}
+	p.mode.Store("ok")
+	testenv.Eventually(t, 5*time.Second, "the idle breaker reads closed", func() error {
+		if got := metricValue(t, c, "glasshouse_client_breaker_state", labels); got != 0 {
+			return fmt.Errorf("state %v", got)
+		}
+		return nil
+	})
+	if _, err := call(context.Background(), nil); err != nil {
+		t.Errorf("first call after the reset: %v", err)
+	}
 }

@@ -118,7 +118,7 @@ type Remote struct {
 	options   []httptransport.ClientOption
 
 	mu        sync.Mutex
-	breakers  map[breakerKey]*gobreaker.CircuitBreaker
+	breakers  map[breakerKey]*breaker
 	routes    []*routeClient
 	instances []string
 
@@ -161,7 +161,7 @@ func newRemote(instancer sd.Instancer, stop func(), cfg ClientConfig, tel observ
 		logger:    logger,
 		metrics:   newRemoteMetrics(tel.Registry),
 		options:   ClientOptions(NewHTTPClient(tel, cfg.WithDefaults().CallTimeout)),
-		breakers:  map[breakerKey]*gobreaker.CircuitBreaker{},
+		breakers:  map[breakerKey]*breaker{},
 		events:    make(chan sd.Event, 1),
 		ready:     make(chan struct{}),
 		done:      make(chan struct{}),
@@ -170,6 +170,7 @@ func newRemote(instancer sd.Instancer, stop func(), cfg ClientConfig, tel observ
 	if r.cfg.CountAllErrors {
 		logger.Warn("breakers count every error, business answers included (a chaos mechanism-off setting; never in production)")
 	}
+	r.metrics.breakerState.add(r)
 	go r.watch()
 	instancer.Register(r.events) // sends the current instances at once
 	<-r.ready
@@ -231,7 +232,6 @@ func (r *Remote) forget(instance string) {
 	for key := range r.breakers {
 		if key.instance == instance {
 			delete(r.breakers, key)
-			r.metrics.breakerState.DeleteLabelValues(r.cfg.Service, instance, key.endpoint)
 		}
 	}
 	for _, rc := range r.routes {
@@ -241,42 +241,117 @@ func (r *Remote) forget(instance string) {
 
 // Close stops watching Consul.
 func (r *Remote) Close() {
+	r.metrics.breakerState.remove(r)
 	r.instancer.Deregister(r.events)
 	close(r.events)
 	<-r.done
 	r.stop()
 }
 
+// breaker is one circuit breaker and when a call last went through it.
+type breaker struct {
+	cb       *gobreaker.CircuitBreaker
+	lastUsed atomic.Int64 // unix nanoseconds
+}
+
+func (b *breaker) touch() { b.lastUsed.Store(time.Now().UnixNano()) }
+
 // breaker returns the breaker for an instance's endpoint, creating it on
 // first use; called with r.mu held.
-func (r *Remote) breaker(key breakerKey) *gobreaker.CircuitBreaker {
-	if cb, ok := r.breakers[key]; ok {
-		return cb
+func (r *Remote) breaker(key breakerKey) *breaker {
+	if b, ok := r.breakers[key]; ok {
+		return b
 	}
-	b := r.cfg.Breaker
+	cfg := r.cfg.Breaker
 	service, instance, name := r.cfg.Service, key.instance, key.endpoint
-	cb := gobreaker.NewCircuitBreaker(gobreaker.Settings{
+	b := &breaker{cb: gobreaker.NewCircuitBreaker(gobreaker.Settings{
 		Name:        service + "@" + instance + "/" + name,
-		MaxRequests: b.HalfOpenProbes,
-		Interval:    b.Window,
-		Timeout:     b.OpenFor,
-		ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= b.ConsecutiveFailures },
+		MaxRequests: cfg.HalfOpenProbes,
+		Interval:    cfg.Window,
+		Timeout:     cfg.OpenFor,
+		ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= cfg.ConsecutiveFailures },
 		// Only the peer's own faults count: see peerFault.
 		IsSuccessful: func(err error) bool { return !r.peerFault(err) },
 		OnStateChange: func(_ string, from, to gobreaker.State) {
-			r.metrics.breakerState.WithLabelValues(service, instance, name).Set(stateValue(to))
 			r.metrics.transitions.WithLabelValues(service, instance, name, from.String(), to.String()).Inc()
 			r.logger.Warn("circuit breaker changed state", "remote_instance", instance, "endpoint", name, "from", from.String(), "to", to.String())
 		},
-	})
-	r.breakers[key] = cb
-	r.metrics.breakerState.WithLabelValues(service, instance, name).Set(stateValue(gobreaker.StateClosed))
+	})}
+	b.touch()
+	r.breakers[key] = b
 	// Every transition exists at zero from the first call, so dashboards
 	// and alerts see 0 rather than no data.
 	for _, t := range breakerTransitions {
 		r.metrics.transitions.WithLabelValues(service, instance, name, t[0].String(), t[1].String())
 	}
-	return cb
+	return b
+}
+
+// collectBreakers reports every breaker's state as it is now, for the
+// state gauge. gobreaker moves a breaker from open to half-open only when
+// asked, and an endpoint that nobody calls would read "open" forever
+// (orders calls Void only to compensate): so the state is read at
+// scrape time, and a half-open breaker that no call has probed for
+// another open period is replaced by a closed one. Nothing has failed
+// for that long; the next call starts counting afresh.
+func (r *Remote) collectBreakers(ch chan<- prometheus.Metric, desc *prometheus.Desc) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	idleSince := time.Now().Add(-r.cfg.Breaker.OpenFor).UnixNano()
+	for key, b := range r.breakers {
+		state := b.cb.State()
+		if state == gobreaker.StateHalfOpen && b.lastUsed.Load() < idleSince {
+			delete(r.breakers, key)
+			for _, rc := range r.routes {
+				if rc.name == key.endpoint {
+					delete(rc.endpoints, key.instance)
+				}
+			}
+			r.breaker(key)
+			state = gobreaker.StateClosed
+		}
+		ch <- prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, stateValue(state), r.cfg.Service, key.instance, key.endpoint)
+	}
+}
+
+// breakerGauge is glasshouse_client_breaker_state, collected from every
+// Remote of the process at scrape time.
+type breakerGauge struct {
+	desc    *prometheus.Desc
+	mu      sync.Mutex
+	remotes map[*Remote]struct{}
+}
+
+func newBreakerGauge() *breakerGauge {
+	return &breakerGauge{
+		desc: prometheus.NewDesc("glasshouse_client_breaker_state",
+			"Circuit breaker state per remote instance and endpoint: 0 closed, 1 half-open, 2 open.",
+			[]string{"remote", "remote_instance", "endpoint"}, nil),
+		remotes: map[*Remote]struct{}{},
+	}
+}
+
+func (g *breakerGauge) add(r *Remote) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.remotes[r] = struct{}{}
+}
+
+func (g *breakerGauge) remove(r *Remote) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	delete(g.remotes, r)
+}
+
+func (g *breakerGauge) Describe(ch chan<- *prometheus.Desc) { ch <- g.desc }
+
+func (g *breakerGauge) Collect(ch chan<- prometheus.Metric) {
+	g.mu.Lock()
+	remotes := slices.Collect(maps.Keys(g.remotes))
+	g.mu.Unlock()
+	for _, r := range remotes {
+		r.collectBreakers(ch, g.desc)
+	}
 }
 
 var breakerTransitions = [][2]gobreaker.State{
@@ -292,8 +367,8 @@ func (r *Remote) BreakerStates() map[string]string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	out := make(map[string]string, len(r.breakers))
-	for key, cb := range r.breakers {
-		out[key.instance+"/"+key.endpoint] = cb.State().String()
+	for key, b := range r.breakers {
+		out[key.instance+"/"+key.endpoint] = b.cb.State().String()
 	}
 	return out
 }
@@ -373,7 +448,7 @@ type routeClient struct {
 // behind its breaker.
 type instanceEndpoint struct {
 	bare, guarded endpoint.Endpoint
-	breaker       *gobreaker.CircuitBreaker
+	breaker       *breaker
 }
 
 func (rc *routeClient) endpoint(instance string) instanceEndpoint {
@@ -383,10 +458,14 @@ func (rc *routeClient) endpoint(instance string) instanceEndpoint {
 	if ie, ok := rc.endpoints[instance]; ok {
 		return ie
 	}
-	cb := r.breaker(breakerKey{instance, rc.name})
+	b := r.breaker(breakerKey{instance, rc.name})
 	bare := attemptTimeout(r.cfg.CallTimeout)(rc.newEndpoint(&url.URL{Scheme: "http", Host: instance}))
-	guarded := breakerEvents(cb, instance)(circuitbreaker.Gobreaker(cb)(bare))
-	ie := instanceEndpoint{bare: bare, guarded: guarded, breaker: cb}
+	gated := breakerEvents(b.cb, instance)(circuitbreaker.Gobreaker(b.cb)(bare))
+	guarded := func(ctx context.Context, request any) (any, error) {
+		b.touch()
+		return gated(ctx, request)
+	}
+	ie := instanceEndpoint{bare: bare, guarded: guarded, breaker: b}
 	rc.endpoints[instance] = ie
 	return ie
 }
@@ -551,7 +630,7 @@ func breakerEvents(cb *gobreaker.CircuitBreaker, instance string) endpoint.Middl
 // remoteMetrics make resilience visible; they are shared by every Remote
 // in a process (one series per remote service and instance).
 type remoteMetrics struct {
-	breakerState *prometheus.GaugeVec
+	breakerState *breakerGauge
 	transitions  *prometheus.CounterVec
 	retries      *prometheus.CounterVec
 	unavailable  *prometheus.CounterVec
@@ -560,10 +639,7 @@ type remoteMetrics struct {
 
 func newRemoteMetrics(reg prometheus.Registerer) *remoteMetrics {
 	return &remoteMetrics{
-		breakerState: registerOrGet(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "glasshouse_client_breaker_state",
-			Help: "Circuit breaker state per remote instance and endpoint: 0 closed, 1 half-open, 2 open.",
-		}, []string{"remote", "remote_instance", "endpoint"})),
+		breakerState: registerOrGet(reg, newBreakerGauge()),
 		transitions: registerOrGet(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "glasshouse_client_breaker_transitions_total",
 			Help: "Circuit breaker state changes per remote instance and endpoint.",
