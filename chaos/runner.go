@@ -44,6 +44,11 @@ const (
 //
 //   - FAULT_INJECTION=true everywhere, for the per-request faults that
 //     travel in baggage. Never set in production.
+//   - users hashing at bcrypt cost 8 rather than 10: on a 2-core machine
+//     every comparison a login flood is still allowed (the per-email
+//     burst) takes a core from the services beside it for tens of
+//     milliseconds, and it is the login limits, not the hash's cost, that
+//     the hostile-client experiment is about.
 //   - orders with recovery timings short enough to watch: a saga may take
 //     5s (more than the 3s deadline of its calls to payments, so a slow
 //     payments call fails inside the saga with time left to compensate),
@@ -53,6 +58,7 @@ func StackEnv(extra map[string][]string) map[string][]string {
 	env := map[string][]string{
 		"*":      {"FAULT_INJECTION=true"},
 		"orders": {"SAGA_TIMEOUT=5s", "SAGA_STALE_AFTER=6s", "RECOVERY_INTERVAL=500ms"},
+		"users":  {"BCRYPT_COST=8"},
 	}
 	for svc, kvs := range extra {
 		env[svc] = append(env[svc], kvs...)
