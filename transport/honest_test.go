@@ -231,7 +231,7 @@ func hasSeries(t *testing.T, c *caller, name, labels string) bool {
 
 // An endpoint nobody calls any more (orders calls Void only to
 // compensate) must not read "open" forever: the gauge is the state now,
-// and a half-open breaker that no call probes for another open period is
+// and a half-open breaker that no call probes for a second is
 // closed afresh.
 func TestAnIdleBreakerDoesNotReadOpenForever(t *testing.T) {
 	consul := testenv.StartConsul(t)

@@ -291,13 +291,15 @@ func (r *Remote) breaker(key breakerKey) *breaker {
 // state gauge. gobreaker moves a breaker from open to half-open only when
 // asked, and an endpoint that nobody calls would read "open" forever
 // (orders calls Void only to compensate): so the state is read at
-// scrape time, and a half-open breaker that no call has probed for
-// another open period is replaced by a closed one. Nothing has failed
+// scrape time, and a half-open breaker that no call has probed for a
+// second is replaced by a closed one. Nothing has failed
 // for that long; the next call starts counting afresh.
 func (r *Remote) collectBreakers(ch chan<- prometheus.Metric, desc *prometheus.Desc) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	idleSince := time.Now().Add(-r.cfg.Breaker.OpenFor).UnixNano()
+	// A second without a call (refusals count as calls) is idle enough:
+	// a breaker that is being probed is touched on every call.
+	idleSince := time.Now().Add(-min(r.cfg.Breaker.OpenFor, time.Second)).UnixNano()
 	for key, b := range r.breakers {
 		state := b.cb.State()
 		if state == gobreaker.StateHalfOpen && b.lastUsed.Load() < idleSince {
