@@ -450,7 +450,6 @@ type routeClient struct {
 // behind its breaker.
 type instanceEndpoint struct {
 	bare, guarded endpoint.Endpoint
-	breaker       *breaker
 }
 
 func (rc *routeClient) endpoint(instance string) instanceEndpoint {
@@ -467,7 +466,7 @@ func (rc *routeClient) endpoint(instance string) instanceEndpoint {
 		b.touch()
 		return gated(ctx, request)
 	}
-	ie := instanceEndpoint{bare: bare, guarded: guarded, breaker: b}
+	ie := instanceEndpoint{bare: bare, guarded: guarded}
 	rc.endpoints[instance] = ie
 	return ie
 }
