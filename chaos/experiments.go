@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/glasshouse-dev/glasshouse/loadgen"
+	"github.com/glasshouse-dev/glasshouse/services"
 	"github.com/glasshouse-dev/glasshouse/services/orders"
-	"github.com/glasshouse-dev/glasshouse/stack"
 	"github.com/glasshouse-dev/glasshouse/transport"
 )
 
@@ -277,7 +277,7 @@ func ConsulDown() Experiment {
 			{At: 18 * time.Second, Mark: MarkRecover, Action: Restart("consul")},
 		},
 		Probes: []Probe{
-			Passing(stack.Services...),
+			Passing(services.Names()...),
 			KnownInstances("gateway/1"),
 			KnownInstances("orders/1"),
 		},
@@ -289,7 +289,7 @@ func ConsulDown() Experiment {
 // recordReplicas records how many instances each service runs, for the
 // judge to know what "every instance" is.
 func recordReplicas(_ context.Context, env *Env, run *Run) error {
-	for _, svc := range stack.Services {
+	for _, svc := range services.Names() {
 		run.SetValue(replicasValue(svc), float64(len(env.Stack.Instances(svc))))
 	}
 	return nil
@@ -311,7 +311,7 @@ func judgeConsulDown(run *Run) []Check {
 		worst time.Duration
 		all   = true
 	)
-	for _, svc := range stack.Services {
+	for _, svc := range services.Names() {
 		want, ok := run.Value(replicasValue(svc))
 		s := run.SeriesNamed(PassingSeries(svc))
 		at, settled := s.SettledAt(back, func(v float64) bool { return v >= want })

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/glasshouse-dev/glasshouse/loadgen"
-	"github.com/glasshouse-dev/glasshouse/stack"
+	"github.com/glasshouse-dev/glasshouse/services"
 )
 
 const sec = time.Second
@@ -138,8 +138,8 @@ func TestKillOrdersMidCheckoutVerdicts(t *testing.T) {
 func TestConsulDownVerdicts(t *testing.T) {
 	build := func(rep *loadgen.Report, reregistered bool) *Run {
 		run := newRun(rep, 8*sec, 18*sec)
-		for _, svc := range stack.Services {
-			n := float64(stack.DefaultReplicas[svc])
+		for _, spec := range services.All() {
+			svc, n := spec.Name, float64(spec.Replicas)
 			run.SetValue(replicasValue(svc), n)
 			run.addSeries(PassingSeries(svc), PanelConsul, Gauge, 35*sec, func(t time.Duration) (float64, bool) {
 				switch {

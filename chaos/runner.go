@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/glasshouse-dev/glasshouse/loadgen"
+	"github.com/glasshouse-dev/glasshouse/services"
 	"github.com/glasshouse-dev/glasshouse/stack"
 	"github.com/glasshouse-dev/glasshouse/traces"
 	"github.com/glasshouse-dev/glasshouse/transport"
@@ -150,7 +151,7 @@ func (r *Runner) Restore(ctx context.Context) error {
 		return err
 	}
 	err := poll(ctx, restoreWithin, 250*time.Millisecond, func() error {
-		for _, svc := range stack.Services {
+		for _, svc := range services.Names() {
 			want := len(r.env.Stack.Instances(svc))
 			if n, err := r.env.passing(ctx, svc); err != nil || n != want {
 				return fmt.Errorf("%s: %d of %d instances passing in Consul (%v)", svc, n, want, err)

@@ -20,8 +20,8 @@ import (
 	"github.com/compose-spec/compose-go/v2/types"
 	"sigs.k8s.io/yaml"
 
+	"github.com/glasshouse-dev/glasshouse/services"
 	"github.com/glasshouse-dev/glasshouse/services/users"
-	"github.com/glasshouse-dev/glasshouse/stack"
 )
 
 // memoryBudget is what the whole compose project may ask for: it has to
@@ -112,8 +112,8 @@ func TestComposeRunsEveryServiceWithItsReplicas(t *testing.T) {
 	advertised := map[string]string{}
 	for _, name := range serviceNames(t) {
 		got := instances[name]
-		if want := stack.DefaultReplicas[name]; len(got) != want {
-			t.Errorf("%s: %d compose instances, want %d (stack.DefaultReplicas, as the local stack runs it)", name, len(got), want)
+		if spec, _ := services.Lookup(name); len(got) != spec.Replicas {
+			t.Errorf("%s: %d compose instances, want %d (its replicas in services/catalog.go, as the local stack runs it)", name, len(got), spec.Replicas)
 		}
 		for _, s := range got {
 			where := "compose service " + s.Name

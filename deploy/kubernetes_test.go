@@ -24,8 +24,8 @@ import (
 	k8syaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
 
+	"github.com/glasshouse-dev/glasshouse/services"
 	"github.com/glasshouse-dev/glasshouse/services/users"
-	"github.com/glasshouse-dev/glasshouse/stack"
 )
 
 // k8sDir holds the base, relative to this package.
@@ -177,8 +177,8 @@ func TestKubernetesRunsEveryService(t *testing.T) {
 			t.Errorf("no Deployment %s", name)
 			continue
 		}
-		if got := d.Spec.Replicas; got == nil || int(*got) != stack.DefaultReplicas[name] {
-			t.Errorf("Deployment %s: replicas %s, want %d as in compose and the local stack (stated, not defaulted)", name, optional(got), stack.DefaultReplicas[name])
+		if spec, _ := services.Lookup(name); d.Spec.Replicas == nil || int(*d.Spec.Replicas) != spec.Replicas {
+			t.Errorf("Deployment %s: replicas %s, want %d as in services/catalog.go, compose and the local stack (stated, not defaulted)", name, optional(d.Spec.Replicas), spec.Replicas)
 		}
 		c := glasshouseContainer(t, d)
 		if c == nil {

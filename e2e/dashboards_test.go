@@ -18,6 +18,7 @@ import (
 	"github.com/glasshouse-dev/glasshouse/deploy/grafana/dashboards"
 	"github.com/glasshouse-dev/glasshouse/internal/testenv"
 	"github.com/glasshouse-dev/glasshouse/loadgen"
+	"github.com/glasshouse-dev/glasshouse/services"
 	"github.com/glasshouse-dev/glasshouse/services/orders"
 	"github.com/glasshouse-dev/glasshouse/stack"
 )
@@ -103,12 +104,12 @@ func TestDashboardsShowLiveData(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, d := range desired {
-		if want := stack.DefaultReplicas[d.Metric["job"]]; fmt.Sprint(d.Value[1]) != strconv.Itoa(want) {
-			t.Errorf("resilience.rules.yml desires %v %s instances, the stack runs %d", d.Value[1], d.Metric["job"], want)
+		if want, _ := services.Lookup(d.Metric["job"]); fmt.Sprint(d.Value[1]) != strconv.Itoa(want.Replicas) {
+			t.Errorf("resilience.rules.yml desires %v %s instances, the stack runs %d", d.Value[1], d.Metric["job"], want.Replicas)
 		}
 	}
-	if len(desired) != len(stack.DefaultReplicas) {
-		t.Errorf("desired instance counts for %d services, the stack runs %d", len(desired), len(stack.DefaultReplicas))
+	if len(desired) != len(services.All()) {
+		t.Errorf("desired instance counts for %d services, the stack runs %d", len(desired), len(services.All()))
 	}
 }
 

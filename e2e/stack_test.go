@@ -16,6 +16,7 @@ import (
 
 	"github.com/glasshouse-dev/glasshouse/internal/testenv"
 	"github.com/glasshouse-dev/glasshouse/loadgen"
+	"github.com/glasshouse-dev/glasshouse/services"
 	"github.com/glasshouse-dev/glasshouse/services/orders"
 	"github.com/glasshouse-dev/glasshouse/stack"
 	"github.com/glasshouse-dev/glasshouse/traces"
@@ -184,8 +185,8 @@ func TestLocalStackTracesLogsAndMetrics(t *testing.T) {
 
 	// Prometheus found every instance through Consul and scrapes it.
 	instances := 0
-	for _, n := range stack.DefaultReplicas {
-		instances += n
+	for _, svc := range services.All() {
+		instances += svc.Replicas
 	}
 	testenv.Eventually(t, 60*time.Second, "Prometheus scrapes every instance", func() error {
 		res, err := promQuery(s.PrometheusURL, `up{job=~"gateway|users|inventory|orders|payments"} == 1`)
@@ -221,7 +222,7 @@ func TestLocalStackTracesLogsAndMetrics(t *testing.T) {
 		for _, r := range res {
 			jobs = append(jobs, r.Metric["job"])
 		}
-		for _, svc := range stack.Services {
+		for _, svc := range services.Names() {
 			if !slices.Contains(jobs, svc) {
 				return fmt.Errorf("jobs with the histogram: %v; missing %s", jobs, svc)
 			}

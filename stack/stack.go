@@ -22,6 +22,8 @@ import (
 	"time"
 
 	consul "github.com/hashicorp/consul/api"
+
+	"github.com/glasshouse-dev/glasshouse/services"
 )
 
 // Pinned tool versions, built from source through the Go module proxy
@@ -31,21 +33,6 @@ const (
 	JaegerVersion     = "v1.76.0"
 	PrometheusVersion = "v0.316.0"
 )
-
-// Services are the platform's services in start order: users first (it
-// writes the token key pair the others read), the gateway last.
-var Services = []string{"users", "inventory", "payments", "orders", "gateway"}
-
-// DefaultReplicas is how many instances of each service run.
-var DefaultReplicas = map[string]int{"users": 1, "inventory": 2, "payments": 2, "orders": 1, "gateway": 1}
-
-// basePorts are the first replica's default ports; replica n adds 100(n-1).
-var basePorts = map[string]int{"gateway": 8080, "users": 8081, "inventory": 8082, "orders": 8083, "payments": 8084}
-
-// adminOffset puts an instance's admin listener 1000 above its public
-// port, as the services' own default does: inventory/2 serves its API on
-// 8182 and /metrics, /readyz on 9182.
-const adminOffset = 1000
 
 // Config describes a stack. The zero value of each field is its default.
 type Config struct {
@@ -68,7 +55,8 @@ type Config struct {
 	GatewayPort, ConsulPort, JaegerPort, OTLPPort, PrometheusPort int
 	// RandomPorts picks free ports for everything (tests, parallel stacks).
 	RandomPorts bool
-	// Replicas overrides DefaultReplicas per service.
+	// Replicas overrides a service's replicas in the catalogue
+	// (services.All) per service.
 	Replicas map[string]int
 	// Env adds KEY=VALUE settings per service ("*" for all of them).
 	Env map[string][]string
@@ -167,11 +155,11 @@ func (c *Config) reserve(n *int, flag string) error {
 	}
 }
 
-func (c *Config) replicas(service string) int {
-	if n, ok := c.Replicas[service]; ok {
+func (c *Config) replicas(service services.Spec) int {
+	if n, ok := c.Replicas[service.Name]; ok {
 		return n
 	}
-	return DefaultReplicas[service]
+	return service.Replicas
 }
 
 // Up builds what is missing, starts Consul, Jaeger, Prometheus and every
@@ -209,20 +197,20 @@ func Up(ctx context.Context, cfg Config) (s *Stack, err error) {
 	if err := s.startPrometheus(ctx); err != nil {
 		return s, err
 	}
-	for _, svc := range Services {
+	for _, svc := range services.All() {
 		for n := 1; n <= cfg.replicas(svc); n++ {
 			if err := s.startService(svc, n); err != nil {
 				return s, err
 			}
 		}
-		if svc == "users" { // the others wait for its public key
-			if err := s.waitPassing(ctx, svc, cfg.replicas(svc), time.Minute); err != nil {
+		if svc.Tokens == services.SignsTokens { // the checkers wait for its public key
+			if err := s.waitPassing(ctx, svc.Name, cfg.replicas(svc), time.Minute); err != nil {
 				return s, err
 			}
 		}
 	}
-	for _, svc := range Services {
-		if err := s.waitPassing(ctx, svc, cfg.replicas(svc), time.Minute); err != nil {
+	for _, svc := range services.All() {
+		if err := s.waitPassing(ctx, svc.Name, cfg.replicas(svc), time.Minute); err != nil {
 			return s, err
 		}
 	}
@@ -358,22 +346,24 @@ func copyRules(from, to string) error {
 }
 
 // servicePorts chooses an instance's public and admin ports: the defaults
-// (basePorts, admin 1000 above) or, with RandomPorts, two free ones.
-// Either way both are checked free, and never handed out twice.
-func (c *Config) servicePorts(service string, replica int) (port, adminPort int, err error) {
-	name := fmt.Sprintf("%s/%d", service, replica)
+// (the catalogue's port, replica n adding 100(n-1), admin
+// services.AdminOffset above) or, with RandomPorts, two free ones. The
+// public service's first instance takes GatewayPort. Either way both are
+// checked free, and never handed out twice.
+func (c *Config) servicePorts(service services.Spec, replica int) (port, adminPort int, err error) {
+	name := fmt.Sprintf("%s/%d", service.Name, replica)
 	flag := fmt.Sprintf("the port of %s; or use --random-ports", name)
 	switch {
-	case service == "gateway" && replica == 1:
+	case service.Public && replica == 1:
 		port, flag = c.GatewayPort, "--gateway-port"
 	case !c.RandomPorts:
-		port = basePorts[service] + 100*(replica-1)
+		port = service.Port + 100*(replica-1)
 	}
 	if err := c.reserve(&port, flag); err != nil {
 		return 0, 0, err
 	}
 	if !c.RandomPorts {
-		adminPort = port + adminOffset
+		adminPort = port + services.AdminOffset
 	}
 	if err := c.reserve(&adminPort, fmt.Sprintf("the admin port of %s; or use --random-ports", name)); err != nil {
 		return 0, 0, err
@@ -381,9 +371,10 @@ func (c *Config) servicePorts(service string, replica int) (port, adminPort int,
 	return port, adminPort, nil
 }
 
-func (s *Stack) startService(service string, replica int) error {
+func (s *Stack) startService(spec services.Spec, replica int) error {
+	service := spec.Name
 	name := fmt.Sprintf("%s/%d", service, replica)
-	port, adminPort, err := s.cfg.servicePorts(service, replica)
+	port, adminPort, err := s.cfg.servicePorts(spec, replica)
 	if err != nil {
 		return err
 	}
@@ -421,7 +412,7 @@ func (s *Stack) startService(service string, replica int) error {
 		path:    filepath.Join(s.cfg.BinDir, service),
 		env:     env,
 	}
-	if service == "gateway" {
+	if spec.Public && replica == 1 {
 		s.GatewayURL = "http://" + p.Addr
 	}
 	s.progress("starting %-12s on %s (admin %s)", name, p.Addr, p.AdminAddr)
@@ -626,8 +617,9 @@ func ReadState(runDir string) (State, error) {
 // The pinned tools are built from their tools/ modules once and kept by
 // version.
 func (s *Stack) build(ctx context.Context) error {
-	pkgs := make([]string, len(Services))
-	for i, svc := range Services {
+	names := services.Names()
+	pkgs := make([]string, len(names))
+	for i, svc := range names {
 		pkgs[i] = "./cmd/" + svc
 	}
 	if _, err := os.Stat(filepath.Join(s.cfg.Root, "go.mod")); err == nil {
@@ -637,7 +629,7 @@ func (s *Stack) build(ctx context.Context) error {
 			return err
 		}
 	} else {
-		for _, svc := range Services {
+		for _, svc := range names {
 			if _, err := os.Stat(filepath.Join(s.cfg.BinDir, svc)); err != nil {
 				return fmt.Errorf("no %s binary in %s, and no source to build it from", svc, s.cfg.BinDir)
 			}

@@ -6,7 +6,19 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/glasshouse-dev/glasshouse/services"
 )
+
+// spec is the catalogue's entry for name.
+func spec(t *testing.T, name string) services.Spec {
+	t.Helper()
+	s, ok := services.Lookup(name)
+	if !ok {
+		t.Fatalf("no service %q in the catalogue", name)
+	}
+	return s
+}
 
 func TestATakenPortIsAClearErrorNamingItsFlag(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -54,7 +66,7 @@ func TestEveryInstanceGetsAnAdminPort(t *testing.T) {
 	if err := fixed.defaults(); err != nil {
 		t.Fatal(err)
 	}
-	port, admin, err := fixed.servicePorts("inventory", 2)
+	port, admin, err := fixed.servicePorts(spec(t, "inventory"), 2)
 	if err != nil {
 		t.Skipf("a default port is taken on this machine (a stack running?): %v", err)
 	}
@@ -68,17 +80,17 @@ func TestEveryInstanceGetsAnAdminPort(t *testing.T) {
 		t.Fatal(err)
 	}
 	seen := map[int]string{}
-	for _, svc := range Services {
-		for n := 1; n <= DefaultReplicas[svc]; n++ {
+	for _, svc := range services.All() {
+		for n := 1; n <= svc.Replicas; n++ {
 			port, admin, err := random.servicePorts(svc, n)
 			if err != nil {
 				t.Fatal(err)
 			}
 			for _, p := range []int{port, admin} {
 				if p == 0 || seen[p] != "" {
-					t.Fatalf("%s/%d got port %d, already %q", svc, n, p, seen[p])
+					t.Fatalf("%s/%d got port %d, already %q", svc.Name, n, p, seen[p])
 				}
-				seen[p] = svc
+				seen[p] = svc.Name
 			}
 		}
 	}
@@ -90,11 +102,11 @@ func TestEveryInstanceGetsAnAdminPort(t *testing.T) {
 	}
 	defer ln.Close()
 	taken := ln.Addr().(*net.TCPAddr).Port
-	clash := Config{Host: "127.0.0.1", GatewayPort: taken - adminOffset}
+	clash := Config{Host: "127.0.0.1", GatewayPort: taken - services.AdminOffset}
 	if err := clash.defaults(); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := clash.servicePorts("gateway", 1); err == nil || !strings.Contains(err.Error(), "admin port of gateway/1") {
+	if _, _, err := clash.servicePorts(spec(t, "gateway"), 1); err == nil || !strings.Contains(err.Error(), "admin port of gateway/1") {
 		t.Errorf("a taken admin port gave %v; want an error naming the admin port of gateway/1", err)
 	}
 }

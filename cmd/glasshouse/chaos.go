@@ -14,6 +14,7 @@ import (
 
 	"github.com/glasshouse-dev/glasshouse/chaos"
 	"github.com/glasshouse-dev/glasshouse/cmd/internal/config"
+	"github.com/glasshouse-dev/glasshouse/services"
 	"github.com/glasshouse-dev/glasshouse/stack"
 )
 
@@ -119,11 +120,11 @@ func (s chaosSettings) String() string {
 func (s chaosSettings) Set(v string) error {
 	svc, kv, ok := strings.Cut(v, ":")
 	known := svc == "*"
-	for _, name := range stack.Services {
+	for _, name := range services.Names() {
 		known = known || svc == name
 	}
 	if !ok || !known || !strings.Contains(kv, "=") || strings.HasPrefix(kv, "=") {
-		return fmt.Errorf("%q is not SERVICE:KEY=VALUE with SERVICE one of %s or *", v, strings.Join(stack.Services, ", "))
+		return fmt.Errorf("%q is not SERVICE:KEY=VALUE with SERVICE one of %s or *", v, strings.Join(services.Names(), ", "))
 	}
 	s[svc] = append(s[svc], kv)
 	return nil

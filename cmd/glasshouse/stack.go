@@ -19,6 +19,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/glasshouse-dev/glasshouse/services"
 	"github.com/glasshouse-dev/glasshouse/stack"
 	"github.com/glasshouse-dev/glasshouse/transport"
 	consul "github.com/hashicorp/consul/api"
@@ -199,7 +200,7 @@ func cmdStatus(ctx context.Context, args []string, getenv func(string) string, s
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "SERVICE\tINSTANCE\tADDRESS\tADMIN\tHEALTH\tBREAKERS (remote instance: state)")
-	for _, svc := range stack.Services {
+	for _, svc := range services.Names() {
 		entries, _, err := client.Health().Service(svc, "", false, (&consul.QueryOptions{}).WithContext(ctx))
 		if err != nil {
 			return fmt.Errorf("Consul at %s: %w", st.ConsulURL, err)
