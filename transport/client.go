@@ -95,8 +95,11 @@ func JoinPath(base *url.URL, segments ...string) (*url.URL, error) {
 // its calls once and builds them either against one fixed instance
 // (DirectFactory) or over discovery (Remote.Factory).
 type ClientRoute struct {
-	Name   string // the method, as in endpoint spans and metrics
-	Method string // the HTTP method
+	// Service is the callee's name: with Name, it names the call's client
+	// span ("inventory.Reserve"), as the callee names its endpoint span.
+	Service string
+	Name    string // the method, as in endpoint spans and metrics
+	Method  string // the HTTP method
 	// Idempotent marks calls that are safe to send twice: reads, and
 	// writes that carry an idempotency key.
 	Idempotent bool
@@ -119,13 +122,17 @@ func DirectFactory(base *url.URL, opts ...httptransport.ClientOption) ClientFact
 
 // NewDirectFactory is DirectFactory for baseURL (like
 // "http://127.0.0.1:8082"), with the instrumented HTTP client and timeout
-// bounding each call (zero: DefaultCallTimeout).
+// bounding each call (zero: DefaultCallTimeout), and a client span per
+// call.
 func NewDirectFactory(baseURL string, tel observability.Telemetry, timeout time.Duration) (ClientFactory, error) {
 	base, err := url.Parse(baseURL)
 	if err != nil || base.Scheme == "" || base.Host == "" {
 		return nil, fmt.Errorf("base URL %q must be absolute, like http://host:port", baseURL)
 	}
-	return DirectFactory(base, ClientOptions(NewHTTPClient(tel, timeout))...), nil
+	direct := DirectFactory(base, ClientOptions(NewHTTPClient(tel, timeout))...)
+	return func(route ClientRoute) endpoint.Endpoint {
+		return tel.ClientEndpoint(route.Service, route.Name)(direct(route))
+	}, nil
 }
 
 type bearerKey struct{}

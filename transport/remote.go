@@ -116,6 +116,7 @@ type Remote struct {
 	logger    *slog.Logger
 	metrics   *remoteMetrics
 	options   []httptransport.ClientOption
+	tel       observability.Telemetry
 
 	mu        sync.Mutex
 	breakers  map[breakerKey]*breaker
@@ -161,6 +162,7 @@ func newRemote(instancer sd.Instancer, stop func(), cfg ClientConfig, tel observ
 		logger:    logger,
 		metrics:   newRemoteMetrics(tel.Registry),
 		options:   ClientOptions(NewHTTPClient(tel, cfg.WithDefaults().CallTimeout)),
+		tel:       tel,
 		breakers:  map[breakerKey]*breaker{},
 		events:    make(chan sd.Event, 1),
 		ready:     make(chan struct{}),
@@ -408,12 +410,14 @@ func (r *Remote) peerFault(err error) bool {
 	return true
 }
 
-// Factory builds resilient client endpoints for the remote's routes.
+// Factory builds resilient client endpoints for the remote's routes,
+// each with a client span around the whole call, retries included.
 func (r *Remote) Factory() ClientFactory {
 	return func(route ClientRoute) endpoint.Endpoint {
-		return r.Endpoint(route.Name, route.Idempotent, func(base *url.URL) endpoint.Endpoint {
+		ep := r.Endpoint(route.Name, route.Idempotent, func(base *url.URL) endpoint.Endpoint {
 			return route.endpoint(base, r.options...)
 		})
+		return r.tel.ClientEndpoint(r.cfg.Service, route.Name)(ep)
 	}
 }
 

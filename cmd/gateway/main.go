@@ -116,7 +116,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 
 	backends := gateway.Backends{
 		Users:     users.NewClient(proc.Remote(users.ServiceName, usersCfg), tel),
-		Inventory: inventory.NewClient(proc.Remote(inventory.ServiceName, inventoryCfg), tel),
+		Inventory: inventory.NewClient(proc.Remote(inventory.ServiceName, inventoryCfg).Factory()),
 		Orders:    orders.NewClient(proc.Remote(orders.ServiceName, ordersCfg), tel),
 	}
 	endpoints := gateway.NewEndpoints(backends, proc.Endpoint)

@@ -43,7 +43,7 @@ func newCaller(t *testing.T, consul *testenv.Consul) (inventory.Service, *transp
 	}
 	remote := transport.NewRemote(client, transport.ClientConfig{Service: inventory.ServiceName}, tel)
 	t.Cleanup(remote.Close)
-	return inventory.NewClient(remote, tel), remote, tel
+	return inventory.NewClient(remote.Factory()), remote, tel
 }
 
 func waitInstances(t *testing.T, remote *transport.Remote, n int) {

@@ -75,7 +75,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	defer func() { err = errors.Join(err, store.Close()) }()
 	proc.Health.AddCheck("store", store.Ping)
 
-	inv := inventory.NewClient(proc.Remote(inventory.ServiceName, inventoryCfg), tel)
+	inv := inventory.NewClient(proc.Remote(inventory.ServiceName, inventoryCfg).Factory())
 	pay := payments.NewClient(proc.Remote(payments.ServiceName, paymentsCfg), tel)
 	opts := orders.Options{
 		SagaTimeout: *sagaTimeout,

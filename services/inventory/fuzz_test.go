@@ -1,13 +1,11 @@
 package inventory
 
 import (
-	"context"
 	"strings"
 	"testing"
 
 	"github.com/glasshouse-dev/glasshouse/errs"
 	"github.com/glasshouse-dev/glasshouse/internal/fuzzcheck"
-	httptransport "github.com/go-kit/kit/transport/http"
 )
 
 // FuzzDecodeRequests runs every request decoder on the input, as the
@@ -29,18 +27,16 @@ func FuzzDecodeRequests(f *testing.F) {
 		f.Add([]byte(seed))
 	}
 	paths := []struct {
-		key    string
-		decode httptransport.DecodeRequestFunc
-		value  func(any) string
+		key, method string
+		value       func(any) string
 	}{
-		{"sku", decodeGetProduct, func(v any) string { return v.(GetProductRequest).SKU }},
-		{"orderID", decodeCommit, func(v any) string { return v.(CommitRequest).OrderID }},
-		{"orderID", decodeRelease, func(v any) string { return v.(ReleaseRequest).OrderID }},
+		{"sku", "GetProduct", func(v any) string { return v.(ProductRequest).SKU }},
+		{"orderID", "Commit", func(v any) string { return v.(OrderRequest).OrderID }},
+		{"orderID", "Release", func(v any) string { return v.(OrderRequest).OrderID }},
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		ctx := context.Background()
 		reserve := func(b []byte) (ReserveRequest, error) {
-			v, err := decodeReserve(ctx, fuzzcheck.Request("POST", "/reservations", b))
+			v, err := API.Decode("Reserve", fuzzcheck.Request("POST", "/reservations", b), nil)
 			req, _ := v.(ReserveRequest)
 			return req, err
 		}
@@ -53,7 +49,7 @@ func FuzzDecodeRequests(f *testing.F) {
 		for _, p := range paths {
 			r := fuzzcheck.Request("GET", "/x", nil)
 			r.SetPathValue(p.key, string(body))
-			v, err := p.decode(ctx, r)
+			v, err := API.Decode(p.method, r, nil)
 			if err != nil {
 				fuzzcheck.CallerError(t, err, errs.Invalid, errs.NotFound)
 			} else if got := p.value(v); got != string(body) {

@@ -7,11 +7,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Instrumenting returns a service middleware that counts what happens to
-// stock, in business terms: reservation operations by result, and units
-// moved by each operation. Endpoint latency and errors are measured one
-// layer out, by the endpoint middlewares; this layer says what they meant.
-func Instrumenting(reg prometheus.Registerer) func(Service) Service {
+// Middleware decorates a Service, as go-kit's service middlewares do.
+type Middleware func(Service) Service
+
+// Instrumenting counts what happens to stock, in business terms:
+// reservation operations by result, and units moved by each operation.
+// Endpoint latency and errors are measured one layer out, by the endpoint
+// middlewares; this layer says what they meant.
+func Instrumenting(reg prometheus.Registerer) Middleware {
 	ops := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "glasshouse_inventory_reservation_operations_total",
 		Help: "Reservation operations by operation (reserve, commit, release) and result (ok or the error code).",
@@ -21,52 +24,40 @@ func Instrumenting(reg prometheus.Registerer) func(Service) Service {
 		Help: "Units of stock moved, by operation (reserve, commit, release).",
 	}, []string{"operation"})
 	reg.MustRegister(ops, units)
-	return func(next Service) Service {
-		return instrumenting{next: next, ops: ops, units: units}
-	}
+	return func(next Service) Service { return instrumenting{Service: next, ops: ops, units: units} }
 }
 
+// instrumenting passes the reads on untouched (the embedded Service) and
+// counts the reservation operations.
 type instrumenting struct {
-	next  Service
-	ops   *prometheus.CounterVec
-	units *prometheus.CounterVec
-}
-
-func (m instrumenting) ListProducts(ctx context.Context) ([]Product, error) {
-	return m.next.ListProducts(ctx)
-}
-
-func (m instrumenting) GetProduct(ctx context.Context, sku string) (Product, error) {
-	return m.next.GetProduct(ctx, sku)
+	Service
+	ops, units *prometheus.CounterVec
 }
 
 func (m instrumenting) Reserve(ctx context.Context, orderID string, items []Item) (Reservation, error) {
-	r, err := m.next.Reserve(ctx, orderID, items)
-	m.observe("reserve", r, err)
-	return r, err
+	return m.observe("reserve")(m.Service.Reserve(ctx, orderID, items))
 }
 
 func (m instrumenting) Commit(ctx context.Context, orderID string) (Reservation, error) {
-	r, err := m.next.Commit(ctx, orderID)
-	m.observe("commit", r, err)
-	return r, err
+	return m.observe("commit")(m.Service.Commit(ctx, orderID))
 }
 
 func (m instrumenting) Release(ctx context.Context, orderID string) (Reservation, error) {
-	r, err := m.next.Release(ctx, orderID)
-	m.observe("release", r, err)
-	return r, err
+	return m.observe("release")(m.Service.Release(ctx, orderID))
 }
 
-func (m instrumenting) observe(op string, r Reservation, err error) {
-	if err != nil {
-		m.ops.WithLabelValues(op, errs.CodeOf(err)).Inc()
-		return
+func (m instrumenting) observe(op string) func(Reservation, error) (Reservation, error) {
+	return func(r Reservation, err error) (Reservation, error) {
+		if err != nil {
+			m.ops.WithLabelValues(op, errs.CodeOf(err)).Inc()
+			return r, err
+		}
+		m.ops.WithLabelValues(op, "ok").Inc()
+		n := 0
+		for _, it := range r.Items {
+			n += it.Quantity
+		}
+		m.units.WithLabelValues(op).Add(float64(n))
+		return r, nil
 	}
-	m.ops.WithLabelValues(op, "ok").Inc()
-	n := 0
-	for _, it := range r.Items {
-		n += it.Quantity
-	}
-	m.units.WithLabelValues(op).Add(float64(n))
 }

@@ -2,6 +2,7 @@ package inventory_test
 
 import (
 	"context"
+	"github.com/glasshouse-dev/glasshouse/internal/testenv"
 	"testing"
 	"time"
 
@@ -50,13 +51,10 @@ func TestTracesFollowACallFromClientToDatabase(t *testing.T) {
 	serverSpans, clientSpans := tracetest.NewSpanRecorder(), tracetest.NewSpanRecorder()
 	srv, _ := newServer(t, serverSpans)
 	clientTel := newTelemetry(t, "orders", clientSpans)
-	client, err := inventory.NewHTTPClient(srv.URL, clientTel, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	client := inventory.NewClient(testenv.Direct(t, srv.URL, clientTel))
 
 	ctx, root := clientTel.Tracer("test").Start(context.Background(), "checkout")
-	_, err = client.Reserve(ctx, "o1", []inventory.Item{{SKU: "A", Quantity: 1}})
+	_, err := client.Reserve(ctx, "o1", []inventory.Item{{SKU: "A", Quantity: 1}})
 	root.End()
 	if err != nil {
 		t.Fatal(err)
@@ -104,13 +102,10 @@ func TestBusinessErrorDoesNotFailTheSpan(t *testing.T) {
 	serverSpans, clientSpans := tracetest.NewSpanRecorder(), tracetest.NewSpanRecorder()
 	srv, _ := newServer(t, serverSpans)
 	clientTel := newTelemetry(t, "orders", clientSpans)
-	client, err := inventory.NewHTTPClient(srv.URL, clientTel, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	client := inventory.NewClient(testenv.Direct(t, srv.URL, clientTel))
 
 	ctx, root := clientTel.Tracer("test").Start(context.Background(), "browse")
-	_, err = client.GetProduct(ctx, "NOPE")
+	_, err := client.GetProduct(ctx, "NOPE")
 	root.End()
 	if errs.CodeOf(err) != inventory.CodeUnknownProduct {
 		t.Fatalf("err = %v, want unknown_product", err)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/glasshouse-dev/glasshouse/internal/testenv"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -45,7 +46,7 @@ func newServer(t testing.TB, rec sdktrace.SpanProcessor) (*httptest.Server, *inv
 	svc := inventory.Instrumenting(tel.Registry)(inventory.NewService(store, inventory.Options{}))
 	health := observability.NewHealth()
 	health.AddCheck("store", store.Ping)
-	handler := transport.Handler(tel, health, inventory.NewHTTPHandler(inventory.NewEndpoints(svc, tel.ServerEndpoint)), transport.ServerConfig{MaxBodyBytes: 4 << 10})
+	handler := transport.Handler(tel, health, inventory.API.Server(svc, tel.ServerEndpoint), transport.ServerConfig{MaxBodyBytes: 4 << 10})
 	srv := httptest.NewServer(handler)
 	t.Cleanup(srv.Close)
 	return srv, store
@@ -127,10 +128,7 @@ func TestBadInputIsRejectedAndChangesNothing(t *testing.T) {
 
 func TestClientRoundTripKeepsTypedErrors(t *testing.T) {
 	srv, store := newServer(t, nil)
-	client, err := inventory.NewHTTPClient(srv.URL, newTelemetry(t, "orders", nil), 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	client := inventory.NewClient(testenv.Direct(t, srv.URL, newTelemetry(t, "orders", nil)))
 	ctx := context.Background()
 
 	products, err := client.ListProducts(ctx)

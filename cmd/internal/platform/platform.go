@@ -113,6 +113,7 @@ type Process struct {
 	server            transport.ServerConfig
 	shutdownTelemetry func(context.Context) error
 	remotes           []*transport.Remote
+	closers           []func() error // stores, closed in reverse order
 }
 
 // Start listens (first: the port names the instance in Consul and in
@@ -171,10 +172,10 @@ func (p *Process) Addr() net.Addr { return p.ln.Addr() }
 // AdminAddr is the admin listener's address.
 func (p *Process) AdminAddr() net.Addr { return p.adminLn.Addr() }
 
-// Endpoint is the middleware for the service's endpoint name: tracing,
-// RED metrics and logging, then the per-request faults of chaos tests
-// when they are enabled.
-func (p *Process) Endpoint(name string) endpoint.Middleware {
+// EndpointMiddleware is the middleware for the endpoint of the service's
+// named method: tracing, RED metrics and logging, then the per-request
+// faults of chaos tests when they are enabled.
+func (p *Process) EndpointMiddleware(name string) endpoint.Middleware {
 	return endpoint.Chain(p.Telemetry.ServerEndpoint(name), transport.BaggageFaults(p.faults, p.service, name))
 }
 
@@ -188,12 +189,13 @@ func (p *Process) Remote(service string, cfg transport.ClientConfig) *transport.
 	return r
 }
 
-// Close stops watching remotes and flushes buffered spans, joining any
-// failure into *err.
+// Close stops watching remotes, closes the stores and flushes buffered
+// spans, joining any failure into *err.
 func (p *Process) Close(ctx context.Context, err *error) {
 	for _, r := range p.remotes {
 		r.Close()
 	}
+	*err = errors.Join(*err, p.closeAll())
 	flushCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	*err = errors.Join(*err, p.shutdownTelemetry(flushCtx), ignoreClosed(p.ln.Close()), ignoreClosed(p.adminLn.Close()))
@@ -277,3 +279,7 @@ func Main(name string, run func(ctx context.Context, args []string, getenv func(
 		os.Exit(1)
 	}
 }
+
+// Endpoint is EndpointMiddleware, for the mains not yet moved to
+// declared APIs.
+func (p *Process) Endpoint(name string) endpoint.Middleware { return p.EndpointMiddleware(name) }
