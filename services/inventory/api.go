@@ -27,13 +27,21 @@ var (
 			return ListProductsResponse{Products: products}, err
 		}}
 	getProduct = method[ProductRequest, Product]{Name: "GetProduct", Route: "GET /products/{sku}", Idempotent: true,
-		Serve: func(s Service, ctx context.Context, req ProductRequest) (Product, error) { return s.GetProduct(ctx, req.SKU) }}
+		Serve: func(s Service, ctx context.Context, req ProductRequest) (Product, error) {
+			return s.GetProduct(ctx, req.SKU)
+		}}
 	reserve = method[ReserveRequest, Reservation]{Name: "Reserve", Route: "POST /reservations", Status: http.StatusCreated, Idempotent: true,
-		Serve: func(s Service, ctx context.Context, req ReserveRequest) (Reservation, error) { return s.Reserve(ctx, req.OrderID, req.Items) }}
+		Serve: func(s Service, ctx context.Context, req ReserveRequest) (Reservation, error) {
+			return s.Reserve(ctx, req.OrderID, req.Items)
+		}}
 	commit = orderMethod{Name: "Commit", Route: "POST /reservations/{orderID}/commit", Idempotent: true,
-		Serve: func(s Service, ctx context.Context, req OrderRequest) (Reservation, error) { return s.Commit(ctx, req.OrderID) }}
+		Serve: func(s Service, ctx context.Context, req OrderRequest) (Reservation, error) {
+			return s.Commit(ctx, req.OrderID)
+		}}
 	release = orderMethod{Name: "Release", Route: "DELETE /reservations/{orderID}", Idempotent: true,
-		Serve: func(s Service, ctx context.Context, req OrderRequest) (Reservation, error) { return s.Release(ctx, req.OrderID) }}
+		Serve: func(s Service, ctx context.Context, req OrderRequest) (Reservation, error) {
+			return s.Release(ctx, req.OrderID)
+		}}
 )
 
 // Requests and responses on the wire (snake_case, money in integer cents).
