@@ -40,13 +40,13 @@ func TestChaosSuite(t *testing.T) {
 		if res.Passed() {
 			continue
 		}
-		t.Errorf("%s failed:", res.Experiment.Name)
+		failf(t, "%s failed:", res.Experiment.Name)
 		if res.Err != nil {
-			t.Errorf("  could not be carried out: %v", res.Err)
+			failf(t, "  could not be carried out: %v", res.Err)
 		}
 		for _, c := range res.Checks {
 			if !c.Pass {
-				t.Errorf("  %s: %s", c.Claim, c.Measured)
+				failf(t, "  %s: %s", c.Claim, c.Measured)
 			}
 		}
 	}
@@ -157,14 +157,14 @@ func checkBroken(t *testing.T, suite *chaos.Suite, ran int) {
 		},
 	}
 	if len(suite.Results) != ran {
-		t.Errorf("%d of %d experiments ran", len(suite.Results), ran)
+		failf(t, "%d of %d experiments ran", len(suite.Results), ran)
 	}
 	for _, res := range suite.Results {
 		if res.Passed() {
-			t.Errorf("%s passed with its mechanism broken", res.Experiment.Name)
+			failf(t, "%s passed with its mechanism broken", res.Experiment.Name)
 		}
 		if res.Err != nil {
-			t.Errorf("%s could not be carried out, so it proves nothing: %v", res.Experiment.Name, res.Err)
+			failf(t, "%s could not be carried out, so it proves nothing: %v", res.Experiment.Name, res.Err)
 		}
 		for _, claim := range want[res.Experiment.Name] {
 			found := false
@@ -172,14 +172,14 @@ func checkBroken(t *testing.T, suite *chaos.Suite, ran int) {
 				if strings.Contains(c.Claim, claim) {
 					found = true
 					if c.Pass {
-						t.Errorf("%s: %q held with its mechanism broken: %s", res.Experiment.Name, c.Claim, c.Measured)
+						failf(t, "%s: %q held with its mechanism broken: %s", res.Experiment.Name, c.Claim, c.Measured)
 					} else {
 						t.Logf("%s: FAIL as it should: %s: %s", res.Experiment.Name, c.Claim, c.Measured)
 					}
 				}
 			}
 			if !found {
-				t.Errorf("%s: no check claims %q", res.Experiment.Name, claim)
+				failf(t, "%s: no check claims %q", res.Experiment.Name, claim)
 			}
 		}
 	}
