@@ -9,7 +9,6 @@ BIN       := $(CURDIR)/bin
 TOOLS     := $(BIN)/tools
 VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -X main.version=$(VERSION)
-SERVICES  := users inventory payments orders gateway
 
 # Pinned tools, built from source through the Go module proxy (each in its
 # own module under tools/) and cached by version, so every machine runs the
@@ -27,7 +26,7 @@ export CONSUL_BIN JAEGER_BIN PROMETHEUS_BIN PROMTOOL_BIN
 
 COMPOSE ?= docker compose
 
-.PHONY: all build run test chaos vet fmt-check unit tools consul jaeger prometheus clean help up down fuzz vuln
+.PHONY: all build run test chaos vet fmt-check unit tools consul jaeger prometheus clean help up down fuzz vuln generate
 
 all: build
 
@@ -55,6 +54,14 @@ chaos: build tools ## kill services under load on a fresh local stack; report in
 
 unit: ## only the fast tests, without the race detector
 	$(GO) test -short ./...
+
+# docker-compose.yml, the Dockerfile, the Kubernetes manifests and the
+# Prometheus instance counts come from services/catalog.go and the
+# templates in deploy/templates; the Grafana dashboards from their Go in
+# deploy/grafana/dashboards. Tests in deploy/ fail when a checked-in file
+# differs from what this writes.
+generate: ## write every generated file (compose, k8s, Dockerfile, dashboards)
+	$(GO) generate ./...
 
 vet: ## go vet
 	$(GO) vet ./...

@@ -18,13 +18,23 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/glasshouse-dev/glasshouse/services"
 )
 
 // root is the repository root: go test runs in the package directory.
 const root = ".."
 
 // tokenReaders are the services that check tokens with users' public key.
-var tokenReaders = []string{"orders", "gateway"}
+func tokenReaders() []string {
+	var names []string
+	for _, s := range services.All() {
+		if s.Tokens == services.ChecksTokens {
+			names = append(names, s.Name)
+		}
+	}
+	return names
+}
 
 // serviceNames lists the services in the repository: one per directory
 // under services/. Deployment files must cover each of them.

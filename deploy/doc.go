@@ -6,3 +6,10 @@
 // every image is pinned, every Kubernetes manifest decodes strictly into
 // the API types, and the containers run as non-root.
 package deploy
+
+// The files that list the services (docker-compose.yml, the Dockerfile,
+// k8s/<service>.yaml, k8s/kustomization.yaml, k8s/networkpolicy.yaml and
+// prometheus/resilience.rules.yml) are generated from services/catalog.go
+// and the templates in templates/ by cmd/gen: `make generate`.
+
+//go:generate go run ./cmd/gen

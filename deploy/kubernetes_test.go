@@ -455,7 +455,7 @@ func TestKubernetesTokenKeysComeFromOneSecret(t *testing.T) {
 	if keys != nil && (!slices.Contains(keys, path.Base(private)) || !slices.Contains(keys, path.Base(users.PublicKeyPath(private)))) {
 		t.Errorf("users: the Secret volume projects %v; users needs the private and the public key", keys)
 	}
-	for _, name := range tokenReaders {
+	for _, name := range tokenReaders() {
 		d, ok := o.deployments[name]
 		if !ok {
 			continue

@@ -13,6 +13,8 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+
+	"github.com/glasshouse-dev/glasshouse/services"
 )
 
 // peer is a possible source or destination of traffic: a pod of the base,
@@ -30,27 +32,28 @@ type edge struct{ from, to, port string }
 func (e edge) String() string { return fmt.Sprintf("%s -> %s:%s", e.from, e.to, e.port) }
 
 // wantEdges are the connections the platform makes, and so the only ones
-// the policies may allow.
+// the policies may allow: each service's calls in services/catalog.go
+// (TestCatalogueCallsAreTheServicesImported checks them against the
+// code), the public entry, and the platform's own.
 func wantEdges() map[edge]bool {
-	services := []string{"gateway", "users", "inventory", "orders", "payments"}
 	want := map[edge]bool{
-		{"outside", "gateway", "http"}:   true,
-		{"gateway", "users", "http"}:     true,
-		{"gateway", "inventory", "http"}: true,
-		{"gateway", "orders", "http"}:    true,
-		{"orders", "inventory", "http"}:  true,
-		{"orders", "payments", "http"}:   true,
 		{"prometheus", "consul", "http"}: true, // Consul service discovery
-		// The public port is public: a pod outside the base is as welcome
-		// there as the internet (pods of the base are not: their egress
-		// rules name only the edges above).
-		{"prometheus", "gateway", "http"}: true,
 	}
-	for _, s := range services {
-		want[edge{s, "consul", "http"}] = true
-		want[edge{s, "jaeger", "otlp-http"}] = true
-		want[edge{"consul", s, "admin"}] = true     // the readiness check
-		want[edge{"prometheus", s, "admin"}] = true // the scrape
+	for _, s := range services.All() {
+		for _, callee := range s.Calls {
+			want[edge{s.Name, callee, "http"}] = true
+		}
+		if s.Public {
+			want[edge{"outside", s.Name, "http"}] = true
+			// The public port is public: a pod outside the base is as
+			// welcome there as the internet (pods of the base are not:
+			// their egress rules name only the calls).
+			want[edge{"prometheus", s.Name, "http"}] = true
+		}
+		want[edge{s.Name, "consul", "http"}] = true
+		want[edge{s.Name, "jaeger", "otlp-http"}] = true
+		want[edge{"consul", s.Name, "admin"}] = true     // the readiness check
+		want[edge{"prometheus", s.Name, "admin"}] = true // the scrape
 	}
 	return want
 }

@@ -105,7 +105,7 @@ func All() []Spec {
 		},
 		{
 			Name:    "gateway",
-			Summary: "the only public entry, stateless",
+			Summary: "the only public entry",
 			Port:    8080, Replicas: 1,
 			Calls:  []string{"users", "inventory", "orders"},
 			Public: true, Tokens: ChecksTokens,
