@@ -201,7 +201,7 @@ func newClient(t *testing.T, consul *testenv.Consul) payments.Service {
 	}
 	remote := transport.NewRemote(client, transport.ClientConfig{Service: payments.ServiceName}, tel)
 	t.Cleanup(remote.Close)
-	return payments.NewClient(remote, tel)
+	return payments.NewClient(remote.Factory())
 }
 
 // send makes one plain HTTP request, as an operator's curl would.

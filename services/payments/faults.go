@@ -122,6 +122,28 @@ func (f *Faults) Get() FaultSettings {
 	return f.settings
 }
 
+// Admin turns the fault knobs from outside the process (AdminAPI). It is
+// not part of Service: only operators and chaos tests call it, directly
+// on an instance.
+type Admin interface {
+	// GetFaults returns the knobs' current positions.
+	GetFaults(ctx context.Context) (FaultSettings, error)
+	// SetFaults turns the knobs to s and returns s, or fails with
+	// invalid_faults leaving them as they were.
+	SetFaults(ctx context.Context, s FaultSettings) (FaultSettings, error)
+}
+
+// GetFaults implements Admin.
+func (f *Faults) GetFaults(context.Context) (FaultSettings, error) { return f.Get(), nil }
+
+// SetFaults implements Admin.
+func (f *Faults) SetFaults(_ context.Context, s FaultSettings) (FaultSettings, error) {
+	if err := f.Set(s); err != nil {
+		return FaultSettings{}, err
+	}
+	return s, nil
+}
+
 // Describe implements prometheus.Collector.
 func (f *Faults) Describe(ch chan<- *prometheus.Desc) {
 	f.injected.Describe(ch)
@@ -147,14 +169,15 @@ func (f *Faults) Collect(ch chan<- prometheus.Metric) {
 // Every injected fault is an event on the current span and a count in
 // glasshouse_payments_faults_injected_total, so a trace or a dashboard
 // never mistakes a drill for a real failure.
-func InjectFaults(f *Faults, rnd func() float64) func(Service) Service {
-	return func(next Service) Service {
-		return faulty{next: next, faults: f, rnd: rnd}
-	}
+func InjectFaults(f *Faults, rnd func() float64) Middleware {
+	return func(next Service) Service { return faulty{Service: next, faults: f, rnd: rnd} }
 }
 
+// faulty passes the reads and Void on untouched (the embedded Service):
+// Void is never faulted, because compensation must always be able to
+// close an order.
 type faulty struct {
-	next   Service
+	Service
 	faults *Faults
 	rnd    func() float64
 }
@@ -163,28 +186,14 @@ func (m faulty) Charge(ctx context.Context, req ChargeRequest) (Charge, error) {
 	if err := m.inject(ctx, "Charge"); err != nil {
 		return Charge{}, err
 	}
-	return m.next.Charge(ctx, req)
+	return m.Service.Charge(ctx, req)
 }
 
 func (m faulty) Refund(ctx context.Context, chargeID string) (Charge, error) {
 	if err := m.inject(ctx, "Refund"); err != nil {
 		return Charge{}, err
 	}
-	return m.next.Refund(ctx, chargeID)
-}
-
-func (m faulty) GetCharge(ctx context.Context, chargeID string) (Charge, error) {
-	return m.next.GetCharge(ctx, chargeID)
-}
-
-func (m faulty) FindCharge(ctx context.Context, orderID string) (Charge, error) {
-	return m.next.FindCharge(ctx, orderID)
-}
-
-// Void is never faulted either: compensation must always be able to close
-// an order.
-func (m faulty) Void(ctx context.Context, orderID string) (Charge, error) {
-	return m.next.Void(ctx, orderID)
+	return m.Service.Refund(ctx, chargeID)
 }
 
 // inject applies the current settings to one call of method.

@@ -1,13 +1,11 @@
 package payments
 
 import (
-	"context"
 	"strings"
 	"testing"
 
 	"github.com/glasshouse-dev/glasshouse/errs"
 	"github.com/glasshouse-dev/glasshouse/internal/fuzzcheck"
-	httptransport "github.com/go-kit/kit/transport/http"
 )
 
 // FuzzDecodeRequests runs every request decoder on the input, as a body
@@ -34,19 +32,17 @@ func FuzzDecodeRequests(f *testing.F) {
 		f.Add([]byte(seed))
 	}
 	paths := []struct {
-		key    string
-		decode httptransport.DecodeRequestFunc
-		value  func(any) string
+		key, method string
+		value       func(any) string
 	}{
-		{"id", decodeRefund, func(v any) string { return v.(RefundRequest).ChargeID }},
-		{"id", decodeGetCharge, func(v any) string { return v.(GetChargeRequest).ChargeID }},
-		{"orderID", decodeFindCharge, func(v any) string { return v.(FindChargeRequest).OrderID }},
-		{"orderID", decodeVoid, func(v any) string { return v.(VoidRequest).OrderID }},
+		{"id", "Refund", func(v any) string { return v.(ChargeIDRequest).ChargeID }},
+		{"id", "GetCharge", func(v any) string { return v.(ChargeIDRequest).ChargeID }},
+		{"orderID", "FindCharge", func(v any) string { return v.(OrderRequest).OrderID }},
+		{"orderID", "Void", func(v any) string { return v.(OrderRequest).OrderID }},
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		ctx := context.Background()
 		charge := func(b []byte) (ChargeRequest, error) {
-			v, err := decodeCharge(ctx, fuzzcheck.Request("POST", "/charges", b))
+			v, err := API.Decode("Charge", fuzzcheck.Request("POST", "/charges", b), nil)
 			req, _ := v.(ChargeRequest)
 			return req, err
 		}
@@ -57,7 +53,7 @@ func FuzzDecodeRequests(f *testing.F) {
 		}
 
 		faults := func(b []byte) (FaultSettings, error) {
-			v, err := decodeSetFaults(ctx, fuzzcheck.Request("PUT", "/admin/faults", b))
+			v, err := AdminAPI.Decode("SetFaults", fuzzcheck.Request("PUT", "/admin/faults", b), nil)
 			req, _ := v.(FaultSettings)
 			return req, err
 		}
@@ -70,7 +66,7 @@ func FuzzDecodeRequests(f *testing.F) {
 		for _, p := range paths {
 			r := fuzzcheck.Request("GET", "/x", nil)
 			r.SetPathValue(p.key, string(body))
-			v, err := p.decode(ctx, r)
+			v, err := API.Decode(p.method, r, nil)
 			if err != nil {
 				fuzzcheck.CallerError(t, err, errs.Invalid, errs.NotFound)
 			} else if got := p.value(v); got != string(body) {

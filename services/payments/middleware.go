@@ -7,6 +7,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
+// Middleware decorates a Service, as go-kit's service middlewares do.
+type Middleware func(Service) Service
+
 // Instrumenting returns a service middleware that counts what happens to
 // money, in business terms: charges and refunds by result ("succeeded" or
 // the error code), and the cents actually charged. Endpoint latency and
@@ -16,7 +19,7 @@ import (
 // Every Charge call is counted, replays included, because each is an
 // answer someone waited for; but a replay moves no money, so the cents
 // are counted once per charge however often a caller retries.
-func Instrumenting(reg prometheus.Registerer) func(Service) Service {
+func Instrumenting(reg prometheus.Registerer) Middleware {
 	charges := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "glasshouse_payments_charges_total",
 		Help: "Charge calls by result (succeeded, or the error code such as card_declined); replays of a charge count again.",
@@ -31,20 +34,20 @@ func Instrumenting(reg prometheus.Registerer) func(Service) Service {
 	}, []string{"currency"})
 	reg.MustRegister(charges, refunds, cents)
 	return func(next Service) Service {
-		return instrumenting{next: next, charges: charges, refunds: refunds, cents: cents}
+		return instrumenting{Service: next, charges: charges, refunds: refunds, cents: cents}
 	}
 }
 
+// instrumenting passes the reads and Void on untouched (the embedded
+// Service) and counts charges and refunds.
 type instrumenting struct {
-	next    Service
-	charges *prometheus.CounterVec
-	refunds *prometheus.CounterVec
-	cents   *prometheus.CounterVec
+	Service
+	charges, refunds, cents *prometheus.CounterVec
 }
 
 func (m instrumenting) Charge(ctx context.Context, req ChargeRequest) (Charge, error) {
 	ctx, replayed := withReplayNote(ctx)
-	c, err := m.next.Charge(ctx, req)
+	c, err := m.Service.Charge(ctx, req)
 	m.charges.WithLabelValues(result(err)).Inc()
 	if err == nil && !*replayed {
 		m.cents.WithLabelValues(c.Currency).Add(float64(c.AmountCents))
@@ -53,21 +56,9 @@ func (m instrumenting) Charge(ctx context.Context, req ChargeRequest) (Charge, e
 }
 
 func (m instrumenting) Refund(ctx context.Context, chargeID string) (Charge, error) {
-	c, err := m.next.Refund(ctx, chargeID)
+	c, err := m.Service.Refund(ctx, chargeID)
 	m.refunds.WithLabelValues(result(err)).Inc()
 	return c, err
-}
-
-func (m instrumenting) GetCharge(ctx context.Context, chargeID string) (Charge, error) {
-	return m.next.GetCharge(ctx, chargeID)
-}
-
-func (m instrumenting) FindCharge(ctx context.Context, orderID string) (Charge, error) {
-	return m.next.FindCharge(ctx, orderID)
-}
-
-func (m instrumenting) Void(ctx context.Context, orderID string) (Charge, error) {
-	return m.next.Void(ctx, orderID)
 }
 
 func result(err error) string {

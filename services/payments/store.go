@@ -114,7 +114,7 @@ func (s *Store) Refund(ctx context.Context, chargeID string, now time.Time) (Cha
 	var c Charge
 	err := storage.InTx(ctx, s.db, func(tx *sql.Tx) error {
 		var err error
-		if c, err = getCharge(ctx, tx, chargeID); err != nil {
+		if c, err = chargeByID(ctx, tx, chargeID); err != nil {
 			return err
 		}
 		switch c.Status {
@@ -139,7 +139,7 @@ func (s *Store) Refund(ctx context.Context, chargeID string, now time.Time) (Cha
 
 // GetCharge returns the charge with id.
 func (s *Store) GetCharge(ctx context.Context, id string) (Charge, error) {
-	return getCharge(ctx, s.db, id)
+	return chargeByID(ctx, s.db, id)
 }
 
 // Void returns the charge made for orderID, or, when there is none, marks
@@ -227,7 +227,8 @@ func queryCharge(ctx context.Context, q querier, query, arg string) (c Charge, f
 	return c, true, nil
 }
 
-func getCharge(ctx context.Context, q querier, id string) (Charge, error) {
+// chargeByID returns the charge with id, or NotFound.
+func chargeByID(ctx context.Context, q querier, id string) (Charge, error) {
 	c, found, err := queryCharge(ctx, q, selectChargeByID, id)
 	if err != nil {
 		return Charge{}, err

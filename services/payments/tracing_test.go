@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/glasshouse-dev/glasshouse/errs"
+	"github.com/glasshouse-dev/glasshouse/internal/testenv"
 	"github.com/glasshouse-dev/glasshouse/services/payments"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -53,13 +54,10 @@ func TestInjectedFaultsShowOnTheEndpointSpan(t *testing.T) {
 		t.Fatal(err)
 	}
 	clientTel := newTelemetry(t, "orders", clientSpans)
-	client, err := payments.NewHTTPClient(srv.URL, clientTel, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	client := payments.NewClient(testenv.Direct(t, srv.URL, clientTel))
 
 	ctx, root := clientTel.Tracer("test").Start(context.Background(), "checkout")
-	_, err = client.Charge(ctx, charge("o1", payments.TestCardApproved))
+	_, err := client.Charge(ctx, charge("o1", payments.TestCardApproved))
 	root.End()
 	if errs.CodeOf(err) != payments.CodeInjectedFault {
 		t.Fatalf("err = %v, want %s", err, payments.CodeInjectedFault)
@@ -89,13 +87,10 @@ func TestDeclineDoesNotFailTheSpan(t *testing.T) {
 	serverSpans := tracetest.NewSpanRecorder()
 	srv := newServer(t, serverSpans)
 	clientTel := newTelemetry(t, "orders", nil)
-	client, err := payments.NewHTTPClient(srv.URL, clientTel, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	client := payments.NewClient(testenv.Direct(t, srv.URL, clientTel))
 
 	ctx, root := clientTel.Tracer("test").Start(context.Background(), "checkout")
-	_, err = client.Charge(ctx, charge("o1", payments.TestCardDeclined))
+	_, err := client.Charge(ctx, charge("o1", payments.TestCardDeclined))
 	root.End()
 	if errs.CodeOf(err) != payments.CodeCardDeclined {
 		t.Fatalf("err = %v, want %s", err, payments.CodeCardDeclined)

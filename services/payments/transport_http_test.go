@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/glasshouse-dev/glasshouse/errs"
+	"github.com/glasshouse-dev/glasshouse/internal/testenv"
 	"github.com/glasshouse-dev/glasshouse/observability"
 	"github.com/glasshouse-dev/glasshouse/services/payments"
 	"github.com/glasshouse-dev/glasshouse/transport"
@@ -61,8 +62,8 @@ func newServer(t testing.TB, rec sdktrace.SpanProcessor) testServer {
 	// One test server for both listeners' routes: the API and the fault
 	// knobs (which cmd/payments serves on the admin listener).
 	routes := http.NewServeMux()
-	routes.Handle("/admin/", payments.NewAdminHTTPHandler(payments.NewAdminEndpoints(faults, tel.ServerEndpoint)))
-	routes.Handle("/", payments.NewHTTPHandler(payments.NewEndpoints(svc, tel.ServerEndpoint)))
+	routes.Handle("/admin/", payments.AdminAPI.Server(faults, tel.ServerEndpoint))
+	routes.Handle("/", payments.API.Server(svc, tel.ServerEndpoint))
 	srv := httptest.NewServer(transport.Handler(tel, health, routes, transport.ServerConfig{MaxBodyBytes: 4 << 10}))
 	t.Cleanup(srv.Close)
 	return testServer{Server: srv, store: store, faults: faults}
@@ -258,10 +259,7 @@ func TestFaultKnobsOverHTTP(t *testing.T) {
 
 func TestClientRoundTripKeepsTypedErrors(t *testing.T) {
 	srv := newServer(t, nil)
-	client, err := payments.NewHTTPClient(srv.URL, newTelemetry(t, "orders", nil), 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	client := payments.NewClient(testenv.Direct(t, srv.URL, newTelemetry(t, "orders", nil)))
 	ctx := context.Background()
 
 	// An order ID outside the identifier grammar is refused by the
