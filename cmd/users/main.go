@@ -4,10 +4,8 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"path/filepath"
 
 	"github.com/glasshouse-dev/glasshouse/cmd/internal/config"
 	"github.com/glasshouse-dev/glasshouse/cmd/internal/platform"
@@ -17,16 +15,16 @@ import (
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
-func main() { platform.Main("users", run) }
+func main() { platform.Main(users.ServiceName, run) }
 
 // run wires the service inside-out (signing key and store → service →
 // endpoints → HTTP) and serves until ctx is cancelled, registered in
 // Consul. Then it shuts down in order: deregister, drain, close the store,
 // flush spans.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) (err error) {
-	flags := config.NewFlags("users", getenv, stdout)
+	flags := config.NewFlags(users.ServiceName, getenv, stdout)
 	common := platform.CommonFlags(flags, ":8081")
-	dataDir := flags.String("data-dir", "DATA_DIR", "data/users", "directory for the SQLite database (replicas on one host share it)")
+	storeFlags := platform.NewStoreFlags(flags, users.ServiceName)
 	keyFile := flags.String("jwt-key", "JWT_PRIVATE_KEY_FILE", "data/keys/users-jwt.key",
 		"Ed25519 private key (PEM, PKCS#8) that signs tokens; if missing, a key pair is generated and the public key written beside it as .pub")
 	publicKey := flags.String("jwt-public-key", "JWT_PUBLIC_KEY_FILE", "",
@@ -59,21 +57,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return fmt.Errorf("publish the public key (-jwt-public-key / JWT_PUBLIC_KEY_FILE): %w", err)
 	}
 
-	store, err := users.OpenStore(ctx, filepath.Join(*dataDir, "users.db"), tel.TracerProvider)
+	store, err := platform.OpenStore(ctx, proc, storeFlags, users.OpenStore)
 	if err != nil {
 		return err
 	}
-	defer func() { err = errors.Join(err, store.Close()) }()
-	proc.Health.AddCheck("store", store.Ping)
-
-	svc, err := users.NewService(store, users.NewIssuer(key, *ttl, nil), users.Options{
+	passwords, err := users.NewBcrypt(users.Options{
 		BcryptCost: *cost, BcryptConcurrency: *bcryptSlots, BcryptWait: *bcryptWait, Registerer: tel.Registry,
 	})
 	if err != nil {
 		return err
 	}
-	svc = users.Instrumenting(tel.Registry)(svc)
-	endpoints := users.NewEndpoints(svc, proc.Endpoint)
 
-	return proc.Serve(ctx, users.NewHTTPHandler(endpoints))
+	svc := users.NewService(store, users.NewIssuer(key, *ttl, nil), passwords)
+	svc = users.Instrumenting(tel.Registry)(svc)
+	return proc.Serve(ctx, users.API.Server(svc, proc.EndpointMiddleware))
 }

@@ -2,12 +2,77 @@ package users
 
 import (
 	"context"
+	"fmt"
 	"runtime"
 	"time"
 
 	"github.com/glasshouse-dev/glasshouse/errs"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/crypto/bcrypt"
 )
+
+// DefaultBcryptCost is used when Options.BcryptCost is zero: tens of
+// milliseconds a hash on a server core, slow enough to make guessing
+// stolen hashes expensive.
+const DefaultBcryptCost = bcrypt.DefaultCost
+
+// Options tune the service's bcrypt work (NewBcrypt). The zero value is
+// usable.
+type Options struct {
+	// BcryptCost is the work factor of new password hashes, between
+	// bcrypt.MinCost and bcrypt.MaxCost; each step doubles the time.
+	// Tests use bcrypt.MinCost to stay fast.
+	BcryptCost int
+	// BcryptConcurrency is how many bcrypt hashes and comparisons may run
+	// at once (default DefaultBcryptConcurrency: two per core).
+	BcryptConcurrency int
+	// BcryptWait is how long a login or sign-up waits for a bcrypt slot
+	// before answering auth_busy (default DefaultBcryptWait).
+	BcryptWait time.Duration
+	// Registerer receives the bcrypt gate's metrics; nil registers none.
+	Registerer prometheus.Registerer
+}
+
+// Bcrypt is the service's bcrypt work, its settings checked once: the
+// work factor of new hashes, the dummy hash a login for an unknown email
+// is compared with, and the slots that bound the hashes and comparisons
+// in flight.
+type Bcrypt struct {
+	cost      int
+	dummyHash []byte
+	gate      *bcryptGate
+}
+
+// NewBcrypt fills in opts' defaults and registers the gate's metrics on
+// opts.Registerer. It fails for a cost out of range, or a negative
+// concurrency or wait.
+func NewBcrypt(opts Options) (*Bcrypt, error) {
+	if opts.BcryptCost == 0 {
+		opts.BcryptCost = DefaultBcryptCost
+	}
+	if opts.BcryptCost < bcrypt.MinCost || opts.BcryptCost > bcrypt.MaxCost {
+		return nil, fmt.Errorf("bcrypt cost %d is outside [%d, %d]", opts.BcryptCost, bcrypt.MinCost, bcrypt.MaxCost)
+	}
+	if opts.BcryptConcurrency == 0 {
+		opts.BcryptConcurrency = DefaultBcryptConcurrency()
+	}
+	if opts.BcryptConcurrency < 0 {
+		return nil, fmt.Errorf("bcrypt concurrency %d must be positive", opts.BcryptConcurrency)
+	}
+	if opts.BcryptWait == 0 {
+		opts.BcryptWait = DefaultBcryptWait
+	}
+	if opts.BcryptWait < 0 {
+		return nil, fmt.Errorf("bcrypt wait %s must not be negative", opts.BcryptWait)
+	}
+	// Hashed at the configured cost, not a constant from the source, so
+	// its comparison takes as long as a real one.
+	dummy, err := bcrypt.GenerateFromPassword([]byte("no account has this password"), opts.BcryptCost)
+	if err != nil {
+		return nil, fmt.Errorf("hash the dummy password: %w", err)
+	}
+	return &Bcrypt{cost: opts.BcryptCost, dummyHash: dummy, gate: newBcryptGate(opts.BcryptConcurrency, opts.BcryptWait, opts.Registerer)}, nil
+}
 
 // CodeAuthBusy is the answer to a login or sign-up that found every bcrypt
 // slot taken for longer than BcryptWait.

@@ -42,13 +42,13 @@ func newGated(t *testing.T, slots int, wait time.Duration) *gated {
 		t.Fatal(err)
 	}
 	g := &gated{reg: prometheus.NewRegistry()}
-	svc, err := NewService(store, NewIssuer(key, time.Hour, nil), Options{
+	b, err := NewBcrypt(Options{
 		BcryptCost: bcrypt.MinCost, BcryptConcurrency: slots, BcryptWait: wait, Registerer: g.reg,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	g.service = svc.(*service)
+	g.service = NewService(store, NewIssuer(key, time.Hour, nil), b).(*service)
 	hash, compare := g.hash, g.compare
 	g.hash = func(pw []byte, cost int) ([]byte, error) { g.hashes.Add(1); return hash(pw, cost) }
 	g.compare = func(h, pw []byte) error { g.compares.Add(1); return compare(h, pw) }
@@ -165,7 +165,7 @@ func TestAuthBusyIsA429OverHTTP(t *testing.T) {
 	g := newGated(t, 1, time.Millisecond)
 	defer g.hold(t)()
 	noMiddleware := func(string) endpoint.Middleware { return func(e endpoint.Endpoint) endpoint.Endpoint { return e } }
-	srv := httptest.NewServer(NewHTTPHandler(NewEndpoints(g.service, noMiddleware)))
+	srv := httptest.NewServer(API.Server(g.service, noMiddleware))
 	defer srv.Close()
 	resp, err := http.Post(srv.URL+"/login", "application/json", strings.NewReader(`{"email":"ada@example.com","password":"`+pw+`"}`))
 	if err != nil {
@@ -197,16 +197,11 @@ glasshouse_users_bcrypt_slots 3
 	}
 }
 
-func TestNewServiceRejectsBadBcryptLimits(t *testing.T) {
-	store, err := OpenStore(context.Background(), filepath.Join(t.TempDir(), "users.db"), noop.NewTracerProvider())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
+func TestNewBcryptRejectsBadLimits(t *testing.T) {
 	for _, opts := range []Options{{BcryptConcurrency: -1}, {BcryptWait: -time.Second}} {
 		opts.BcryptCost = bcrypt.MinCost
-		if _, err := NewService(store, nil, opts); err == nil {
-			t.Errorf("NewService(%+v) succeeded; want an error", opts)
+		if _, err := NewBcrypt(opts); err == nil {
+			t.Errorf("NewBcrypt(%+v) succeeded; want an error", opts)
 		}
 	}
 }

@@ -2,7 +2,6 @@ package users
 
 import (
 	"bytes"
-	"context"
 	"crypto/ed25519"
 	"encoding/base64"
 	"fmt"
@@ -127,14 +126,14 @@ func FuzzDecodeRequests(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte) {
 		r := fuzzcheck.Request("GET", "/users/x", nil)
 		r.SetPathValue("id", string(body))
-		if v, err := decodeGetUser(context.Background(), r); err != nil {
+		if v, err := API.Decode("GetUser", r, nil); err != nil {
 			fuzzcheck.CallerError(t, err, errs.Invalid, errs.NotFound)
 		} else if got := v.(GetUserRequest).ID; got != string(body) {
 			t.Fatalf("decoded ID %q from path value %q", got, body)
 		}
 
 		decode := func(b []byte) (RegisterRequest, error) {
-			v, err := decodeRegister(context.Background(), fuzzcheck.Request("POST", "/users", b))
+			v, err := API.Decode("Register", fuzzcheck.Request("POST", "/users", b), nil)
 			req, _ := v.(RegisterRequest)
 			return req, err
 		}
@@ -145,14 +144,14 @@ func FuzzDecodeRequests(f *testing.F) {
 			checkRedacted(t, string(reg.Password), reg, reg.Email+reg.Name)
 		}
 
-		v, err := decodeLogin(context.Background(), fuzzcheck.Request("POST", "/login", body))
+		v, err := API.Decode("Login", fuzzcheck.Request("POST", "/login", body), nil)
 		if err != nil {
 			fuzzcheck.CallerError(t, err, errs.Invalid, errs.TooLarge)
 			return
 		}
 		login := v.(LoginRequest)
 		fuzzcheck.RoundTrip(t, login, func(b []byte) (LoginRequest, error) {
-			v, err := decodeLogin(context.Background(), fuzzcheck.Request("POST", "/login", b))
+			v, err := API.Decode("Login", fuzzcheck.Request("POST", "/login", b), nil)
 			req, _ := v.(LoginRequest)
 			return req, err
 		})

@@ -21,7 +21,6 @@ import (
 	"github.com/glasshouse-dev/glasshouse/errs"
 	"github.com/glasshouse-dev/glasshouse/ident"
 	"github.com/google/uuid"
-	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/crypto/bcrypt"
 	"golang.org/x/text/unicode/norm"
 )
@@ -81,27 +80,6 @@ const (
 	maxNameChars     = 100
 )
 
-// DefaultBcryptCost is used when Options.BcryptCost is zero: tens of
-// milliseconds a hash on a server core, slow enough to make guessing
-// stolen hashes expensive.
-const DefaultBcryptCost = bcrypt.DefaultCost
-
-// Options tune the service. The zero value is usable.
-type Options struct {
-	// BcryptCost is the work factor of new password hashes, between
-	// bcrypt.MinCost and bcrypt.MaxCost; each step doubles the time.
-	// Tests use bcrypt.MinCost to stay fast.
-	BcryptCost int
-	// BcryptConcurrency is how many bcrypt hashes and comparisons may run
-	// at once (default DefaultBcryptConcurrency: two per core).
-	BcryptConcurrency int
-	// BcryptWait is how long a login or sign-up waits for a bcrypt slot
-	// before answering auth_busy (default DefaultBcryptWait).
-	BcryptWait time.Duration
-	// Registerer receives the bcrypt gate's metrics; nil registers none.
-	Registerer prometheus.Registerer
-}
-
 type service struct {
 	store  *Store
 	issuer *Issuer
@@ -118,37 +96,13 @@ type service struct {
 }
 
 // NewService returns the users service backed by store, signing tokens
-// with issuer. It fails only for a bcrypt cost out of range.
-func NewService(store *Store, issuer *Issuer, opts Options) (Service, error) {
-	if opts.BcryptCost == 0 {
-		opts.BcryptCost = DefaultBcryptCost
-	}
-	if opts.BcryptCost < bcrypt.MinCost || opts.BcryptCost > bcrypt.MaxCost {
-		return nil, fmt.Errorf("bcrypt cost %d is outside [%d, %d]", opts.BcryptCost, bcrypt.MinCost, bcrypt.MaxCost)
-	}
-	if opts.BcryptConcurrency == 0 {
-		opts.BcryptConcurrency = DefaultBcryptConcurrency()
-	}
-	if opts.BcryptConcurrency < 0 {
-		return nil, fmt.Errorf("bcrypt concurrency %d must be positive", opts.BcryptConcurrency)
-	}
-	if opts.BcryptWait == 0 {
-		opts.BcryptWait = DefaultBcryptWait
-	}
-	if opts.BcryptWait < 0 {
-		return nil, fmt.Errorf("bcrypt wait %s must not be negative", opts.BcryptWait)
-	}
-	// Hashed at the configured cost, not a constant from the source, so
-	// its comparison takes as long as a real one.
-	dummy, err := bcrypt.GenerateFromPassword([]byte("no account has this password"), opts.BcryptCost)
-	if err != nil {
-		return nil, fmt.Errorf("hash the dummy password: %w", err)
-	}
+// with issuer and hashing and checking passwords under b (NewBcrypt,
+// which checks the settings, so this cannot fail).
+func NewService(store *Store, issuer *Issuer, b *Bcrypt) Service {
 	return &service{
-		store: store, issuer: issuer, cost: opts.BcryptCost, dummyHash: dummy,
-		gate: newBcryptGate(opts.BcryptConcurrency, opts.BcryptWait, opts.Registerer),
+		store: store, issuer: issuer, cost: b.cost, dummyHash: b.dummyHash, gate: b.gate,
 		hash: bcrypt.GenerateFromPassword, compare: bcrypt.CompareHashAndPassword,
-	}, nil
+	}
 }
 
 func (s *service) Register(ctx context.Context, email, password, name string) (User, error) {

@@ -76,11 +76,18 @@ func newFixture(t testing.TB) fixture {
 	clk := &clock{now: time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)}
 	// A long wait for a bcrypt slot: tests of concurrent callers are about
 	// the store, not the bound on bcrypt work (bcrypt_test.go tests that).
-	svc, err := users.NewService(store, users.NewIssuer(key, testTTL, clk.Now), users.Options{BcryptCost: bcrypt.MinCost, BcryptWait: time.Minute})
+	svc := newService(t, store, users.NewIssuer(key, testTTL, clk.Now), users.Options{BcryptCost: bcrypt.MinCost, BcryptWait: time.Minute})
+	return fixture{svc: svc, store: store, verifier: users.NewVerifier(key.Public().(ed25519.PublicKey), clk.Now), clock: clk}
+}
+
+// newService is users.NewService with its bcrypt work built from opts.
+func newService(t testing.TB, store *users.Store, issuer *users.Issuer, opts users.Options) users.Service {
+	t.Helper()
+	b, err := users.NewBcrypt(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return fixture{svc: svc, store: store, verifier: users.NewVerifier(key.Public().(ed25519.PublicKey), clk.Now), clock: clk}
+	return users.NewService(store, issuer, b)
 }
 
 func wantCode(t *testing.T, err error, kind errs.Kind, code string) {
@@ -292,12 +299,10 @@ func TestGetUserNotFound(t *testing.T) {
 	}
 }
 
-func TestNewServiceRejectsABcryptCostOutOfRange(t *testing.T) {
-	store := openStore(t)
-	issuer := users.NewIssuer(newKey(t), 0, nil)
+func TestNewBcryptRejectsACostOutOfRange(t *testing.T) {
 	for _, cost := range []int{bcrypt.MinCost - 1, bcrypt.MaxCost + 1} {
-		if _, err := users.NewService(store, issuer, users.Options{BcryptCost: cost}); err == nil {
-			t.Errorf("NewService with bcrypt cost %d succeeded, want an error", cost)
+		if _, err := users.NewBcrypt(users.Options{BcryptCost: cost}); err == nil {
+			t.Errorf("NewBcrypt with bcrypt cost %d succeeded, want an error", cost)
 		}
 	}
 }
@@ -308,10 +313,7 @@ func TestNewServiceRejectsABcryptCostOutOfRange(t *testing.T) {
 // benchstat), so response times do not reveal which emails have accounts.
 func BenchmarkFailedLogin(b *testing.B) {
 	store := openStore(b)
-	svc, err := users.NewService(store, users.NewIssuer(newKey(b), 0, nil), users.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
+	svc := newService(b, store, users.NewIssuer(newKey(b), 0, nil), users.Options{})
 	ctx := context.Background()
 	if _, err := svc.Register(ctx, "ada@example.com", password, "Ada"); err != nil {
 		b.Fatal(err)

@@ -21,11 +21,7 @@ func TestStoreSurvivesReopen(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		svc, err := users.NewService(store, users.NewIssuer(key, 0, nil), users.Options{BcryptCost: bcrypt.MinCost})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return store, svc
+		return store, newService(t, store, users.NewIssuer(key, 0, nil), users.Options{BcryptCost: bcrypt.MinCost})
 	}
 
 	store, svc := open()

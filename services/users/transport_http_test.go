@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/glasshouse-dev/glasshouse/errs"
+	"github.com/glasshouse-dev/glasshouse/internal/testenv"
 	"github.com/glasshouse-dev/glasshouse/observability"
 	"github.com/glasshouse-dev/glasshouse/services/users"
 	"github.com/glasshouse-dev/glasshouse/transport"
@@ -55,14 +56,10 @@ func newServer(t testing.TB, logs io.Writer) server {
 	tel := newTelemetry(t, users.ServiceName, nil, logs)
 	store := openTracedStore(t, tel.TracerProvider)
 	key := newKey(t)
-	svc, err := users.NewService(store, users.NewIssuer(key, 0, nil), users.Options{BcryptCost: bcrypt.MinCost})
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc = users.Instrumenting(tel.Registry)(svc)
+	svc := users.Instrumenting(tel.Registry)(newService(t, store, users.NewIssuer(key, 0, nil), users.Options{BcryptCost: bcrypt.MinCost}))
 	health := observability.NewHealth()
 	health.AddCheck("store", store.Ping)
-	handler := transport.Handler(tel, health, users.NewHTTPHandler(users.NewEndpoints(svc, tel.ServerEndpoint)), transport.ServerConfig{MaxBodyBytes: 4 << 10})
+	handler := transport.Handler(tel, health, users.API.Server(svc, tel.ServerEndpoint), transport.ServerConfig{MaxBodyBytes: 4 << 10})
 	srv := httptest.NewServer(handler)
 	t.Cleanup(srv.Close)
 	return server{Server: srv, store: store, verifier: users.NewVerifier(key.Public().(ed25519.PublicKey), nil)}
@@ -214,10 +211,7 @@ func TestBadInputIsRejectedAndChangesNothing(t *testing.T) {
 
 func TestClientRoundTripKeepsTypedErrors(t *testing.T) {
 	srv := newServer(t, io.Discard)
-	client, err := users.NewHTTPClient(srv.URL, newTelemetry(t, "gateway", nil, io.Discard), 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	client := users.NewClient(testenv.Direct(t, srv.URL, newTelemetry(t, "gateway", nil, io.Discard)))
 	ctx := context.Background()
 
 	u, err := client.Register(ctx, "Ada@Example.com", password, "Ada")
@@ -298,7 +292,7 @@ func TestOnlySafeCallsAreRetried(t *testing.T) {
 		Breaker: transport.BreakerConfig{ConsecutiveFailures: 1000},
 	}, tel)
 	defer remote.Close()
-	client := users.NewClient(remote, tel)
+	client := users.NewClient(remote.Factory())
 	ctx := context.Background()
 
 	id := uuid.NewString()
