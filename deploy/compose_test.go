@@ -33,9 +33,16 @@ const memoryBudget = 2 << 30
 // volume, network and dependency it names is defined.
 func loadCompose(t *testing.T) *types.Project {
 	t.Helper()
+	return loadComposeFrom(t, root)
+}
+
+// loadComposeFrom loads dir/docker-compose.yml, as loadCompose does the
+// repository's.
+func loadComposeFrom(t *testing.T, dir string) *types.Project {
+	t.Helper()
 	// No OS environment and no .env file: the test sees the defaults that
 	// a fresh clone gets.
-	opts, err := cli.NewProjectOptions([]string{filepath.Join(root, "docker-compose.yml")}, cli.WithWorkingDirectory(root))
+	opts, err := cli.NewProjectOptions([]string{filepath.Join(dir, "docker-compose.yml")}, cli.WithWorkingDirectory(dir))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -170,3 +170,80 @@ func TestCatalogueHasOneSignerAndOnePublicEntry(t *testing.T) {
 		t.Errorf("%s starts first, but the services wait for the signer's public key: start it first", first.Name)
 	}
 }
+
+// Adding a service is one entry in the catalogue: with a made-up
+// "search" (two replicas, a store, called by the gateway), the generated
+// compose file and Kubernetes base run it completely, with no other edit.
+func TestAddingAServiceIsOneCatalogueEntry(t *testing.T) {
+	search := services.Spec{
+		Name: "search", Summary: "full-text search over the products",
+		Port: 8085, Replicas: 2, Store: "search.db",
+		MemoryMiB: 64, CPUMilli: 50,
+	}
+	all := services.All()
+	last := len(all) - 1
+	all[last].Calls = append(all[last].Calls, search.Name)
+	all = slices.Insert(all, last, search)
+	files, err := generate.Render(root, all)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	for _, f := range files {
+		path := filepath.Join(dir, filepath.FromSlash(f.Path))
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, f.Content, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The hand-written manifests the kustomization lists beside them.
+	for _, name := range []string{"config.yaml", "consul.yaml", "jaeger.yaml"} {
+		b, err := os.ReadFile(filepath.Join(k8sDir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "deploy", "k8s", name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	p := loadComposeFrom(t, dir)
+	for _, name := range []string{"search-1", "search-2"} {
+		s, ok := p.Services[name]
+		if !ok {
+			t.Errorf("compose has no %s", name)
+			continue
+		}
+		if env(s, "LISTEN_ADDR") != ":8085" || env(s, "ADMIN_LISTEN_ADDR") != ":9085" || env(s, "ADVERTISE_ADDR") != name {
+			t.Errorf("compose %s: LISTEN_ADDR %q, ADMIN_LISTEN_ADDR %q, ADVERTISE_ADDR %q", name, env(s, "LISTEN_ADDR"), env(s, "ADMIN_LISTEN_ADDR"), env(s, "ADVERTISE_ADDR"))
+		}
+		if v := mountAt(s, env(s, "DATA_DIR")); v == nil || v.Source != "search-data" {
+			t.Errorf("compose %s keeps its data on no search-data volume", name)
+		}
+	}
+
+	o := loadK8sFrom(t, filepath.Join(dir, "deploy", "k8s"))
+	if d, ok := o.deployments["search"]; !ok || d.Spec.Replicas == nil || *d.Spec.Replicas != 2 {
+		t.Errorf("no Deployment search with 2 replicas")
+	}
+	if _, ok := o.services["search"]; !ok {
+		t.Errorf("no Service search")
+	}
+	if _, ok := o.claims["search-data"]; !ok {
+		t.Errorf("no PersistentVolumeClaim search-data")
+	}
+	if pol, ok := o.policies["search-api"]; !ok || len(pol.Spec.Ingress) != 1 || len(pol.Spec.Ingress[0].From) != 1 ||
+		pol.Spec.Ingress[0].From[0].PodSelector.MatchLabels["app.kubernetes.io/name"] != "gateway" {
+		t.Errorf("no NetworkPolicy search-api admitting the gateway alone: %+v", pol)
+	}
+	kust, err := os.ReadFile(filepath.Join(dir, "deploy", "k8s", "kustomization.yaml"))
+	if err != nil || !bytes.Contains(kust, []byte("\n  - search.yaml\n")) {
+		t.Errorf("kustomization.yaml does not list search.yaml (%v)", err)
+	}
+	rules, err := os.ReadFile(filepath.Join(dir, "deploy", "prometheus", "resilience.rules.yml"))
+	if err != nil || !bytes.Contains(rules, []byte("labels: {job: search}\n        expr: vector(2)")) {
+		t.Errorf("resilience.rules.yml desires no 2 search instances (%v)", err)
+	}
+}

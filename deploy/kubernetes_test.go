@@ -61,6 +61,12 @@ type k8sObjects struct {
 // validation, fail only at deploy time).
 func loadK8s(t *testing.T) k8sObjects {
 	t.Helper()
+	return loadK8sFrom(t, k8sDir)
+}
+
+// loadK8sFrom decodes the manifests in dir, as loadK8s does deploy/k8s.
+func loadK8sFrom(t *testing.T, dir string) k8sObjects {
+	t.Helper()
 	o := k8sObjects{
 		deployments: map[string]*appsv1.Deployment{},
 		services:    map[string]*corev1.Service{},
@@ -68,7 +74,7 @@ func loadK8s(t *testing.T) k8sObjects {
 		claims:      map[string]*corev1.PersistentVolumeClaim{},
 		policies:    map[string]*networkingv1.NetworkPolicy{},
 	}
-	paths, err := filepath.Glob(filepath.Join(k8sDir, "*.yaml"))
+	paths, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}

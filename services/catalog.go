@@ -74,42 +74,55 @@ func (s Spec) GoMemLimitMiB() int { return s.MemoryMiB * 7 / 8 }
 func All() []Spec {
 	return []Spec{
 		{
-			Name:    "users",
-			Summary: "accounts, password hashes and the tokens everyone else checks",
-			Port:    8081, Replicas: 1,
-			Store: "users.db", Tokens: SignsTokens,
-			MemoryMiB: 64, CPUMilli: 50,
+			Name:      "users",
+			Summary:   "accounts, password hashes and the tokens everyone else checks",
+			Port:      8081,
+			Replicas:  1,
+			Store:     "users.db",
+			Tokens:    SignsTokens,
+			MemoryMiB: 64,
+			CPUMilli:  50,
 		},
 		{
-			Name:    "inventory",
-			Summary: "products, stock and reservations",
-			Port:    8082, Replicas: 2,
+			Name:      "inventory",
+			Summary:   "products, stock and reservations",
+			Port:      8082,
+			Replicas:  2,
 			Store:     "inventory.db",
-			MemoryMiB: 64, CPUMilli: 50,
+			MemoryMiB: 64,
+			CPUMilli:  50,
 		},
 		{
 			Name: "payments",
-			Summary: "charges and refunds, idempotent by order ID, with fault knobs " +
-				"(FAULT_ERROR_RATE, FAULT_LATENCY; PUT /admin/faults on an instance's admin port, never through the gateway)",
-			Port: 8084, Replicas: 2,
+			Summary: "charges and refunds, idempotent by order ID, with fault knobs (FAULT_ERROR_RATE, " +
+				"FAULT_LATENCY; PUT /admin/faults on an instance's admin port, never through the gateway)",
+			Port:      8084,
+			Replicas:  2,
 			Store:     "payments.db",
-			MemoryMiB: 64, CPUMilli: 50,
+			MemoryMiB: 64,
+			CPUMilli:  50,
 		},
 		{
-			Name:    "orders",
-			Summary: "orders and the checkout saga across inventory and payments",
-			Port:    8083, Replicas: 1,
-			Calls: []string{"inventory", "payments"},
-			Store: "orders.db", Tokens: ChecksTokens,
-			MemoryMiB: 96, CPUMilli: 50,
+			Name:      "orders",
+			Summary:   "orders and the checkout saga across inventory and payments",
+			Port:      8083,
+			Replicas:  1,
+			Calls:     []string{"inventory", "payments"},
+			Store:     "orders.db",
+			Tokens:    ChecksTokens,
+			MemoryMiB: 96,
+			CPUMilli:  50,
 		},
 		{
-			Name:    "gateway",
-			Summary: "the only public entry",
-			Port:    8080, Replicas: 1,
-			Calls:  []string{"users", "inventory", "orders"},
-			Public: true, Tokens: ChecksTokens,
-			MemoryMiB: 64, CPUMilli: 100,
+			Name:      "gateway",
+			Summary:   "the only public entry",
+			Port:      8080,
+			Replicas:  1,
+			Calls:     []string{"users", "inventory", "orders"},
+			Public:    true,
+			Tokens:    ChecksTokens,
+			MemoryMiB: 64,
+			CPUMilli:  100,
 		},
 	}
 }
@@ -132,17 +145,4 @@ func Lookup(name string) (Spec, bool) {
 		}
 	}
 	return Spec{}, false
-}
-
-// CalledBy returns the services that call name, in start order.
-func CalledBy(name string) []string {
-	var callers []string
-	for _, s := range All() {
-		for _, c := range s.Calls {
-			if c == name {
-				callers = append(callers, s.Name)
-			}
-		}
-	}
-	return callers
 }

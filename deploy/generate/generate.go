@@ -78,9 +78,13 @@ type data struct {
 }
 
 // Files renders every generated file from the templates under
-// root/deploy/templates.
-func Files(root string) ([]File, error) {
-	all := services.All()
+// root/deploy/templates and the catalogue, services.All.
+func Files(root string) ([]File, error) { return Render(root, services.All()) }
+
+// Render renders every generated file for the services all, in start
+// order: the files as they would be with another catalogue (a test adds
+// a service with it).
+func Render(root string, all []services.Spec) ([]File, error) {
 	d := data{Services: all, Infra: infraMiB()}
 	for _, s := range all {
 		if s.Tokens == services.SignsTokens {
@@ -91,7 +95,7 @@ func Files(root string) ([]File, error) {
 		}
 	}
 	if d.Signer.Name == "" || d.Public.Name == "" {
-		return nil, fmt.Errorf("services.All needs a service that signs tokens and a public one")
+		return nil, fmt.Errorf("the catalogue needs a service that signs tokens and a public one")
 	}
 	var files []File
 	for _, o := range outputs(all) {
@@ -158,16 +162,31 @@ func funcs(all []services.Spec, tmplPath string) template.FuncMap {
 			}
 			return fmt.Sprint(n)
 		},
-		"list":        list,
-		"instances":   instances,
-		"signs":       func(s services.Spec) bool { return s.Tokens == services.SignsTokens },
-		"checks":      func(s services.Spec) bool { return s.Tokens == services.ChecksTokens },
-		"calledBy":    services.CalledBy,
+		"list":      list,
+		"instances": instances,
+		"signs":     func(s services.Spec) bool { return s.Tokens == services.SignsTokens },
+		"checks":    func(s services.Spec) bool { return s.Tokens == services.ChecksTokens },
+		// calledBy lists the services that call name, in start order.
+		"calledBy": func(name string) []string {
+			var callers []string
+			for _, s := range all {
+				if slices.Contains(s.Calls, name) {
+					callers = append(callers, s.Name)
+				}
+			}
+			return callers
+		},
 		"adminOffset": func() int { return services.AdminOffset },
 		"add":         func(a, b int) int { return a + b },
-		"gomemlimit":  func(mib int) int { return mib * 7 / 8 },
+		// gomemlimit applies the services' GOMEMLIMIT rule to another
+		// container's limit.
+		"gomemlimit": func(mib int) int { return services.Spec{MemoryMiB: mib}.GoMemLimitMiB() },
 		"names": func() []string {
-			return services.Names()
+			var names []string
+			for _, s := range all {
+				names = append(names, s.Name)
+			}
+			return names
 		},
 		"checkers": func() []string {
 			var names []string
