@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -181,6 +182,55 @@ func TestRunRejectsBadFaultSettings(t *testing.T) {
 				t.Errorf("run served before rejecting its settings:\n%s", out.String())
 			}
 		})
+	}
+}
+
+// TestFaultKnobsTakeNoBaggageFaults proves why the knobs' endpoints skip
+// the per-request faults: with fault injection on, a request whose
+// baggage fails all of payments fails a charge, but not the knob an
+// operator turns to end the drill. Consul is not needed: the service
+// serves while its registration retries.
+func TestFaultKnobsTakeNoBaggageFaults(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	ports := testenv.FreePorts(t, 3)
+	base, admin := fmt.Sprintf("127.0.0.1:%d", ports[0]), fmt.Sprintf("127.0.0.1:%d", ports[1])
+	env := map[string]string{"DATA_DIR": t.TempDir(), "LISTEN_ADDR": base, "ADMIN_LISTEN_ADDR": admin,
+		"FAULT_INJECTION": "true", "CONSUL_HTTP_ADDR": fmt.Sprintf("127.0.0.1:%d", ports[2])}
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, nil, func(k string) string { return env[k] }, io.Discard) }()
+	defer func() { cancel(); <-done }()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if resp, err := http.Get("http://" + admin + "/healthz"); err == nil {
+			resp.Body.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("service did not start within 10s")
+		}
+	}
+
+	drill := func(method, url, body string) (int, string) {
+		req, err := http.NewRequest(method, url, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Baggage", "fault.payments=error")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		raw, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(raw)
+	}
+	if status, body := drill("POST", "http://"+base+"/charges", `{"order_id":"o1","amount_cents":100,"currency":"EUR","card_number":"4242424242424242"}`); status != 500 || !strings.Contains(body, `"code":"injected_fault"`) {
+		t.Fatalf("charge under a baggage fault = %d %s, want 500 injected_fault", status, body)
+	}
+	if status, body := drill("PUT", "http://"+admin+"/admin/faults", `{"error_rate":0,"latency":"0s"}`); status != 200 {
+		t.Errorf("PUT /admin/faults under a baggage fault = %d %s, want 200", status, body)
+	}
+	if status, body := drill("GET", "http://"+admin+"/admin/faults", ""); status != 200 {
+		t.Errorf("GET /admin/faults under a baggage fault = %d %s, want 200", status, body)
 	}
 }
 
