@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bufio"
-	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -16,57 +14,15 @@ import (
 // TestRunServesAndShutsDownCleanly starts the real service through run,
 // as main does, on a free port and a temporary data directory.
 func TestRunServesAndShutsDownCleanly(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	logs, logWriter := io.Pipe()
 	consul := testenv.StartConsul(t)
-	env := map[string]string{"DATA_DIR": t.TempDir(), "LISTEN_ADDR": "127.0.0.1:0", "CONSUL_HTTP_ADDR": consul.Addr, "CHECK_INTERVAL": "1s"}
-	getenv := func(k string) string { return env[k] }
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, nil, getenv, logWriter)
-		logWriter.Close()
-	}()
-
-	// The log tells us where it listens; every line must be JSON.
-	lines := make(chan map[string]any, 1000)
-	go func() {
-		defer close(lines)
-		sc := bufio.NewScanner(logs)
-		for sc.Scan() {
-			var rec map[string]any
-			if err := json.Unmarshal(sc.Bytes(), &rec); err != nil {
-				t.Errorf("log line is not JSON: %s", sc.Text())
-				continue
-			}
-			lines <- rec
-		}
-	}()
-	var addr string
-	timeout := time.After(10 * time.Second)
-	var adminAddr string // /metrics is on the admin listener
-	for addr == "" || adminAddr == "" {
-		select {
-		case rec := <-lines:
-			switch rec["msg"] {
-			case "serving HTTP":
-				addr = rec["addr"].(string)
-			case "serving admin HTTP":
-				adminAddr = rec["addr"].(string)
-			}
-		case err := <-done:
-			t.Fatalf("run ended before serving: %v", err)
-		case <-timeout:
-			t.Fatal("service did not start within 10s")
-		}
-	}
+	svc := testenv.RunService(t, run, map[string]string{"DATA_DIR": t.TempDir(), "LISTEN_ADDR": "127.0.0.1:0", "CONSUL_HTTP_ADDR": consul.Addr, "CHECK_INTERVAL": "1s"}, nil)
 
 	ids := consul.WaitPassing("inventory", 1, 10*time.Second)
-	if want := "inventory-" + addr[:strings.LastIndex(addr, ":")] + "-" + addr[strings.LastIndex(addr, ":")+1:]; ids[0] != want {
+	if want := svc.InstanceID("inventory"); ids[0] != want {
 		t.Errorf("registered as %q, want %q", ids[0], want)
 	}
 
-	resp, err := http.Get("http://" + addr + "/products")
+	resp, err := http.Get("http://" + svc.Addr + "/products")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +36,7 @@ func TestRunServesAndShutsDownCleanly(t *testing.T) {
 	}
 	traceID := resp.Header.Get("X-Trace-Id")
 
-	resp, err = http.Get("http://" + adminAddr + "/metrics")
+	resp, err = http.Get("http://" + svc.AdminAddr + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,27 +48,11 @@ func TestRunServesAndShutsDownCleanly(t *testing.T) {
 	}
 
 	// The endpoint's log line carries the same trace ID as the response.
-	found := false
-	for !found {
-		select {
-		case rec := <-lines:
-			found = rec["msg"] == "endpoint call" && rec["trace_id"] == traceID
-		case <-timeout:
-			t.Fatalf("no endpoint log line with trace_id %s", traceID)
-		}
-	}
+	svc.AwaitLog("the endpoint call with trace_id "+traceID, func(rec map[string]any) bool {
+		return rec["msg"] == "endpoint call" && rec["trace_id"] == traceID
+	})
 
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("run returned %v after shutdown, want nil", err)
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("run did not return after cancel")
-	}
-	for range lines { // drain
-	}
+	svc.Stop()
 	if ids, err := consul.Registered("inventory"); err != nil || len(ids) != 0 {
 		t.Errorf("after shutdown Consul still has %v (%v); want the instance deregistered", ids, err)
 	}

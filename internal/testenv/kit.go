@@ -1,11 +1,25 @@
 package testenv
 
 import (
+	"context"
+	"io"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
+	"time"
 
+	"github.com/glasshouse-dev/glasshouse/errs"
 	"github.com/glasshouse-dev/glasshouse/observability"
 	"github.com/glasshouse-dev/glasshouse/transport"
+	"go.opentelemetry.io/otel/attribute"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 )
+
+// The test kit: what every service's tests need, once.
 
 // Direct builds client calls to the one instance at baseURL (a test
 // server's URL), as transport.NewDirectFactory does with the default
@@ -17,4 +31,142 @@ func Direct(t testing.TB, baseURL string, tel observability.Telemetry) transport
 		t.Fatal(err)
 	}
 	return build
+}
+
+// TelemetryOption adjusts Telemetry.
+type TelemetryOption func(*observability.Config)
+
+// RecordSpans sends every span to rec as well (a tracetest.SpanRecorder).
+func RecordSpans(rec sdktrace.SpanProcessor) TelemetryOption {
+	return func(c *observability.Config) {
+		if rec != nil {
+			c.SpanProcessors = append(c.SpanProcessors, rec)
+		}
+	}
+}
+
+// LogTo writes the service's JSON log to w instead of discarding it.
+func LogTo(w io.Writer) TelemetryOption {
+	return func(c *observability.Config) { c.LogOutput = w }
+}
+
+// Telemetry is real telemetry for one test service, with no exporter and
+// no environment; it shuts down when the test ends.
+func Telemetry(t testing.TB, service string, opts ...TelemetryOption) observability.Telemetry {
+	t.Helper()
+	cfg := observability.Config{ServiceName: service, Getenv: func(string) string { return "" }, LogOutput: io.Discard}
+	for _, opt := range opts {
+		opt(&cfg)
+	}
+	tel, shutdown, err := observability.Setup(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { shutdown(context.Background()) })
+	return tel
+}
+
+// FindSpan polls rec until a span with name and kind has ended in the
+// trace, or fails the test after 5s. Server spans end just after the
+// response is written, so the client can be a moment ahead of the
+// recorder.
+func FindSpan(t testing.TB, rec *tracetest.SpanRecorder, traceID trace.TraceID, name string, kind trace.SpanKind) sdktrace.ReadOnlySpan {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		for _, s := range rec.Ended() {
+			if s.Name() == name && s.SpanKind() == kind && s.SpanContext().TraceID() == traceID {
+				return s
+			}
+		}
+		if time.Now().After(deadline) {
+			var names []string
+			for _, s := range rec.Ended() {
+				names = append(names, s.Name()+"/"+s.SpanKind().String())
+			}
+			t.Fatalf("no %s span %q in trace %s; have %v", kind, name, traceID, names)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Attr is the span's attribute key as a string, or "".
+func Attr(s sdktrace.ReadOnlySpan, key attribute.Key) string {
+	for _, kv := range s.Attributes() {
+		if kv.Key == key {
+			return kv.Value.Emit()
+		}
+	}
+	return ""
+}
+
+// Clock is a settable time source, safe for concurrent use.
+type Clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+// NewClock starts at 2026-01-01 12:00 UTC.
+func NewClock() *Clock { return &Clock{now: time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)} }
+
+// Now is the clock's time.
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+// Advance moves the clock on by d.
+func (c *Clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// OpenStore opens a service's store in a file of the test's own, closed
+// when the test ends.
+func OpenStore[S interface{ Close() error }](t testing.TB, open func(context.Context, string, trace.TracerProvider) (S, error), tp trace.TracerProvider) S {
+	t.Helper()
+	s, err := open(context.Background(), filepath.Join(t.TempDir(), "store.db"), tp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// WantCode fails the test unless err carries the problem code code.
+func WantCode(t testing.TB, err error, code string) {
+	t.Helper()
+	if got := errs.CodeOf(err); got != code {
+		t.Fatalf("error code = %q (%v), want %q", got, err, code)
+	}
+}
+
+// WantError fails the test unless err is of kind with code.
+func WantError(t testing.TB, err error, kind errs.Kind, code string) {
+	t.Helper()
+	if errs.KindOf(err) != kind || errs.CodeOf(err) != code {
+		t.Fatalf("error = %v (kind %v), want %v %q", err, errs.KindOf(err), kind, code)
+	}
+}
+
+// Send makes one plain HTTP request, as an operator's curl would, and
+// returns the status and body.
+func Send(t testing.TB, method, url, body string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, string(raw)
 }

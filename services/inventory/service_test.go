@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/glasshouse-dev/glasshouse/errs"
+	"github.com/glasshouse-dev/glasshouse/internal/testenv"
 	"github.com/glasshouse-dev/glasshouse/services/inventory"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
@@ -29,34 +29,16 @@ func openStore(t testing.TB) *inventory.Store {
 
 func openTracedStore(t testing.TB, tp trace.TracerProvider) *inventory.Store {
 	t.Helper()
-	ctx := context.Background()
-	store, err := inventory.OpenStore(ctx, filepath.Join(t.TempDir(), "inventory.db"), tp)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	if _, err := store.Seed(ctx, testCatalogue); err != nil {
+	store := testenv.OpenStore(t, inventory.OpenStore, tp)
+	if _, err := store.Seed(context.Background(), testCatalogue); err != nil {
 		t.Fatal(err)
 	}
 	return store
 }
 
-// clock is a settable time source for expiry tests.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
-func newService(t testing.TB) (inventory.Service, *inventory.Store, *clock) {
+func newService(t testing.TB) (inventory.Service, *inventory.Store, *testenv.Clock) {
 	store := openStore(t)
-	clk := &clock{now: time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)}
+	clk := testenv.NewClock()
 	return inventory.NewService(store, inventory.Options{ReservationTTL: time.Minute, Now: clk.Now}), store, clk
 }
 
@@ -67,13 +49,6 @@ func available(t *testing.T, svc inventory.Service, sku string) int {
 		t.Fatal(err)
 	}
 	return p.Available
-}
-
-func wantCode(t *testing.T, err error, code string) {
-	t.Helper()
-	if got := errs.CodeOf(err); got != code {
-		t.Fatalf("error code = %q (%v), want %q", got, err, code)
-	}
 }
 
 func assertConserved(t *testing.T, store *inventory.Store) {
@@ -94,13 +69,13 @@ func TestReserveIsAllOrNothing(t *testing.T) {
 	ctx := context.Background()
 
 	_, err := svc.Reserve(ctx, "o1", []inventory.Item{{SKU: "A", Quantity: 2}, {SKU: "B", Quantity: 6}})
-	wantCode(t, err, inventory.CodeOutOfStock)
+	testenv.WantCode(t, err, inventory.CodeOutOfStock)
 	if got := available(t, svc, "A"); got != 10 {
 		t.Errorf("A available = %d after a failed reservation, want 10 (nothing taken)", got)
 	}
 
 	_, err = svc.Reserve(ctx, "o2", []inventory.Item{{SKU: "A", Quantity: 1}, {SKU: "NOPE", Quantity: 1}})
-	wantCode(t, err, inventory.CodeUnknownProduct)
+	testenv.WantCode(t, err, inventory.CodeUnknownProduct)
 	if errs.KindOf(err) != errs.NotFound {
 		t.Errorf("kind = %v, want NotFound", errs.KindOf(err))
 	}
@@ -183,7 +158,7 @@ func TestReserveIsIdempotentPerOrder(t *testing.T) {
 	}
 
 	_, err = svc.Reserve(ctx, "o1", []inventory.Item{{SKU: "A", Quantity: 4}})
-	wantCode(t, err, inventory.CodeReservationMismatch)
+	testenv.WantCode(t, err, inventory.CodeReservationMismatch)
 }
 
 func TestCommitAndReleaseLifecycle(t *testing.T) {
@@ -200,7 +175,7 @@ func TestCommitAndReleaseLifecycle(t *testing.T) {
 		}
 	}
 	_, err := svc.Release(ctx, "sold")
-	wantCode(t, err, inventory.CodeReservationCommitted)
+	testenv.WantCode(t, err, inventory.CodeReservationCommitted)
 
 	if _, err := svc.Reserve(ctx, "returned", []inventory.Item{{SKU: "B", Quantity: 5}}); err != nil {
 		t.Fatal(err)
@@ -215,10 +190,10 @@ func TestCommitAndReleaseLifecycle(t *testing.T) {
 		t.Errorf("B available = %d after release, want 5", got)
 	}
 	_, err = svc.Commit(ctx, "returned")
-	wantCode(t, err, inventory.CodeReservationReleased)
+	testenv.WantCode(t, err, inventory.CodeReservationReleased)
 
 	_, err = svc.Commit(ctx, "never-reserved")
-	wantCode(t, err, inventory.CodeReservationNotFound)
+	testenv.WantCode(t, err, inventory.CodeReservationNotFound)
 	assertConserved(t, store)
 }
 
@@ -234,7 +209,7 @@ func TestReleaseBeforeReserveFencesALateReserve(t *testing.T) {
 		t.Fatalf("release of unknown order = %+v, %v; want an empty released reservation", r, err)
 	}
 	_, err = svc.Reserve(ctx, "o1", []inventory.Item{{SKU: "A", Quantity: 1}})
-	wantCode(t, err, inventory.CodeReservationReleased)
+	testenv.WantCode(t, err, inventory.CodeReservationReleased)
 	if got := available(t, svc, "A"); got != 10 {
 		t.Errorf("A available = %d, want 10", got)
 	}
@@ -259,9 +234,9 @@ func TestReservationsExpire(t *testing.T) {
 		t.Fatalf("reserve after expiry: %v", err)
 	}
 	_, err := svc.Commit(ctx, "slow")
-	wantCode(t, err, inventory.CodeReservationExpired)
+	testenv.WantCode(t, err, inventory.CodeReservationExpired)
 	_, err = svc.Reserve(ctx, "slow", []inventory.Item{{SKU: "B", Quantity: 5}})
-	wantCode(t, err, inventory.CodeReservationExpired)
+	testenv.WantCode(t, err, inventory.CodeReservationExpired)
 	assertConserved(t, store)
 
 	clk.Advance(time.Minute)
@@ -292,7 +267,7 @@ func TestInvalidRequestsAreRejected(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := svc.Reserve(ctx, tt.orderID, tt.items)
-			wantCode(t, err, tt.code)
+			testenv.WantCode(t, err, tt.code)
 			if !errors.Is(err, errs.E(errs.Invalid, tt.code, "")) {
 				t.Errorf("error %v is not Invalid/%s", err, tt.code)
 			}

@@ -2,55 +2,21 @@ package inventory_test
 
 import (
 	"context"
-	"github.com/glasshouse-dev/glasshouse/internal/testenv"
 	"testing"
-	"time"
 
 	"github.com/glasshouse-dev/glasshouse/errs"
+	"github.com/glasshouse-dev/glasshouse/internal/testenv"
 	"github.com/glasshouse-dev/glasshouse/services/inventory"
-	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 )
 
-// findSpan polls rec until a span with name and kind has ended, or fails
-// the test at the deadline. Server spans end just after the response is
-// written, so the client can be a moment ahead of the recorder.
-func findSpan(t *testing.T, rec *tracetest.SpanRecorder, traceID trace.TraceID, name string, kind trace.SpanKind) sdktrace.ReadOnlySpan {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		for _, s := range rec.Ended() {
-			if s.Name() == name && s.SpanKind() == kind && s.SpanContext().TraceID() == traceID {
-				return s
-			}
-		}
-		if time.Now().After(deadline) {
-			var names []string
-			for _, s := range rec.Ended() {
-				names = append(names, s.Name()+"/"+s.SpanKind().String())
-			}
-			t.Fatalf("no %s span %q in trace %s; have %v", kind, name, traceID, names)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-func attr(s sdktrace.ReadOnlySpan, key attribute.Key) string {
-	for _, kv := range s.Attributes() {
-		if kv.Key == key {
-			return kv.Value.Emit()
-		}
-	}
-	return ""
-}
-
 func TestTracesFollowACallFromClientToDatabase(t *testing.T) {
 	serverSpans, clientSpans := tracetest.NewSpanRecorder(), tracetest.NewSpanRecorder()
 	srv, _ := newServer(t, serverSpans)
-	clientTel := newTelemetry(t, "orders", clientSpans)
+	clientTel := testenv.Telemetry(t, "orders", testenv.RecordSpans(clientSpans))
 	client := inventory.NewClient(testenv.Direct(t, srv.URL, clientTel))
 
 	ctx, root := clientTel.Tracer("test").Start(context.Background(), "checkout")
@@ -62,8 +28,8 @@ func TestTracesFollowACallFromClientToDatabase(t *testing.T) {
 	traceID := root.SpanContext().TraceID()
 
 	// Client side: the logical call, then one HTTP attempt under it.
-	call := findSpan(t, clientSpans, traceID, "inventory.Reserve", trace.SpanKindClient)
-	attempt := findSpan(t, clientSpans, traceID, "HTTP POST", trace.SpanKindClient)
+	call := testenv.FindSpan(t, clientSpans, traceID, "inventory.Reserve", trace.SpanKindClient)
+	attempt := testenv.FindSpan(t, clientSpans, traceID, "HTTP POST", trace.SpanKindClient)
 	if call.Parent().SpanID() != root.SpanContext().SpanID() {
 		t.Errorf("client call span's parent = %s, want the caller's span", call.Parent().SpanID())
 	}
@@ -73,14 +39,14 @@ func TestTracesFollowACallFromClientToDatabase(t *testing.T) {
 
 	// Server side: same trace, the server span is the client attempt's
 	// child, named by route; the endpoint span and the SQL under it.
-	server := findSpan(t, serverSpans, traceID, "POST /reservations", trace.SpanKindServer)
+	server := testenv.FindSpan(t, serverSpans, traceID, "POST /reservations", trace.SpanKindServer)
 	if server.Parent().SpanID() != attempt.SpanContext().SpanID() || !server.Parent().IsRemote() {
 		t.Errorf("server span's parent = %v, want the remote client attempt %s", server.Parent(), attempt.SpanContext().SpanID())
 	}
-	if got := attr(server, "http.route"); got != "/reservations" && got != "POST /reservations" {
+	if got := testenv.Attr(server, "http.route"); got != "/reservations" && got != "POST /reservations" {
 		t.Errorf("http.route = %q", got)
 	}
-	ep := findSpan(t, serverSpans, traceID, "inventory.Reserve", trace.SpanKindInternal)
+	ep := testenv.FindSpan(t, serverSpans, traceID, "inventory.Reserve", trace.SpanKindInternal)
 	if ep.Parent().SpanID() != server.SpanContext().SpanID() {
 		t.Errorf("endpoint span's parent = %s, want the server span", ep.Parent().SpanID())
 	}
@@ -89,7 +55,7 @@ func TestTracesFollowACallFromClientToDatabase(t *testing.T) {
 	}
 	var dbSpans int
 	for _, s := range serverSpans.Ended() {
-		if s.Parent().SpanID() == ep.SpanContext().SpanID() && attr(s, "db.system.name") == "sqlite" {
+		if s.Parent().SpanID() == ep.SpanContext().SpanID() && testenv.Attr(s, "db.system.name") == "sqlite" {
 			dbSpans++
 		}
 	}
@@ -101,7 +67,7 @@ func TestTracesFollowACallFromClientToDatabase(t *testing.T) {
 func TestBusinessErrorDoesNotFailTheSpan(t *testing.T) {
 	serverSpans, clientSpans := tracetest.NewSpanRecorder(), tracetest.NewSpanRecorder()
 	srv, _ := newServer(t, serverSpans)
-	clientTel := newTelemetry(t, "orders", clientSpans)
+	clientTel := testenv.Telemetry(t, "orders", testenv.RecordSpans(clientSpans))
 	client := inventory.NewClient(testenv.Direct(t, srv.URL, clientTel))
 
 	ctx, root := clientTel.Tracer("test").Start(context.Background(), "browse")
@@ -112,18 +78,18 @@ func TestBusinessErrorDoesNotFailTheSpan(t *testing.T) {
 	}
 	traceID := root.SpanContext().TraceID()
 
-	server := findSpan(t, serverSpans, traceID, "GET /products/{sku}", trace.SpanKindServer)
-	if got := attr(server, "http.response.status_code"); got != "404" {
+	server := testenv.FindSpan(t, serverSpans, traceID, "GET /products/{sku}", trace.SpanKindServer)
+	if got := testenv.Attr(server, "http.response.status_code"); got != "404" {
 		t.Errorf("server span status code = %q, want 404", got)
 	}
 	for _, s := range []sdktrace.ReadOnlySpan{
-		findSpan(t, serverSpans, traceID, "inventory.GetProduct", trace.SpanKindInternal),
-		findSpan(t, clientSpans, traceID, "inventory.GetProduct", trace.SpanKindClient),
+		testenv.FindSpan(t, serverSpans, traceID, "inventory.GetProduct", trace.SpanKindInternal),
+		testenv.FindSpan(t, clientSpans, traceID, "inventory.GetProduct", trace.SpanKindClient),
 	} {
 		if s.Status().Code == codes.Error {
 			t.Errorf("%s (%s) marked failed by a business error: %v", s.Name(), s.SpanKind(), s.Status())
 		}
-		if got := attr(s, "glasshouse.error.code"); got != inventory.CodeUnknownProduct {
+		if got := testenv.Attr(s, "glasshouse.error.code"); got != inventory.CodeUnknownProduct {
 			t.Errorf("%s (%s) glasshouse.error.code = %q, want %q", s.Name(), s.SpanKind(), got, inventory.CodeUnknownProduct)
 		}
 	}

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/glasshouse-dev/glasshouse/internal/testenv"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -13,35 +12,18 @@ import (
 	"testing"
 
 	"github.com/glasshouse-dev/glasshouse/errs"
+	"github.com/glasshouse-dev/glasshouse/internal/testenv"
 	"github.com/glasshouse-dev/glasshouse/observability"
 	"github.com/glasshouse-dev/glasshouse/services/inventory"
 	"github.com/glasshouse-dev/glasshouse/transport"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 )
 
-func noEnv(string) string { return "" }
-
-// newTelemetry builds real telemetry for one test service, recording spans
-// in memory when rec is not nil.
-func newTelemetry(t testing.TB, service string, rec sdktrace.SpanProcessor) observability.Telemetry {
-	t.Helper()
-	cfg := observability.Config{ServiceName: service, Getenv: noEnv, LogOutput: io.Discard}
-	if rec != nil {
-		cfg.SpanProcessors = []sdktrace.SpanProcessor{rec}
-	}
-	tel, shutdown, err := observability.Setup(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { shutdown(context.Background()) })
-	return tel
-}
-
 // newServer serves a real inventory (real SQLite, full HTTP stack) on a
 // loopback port.
 func newServer(t testing.TB, rec sdktrace.SpanProcessor) (*httptest.Server, *inventory.Store) {
 	t.Helper()
-	tel := newTelemetry(t, inventory.ServiceName, rec)
+	tel := testenv.Telemetry(t, inventory.ServiceName, testenv.RecordSpans(rec))
 	store := openTracedStore(t, tel.TracerProvider)
 	svc := inventory.Instrumenting(tel.Registry)(inventory.NewService(store, inventory.Options{}))
 	health := observability.NewHealth()
@@ -128,7 +110,7 @@ func TestBadInputIsRejectedAndChangesNothing(t *testing.T) {
 
 func TestClientRoundTripKeepsTypedErrors(t *testing.T) {
 	srv, store := newServer(t, nil)
-	client := inventory.NewClient(testenv.Direct(t, srv.URL, newTelemetry(t, "orders", nil)))
+	client := inventory.NewClient(testenv.Direct(t, srv.URL, testenv.Telemetry(t, "orders")))
 	ctx := context.Background()
 
 	products, err := client.ListProducts(ctx)
