@@ -4,10 +4,8 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"path/filepath"
 	"time"
 
 	"github.com/glasshouse-dev/glasshouse/cmd/internal/config"
@@ -22,17 +20,17 @@ import (
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
-func main() { platform.Main("orders", run) }
+func main() { platform.Main(orders.ServiceName, run) }
 
 // run wires the service inside-out: store, the inventory and payments
-// clients (discovered in Consul), the checkout saga and its recovery loop,
-// endpoints, HTTP.
+// clients (discovered in Consul), the checkout saga and beside it its
+// recovery loop, endpoints, HTTP.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) (err error) {
-	flags := config.NewFlags("orders", getenv, stdout)
+	flags := config.NewFlags(orders.ServiceName, getenv, stdout)
 	// A checkout in flight at SIGTERM is given its whole saga time to end
 	// before the store closes under it.
 	common := platform.CommonFlagsDraining(flags, ":8083", 25*time.Second)
-	dataDir := flags.String("data-dir", "DATA_DIR", "data/orders", "directory for the SQLite database")
+	storeFlags := platform.NewStoreFlags(flags, orders.ServiceName)
 	publicKey := flags.String("jwt-public-key", "JWT_PUBLIC_KEY_FILE", "data/keys/users-jwt.pub", "users' public key (PEM), to check bearer tokens")
 	keyWait := flags.Duration("jwt-key-wait", "JWT_KEY_WAIT", 30*time.Second, "how long to wait for the public key file at start")
 	recoveryEvery := flags.Duration("recovery-interval", "RECOVERY_INTERVAL", 10*time.Second, "how often interrupted checkouts are looked for")
@@ -68,15 +66,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	verifier := users.NewVerifier(key, nil)
 
-	store, err := orders.OpenStore(ctx, filepath.Join(*dataDir, "orders.db"), tel.TracerProvider)
+	store, err := platform.OpenStore(ctx, proc, storeFlags, orders.OpenStore)
 	if err != nil {
 		return err
 	}
-	defer func() { err = errors.Join(err, store.Close()) }()
-	proc.Health.AddCheck("store", store.Ping)
 
 	inv := inventory.NewClient(proc.Remote(inventory.ServiceName, inventoryCfg).Factory())
-	pay := payments.NewClient(proc.Remote(payments.ServiceName, paymentsCfg), tel)
+	pay := payments.NewClient(proc.Remote(payments.ServiceName, paymentsCfg).Factory())
 	opts := orders.Options{
 		SagaTimeout: *sagaTimeout,
 		StaleAfter:  *staleAfter,
@@ -90,10 +86,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if common.DrainTimeout() < *sagaTimeout {
 		return fmt.Errorf("the drain timeout (%s) must be at least the saga timeout (%s), or a shutdown cuts checkouts short", common.DrainTimeout(), *sagaTimeout)
 	}
-	saga := orders.NewService(store, inv, pay, opts)
-	endpoints := orders.NewEndpoints(saga, proc.Endpoint)
-
-	return proc.Serve(ctx, orders.NewHTTPHandler(endpoints, verifier.Verify), func(ctx context.Context) error {
-		return saga.RunRecovery(ctx, *recoveryEvery)
+	svc := orders.NewService(store, inv, pay, opts)
+	recovery := orders.NewRecovery(store, inv, pay, opts)
+	return proc.Serve(ctx, orders.API.Server(svc, proc.EndpointMiddleware, transport.WithAuth(verifier.Verify)), func(ctx context.Context) error {
+		return recovery.Run(ctx, *recoveryEvery)
 	})
 }

@@ -1,7 +1,6 @@
 package orders
 
 import (
-	"context"
 	"strings"
 	"testing"
 
@@ -35,7 +34,6 @@ func FuzzDecodeRequests(f *testing.F) {
 		f.Add(seed.authorization, seed.key, seed.query, []byte(seed.body))
 	}
 	f.Fuzz(func(t *testing.T, authorization, key, query string, body []byte) {
-		ctx := context.Background()
 		authorized := func(err error) {
 			t.Helper()
 			scheme, token, _ := strings.Cut(authorization, " ")
@@ -48,7 +46,7 @@ func FuzzDecodeRequests(f *testing.F) {
 			r := fuzzcheck.Request("POST", "/orders", b)
 			r.Header["Authorization"] = []string{authorization}
 			r.Header[IdempotencyKeyHeader] = []string{key}
-			v, err := decodePlaceOrder(fuzzAuth)(ctx, r)
+			v, err := API.Decode("PlaceOrder", r, fuzzAuth)
 			req, _ := v.(PlaceOrderRequest)
 			return req, err
 		}
@@ -66,18 +64,24 @@ func FuzzDecodeRequests(f *testing.F) {
 		r := fuzzcheck.Request("GET", "/orders", nil)
 		r.URL.RawQuery = query
 		r.Header["Authorization"] = []string{authorization}
-		v, err := decodeListOrders(fuzzAuth)(ctx, r)
+		// The page is read as ListOrders' Serve reads it: ParsePage.
+		v, err := API.Decode("ListOrders", r, fuzzAuth)
+		var page Page
+		if err == nil {
+			req := v.(ListOrdersRequest)
+			page, err = ParsePage(req.Limit, req.Cursor)
+		}
 		authorized(err)
 		if err != nil {
 			fuzzcheck.CallerError(t, err, errs.Unauthenticated, errs.Invalid)
-		} else if page := v.(ListOrdersRequest).Page; page.Limit < 0 || page.Limit > MaxPageLimit || len(page.Cursor) > maxCursorLen {
+		} else if page.Limit < 0 || page.Limit > MaxPageLimit || len(page.Cursor) > maxCursorLen {
 			t.Fatalf("query %q decoded to page %+v: limit outside 0..%d or cursor over %d bytes", query, page, MaxPageLimit, maxCursorLen)
 		}
 
 		r = fuzzcheck.Request("GET", "/orders/x", nil)
 		r.SetPathValue("id", string(body))
 		r.Header["Authorization"] = []string{authorization}
-		v, err = decodeGetOrder(fuzzAuth)(ctx, r)
+		v, err = API.Decode("GetOrder", r, fuzzAuth)
 		authorized(err)
 		if err != nil {
 			fuzzcheck.CallerError(t, err, errs.Unauthenticated, errs.Invalid, errs.NotFound)

@@ -17,7 +17,7 @@ import (
 
 // pagedWorld is an orders store with n orders of user u1 (and a few of
 // u2 between them), its queries traced into rec so a test can count them.
-func pagedWorld(t testing.TB, n int) (*CheckoutSaga, *tracetest.SpanRecorder) {
+func pagedWorld(t testing.TB, n int) (Service, *tracetest.SpanRecorder) {
 	t.Helper()
 	ctx := context.Background()
 	rec := tracetest.NewSpanRecorder()

@@ -11,6 +11,12 @@ import (
 	"go.opentelemetry.io/otel/trace"
 )
 
+// Recovery drives to a terminal state the checkouts that a crash or an
+// unavailable dependency left half-done (NewRecovery builds it). Each
+// replica runs one; they share the work through the store, where an order
+// is claimed under a lease before it is resumed.
+type Recovery struct{ saga *checkoutSaga }
+
 // RecoveryReport counts what one recovery pass did.
 type RecoveryReport struct {
 	Forward     int // sagas completed (the customer had paid)
@@ -27,7 +33,8 @@ type RecoveryReport struct {
 // reached charged is committed (the customer paid and should get the
 // goods); one that had not is compensated, unless payments shows the
 // charge went through after all, which makes it paid.
-func (s *CheckoutSaga) Recover(ctx context.Context) (RecoveryReport, error) {
+func (rc *Recovery) Recover(ctx context.Context) (RecoveryReport, error) {
+	s := rc.saga
 	var rep RecoveryReport
 	now := s.opts.Now()
 	stale, err := s.store.stale(ctx, now.Add(-s.opts.StaleAfter))
@@ -83,7 +90,7 @@ func (s *CheckoutSaga) Recover(ctx context.Context) (RecoveryReport, error) {
 
 // resume continues one interrupted saga and returns the order's status
 // afterwards (still PENDING if it had to be deferred).
-func (s *CheckoutSaga) resume(ctx context.Context, r record) Status {
+func (s *checkoutSaga) resume(ctx context.Context, r record) Status {
 	interrupted := errs.E(errs.Unavailable, CodeInterrupted, "the checkout was interrupted; nothing was charged")
 	var err error
 	switch r.Step {
@@ -119,27 +126,27 @@ func (s *CheckoutSaga) resume(ctx context.Context, r record) Status {
 // settle finishes the compensation of a failed order that payments could
 // not be asked about: void it (so no charge can land later) and refund
 // the charge it had, if any. It reports whether that is done.
-func (s *CheckoutSaga) settle(ctx context.Context, r record) bool {
+func (s *checkoutSaga) settle(ctx context.Context, r record) bool {
 	if err := s.voidCharge(ctx, r); err != nil {
 		return false
 	}
 	return s.store.settle(ctx, r.ID) == nil
 }
 
-// RunRecovery runs a recovery pass now and then every interval until ctx
+// Run runs a recovery pass now and then every interval until ctx
 // ends: at start it finishes what a crash left; afterwards it catches
 // sagas stalled by an unavailable dependency.
-func (s *CheckoutSaga) RunRecovery(ctx context.Context, interval time.Duration) error {
+func (rc *Recovery) Run(ctx context.Context, interval time.Duration) error {
 	if interval <= 0 {
 		return fmt.Errorf("recovery interval must be positive, got %s", interval)
 	}
 	ticker := time.NewTicker(interval)
 	defer ticker.Stop()
 	for {
-		if rep, err := s.Recover(ctx); err != nil && ctx.Err() == nil {
-			s.opts.Logger.ErrorContext(ctx, "recovery pass failed", "error", err)
+		if rep, err := rc.Recover(ctx); err != nil && ctx.Err() == nil {
+			rc.saga.opts.Logger.ErrorContext(ctx, "recovery pass failed", "error", err)
 		} else if rep != (RecoveryReport{}) {
-			s.opts.Logger.InfoContext(ctx, "recovery pass", "forward", rep.Forward, "compensated", rep.Compensated,
+			rc.saga.opts.Logger.InfoContext(ctx, "recovery pass", "forward", rep.Forward, "compensated", rep.Compensated,
 				"deferred", rep.Deferred, "settled", rep.Settled)
 		}
 		select {

@@ -72,26 +72,23 @@ func (o Options) Validate() error {
 	return nil
 }
 
-// CheckoutSaga is the orders service: it places orders by running the
-// checkout saga, and recovers sagas that a crash left half-done.
-type CheckoutSaga struct {
+// checkoutSaga is the orders service: it places orders by running the
+// checkout saga. Recovery, built over the same store and clients, drives
+// the sagas a crash left half-done.
+type checkoutSaga struct {
 	store     *Store
 	inventory Inventory
 	payments  Payments
 	opts      Options
 }
 
-// NewService returns the orders service over store, calling inventory and
-// payments (their clients, in production).
-func NewService(store *Store, inv Inventory, pay Payments, opts Options) *CheckoutSaga {
-	return &CheckoutSaga{store: store, inventory: inv, payments: pay, opts: opts.withDefaults()}
+func newCheckoutSaga(store *Store, inv Inventory, pay Payments, opts Options) *checkoutSaga {
+	return &checkoutSaga{store: store, inventory: inv, payments: pay, opts: opts.withDefaults()}
 }
-
-var _ Service = (*CheckoutSaga)(nil)
 
 // PlaceOrder validates the order, prices it, records it PENDING, then runs
 // the saga: reserve → charge → commit.
-func (s *CheckoutSaga) PlaceOrder(ctx context.Context, userID, key string, items []Item, card string) (Order, error) {
+func (s *checkoutSaga) PlaceOrder(ctx context.Context, userID, key string, items []Item, card string) (Order, error) {
 	if err := ident.UserID(userID); err != nil {
 		return Order{}, err
 	}
@@ -146,7 +143,7 @@ func replay(r record, hash string) (Order, error) {
 
 // price looks up each product's current price. Reads are retried by the
 // client, and an unknown SKU is answered before any order exists.
-func (s *CheckoutSaga) price(ctx context.Context, items []Item) ([]Line, int64, string, error) {
+func (s *checkoutSaga) price(ctx context.Context, items []Item) ([]Line, int64, string, error) {
 	var (
 		lines    []Line
 		total    int64
@@ -168,7 +165,7 @@ func (s *CheckoutSaga) price(ctx context.Context, items []Item) ([]Line, int64, 
 }
 
 // run drives a freshly created order through the saga.
-func (s *CheckoutSaga) run(ctx context.Context, r record, card string) (Order, error) {
+func (s *checkoutSaga) run(ctx context.Context, r record, card string) (Order, error) {
 	step(ctx, "reserve")
 	if _, err := s.inventory.Reserve(ctx, r.ID, toInventoryItems(r.Items)); err != nil {
 		if errs.IsBusiness(err) {
@@ -199,7 +196,7 @@ func (s *CheckoutSaga) run(ctx context.Context, r record, card string) (Order, e
 
 // commit is the last step: once the reservation is committed the order is
 // confirmed.
-func (s *CheckoutSaga) commit(ctx context.Context, r record) (Order, error) {
+func (s *checkoutSaga) commit(ctx context.Context, r record) (Order, error) {
 	step(ctx, "commit")
 	if _, err := s.inventory.Commit(ctx, r.ID); err != nil {
 		return s.compensate(ctx, r, err)
@@ -212,7 +209,7 @@ func (s *CheckoutSaga) commit(ctx context.Context, r record) (Order, error) {
 // makes sure no successful charge is left (refunding one if found). When
 // the stock cannot be released now the order stays PENDING in step
 // compensating, and recovery finishes it later. The caller gets cause.
-func (s *CheckoutSaga) compensate(ctx context.Context, r record, cause error) (Order, error) {
+func (s *checkoutSaga) compensate(ctx context.Context, r record, cause error) (Order, error) {
 	step(ctx, "compensate", attribute.String("glasshouse.saga.cause", errs.CodeOf(cause)))
 	now := s.opts.Now()
 	if err := s.store.compensating(ctx, r.ID, cause, now); err != nil {
@@ -245,7 +242,7 @@ func (s *CheckoutSaga) compensate(ctx context.Context, r record, cause error) (O
 // if that one succeeded. Voiding mirrors releasing the reservation: a
 // Charge request still in flight when the saga failed is refused when it
 // arrives, so no money can be taken for a failed order, however late.
-func (s *CheckoutSaga) voidCharge(ctx context.Context, r record) error {
+func (s *checkoutSaga) voidCharge(ctx context.Context, r record) error {
 	charge, err := s.payments.Void(ctx, r.ID)
 	if err != nil {
 		return err
@@ -262,7 +259,7 @@ func (s *CheckoutSaga) voidCharge(ctx context.Context, r record) error {
 
 // finish records the order's terminal status and returns what the caller
 // gets: the order, or the error that ended it.
-func (s *CheckoutSaga) finish(ctx context.Context, r record, status Status, cause error, unsettled bool) (Order, error) {
+func (s *checkoutSaga) finish(ctx context.Context, r record, status Status, cause error, unsettled bool) (Order, error) {
 	won, err := s.store.finish(ctx, r.ID, status, cause, unsettled, s.opts.Now())
 	if err != nil {
 		return Order{}, err
@@ -290,7 +287,7 @@ func step(ctx context.Context, name string, attrs ...attribute.KeyValue) {
 }
 
 // GetOrder implements Service.
-func (s *CheckoutSaga) GetOrder(ctx context.Context, userID, orderID string) (Order, error) {
+func (s *checkoutSaga) GetOrder(ctx context.Context, userID, orderID string) (Order, error) {
 	if err := ident.UserID(userID); err != nil {
 		return Order{}, err
 	}
@@ -309,7 +306,7 @@ func (s *CheckoutSaga) GetOrder(ctx context.Context, userID, orderID string) (Or
 
 // ListOrders implements Service. It reads one order more than the page
 // holds, to know whether a next page exists without a second query.
-func (s *CheckoutSaga) ListOrders(ctx context.Context, userID string, page Page) (OrderPage, error) {
+func (s *checkoutSaga) ListOrders(ctx context.Context, userID string, page Page) (OrderPage, error) {
 	if err := ident.UserID(userID); err != nil {
 		return OrderPage{}, err
 	}

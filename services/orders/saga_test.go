@@ -30,7 +30,8 @@ var catalogue = []inventory.Product{
 }
 
 type world struct {
-	saga      *CheckoutSaga
+	saga      Service
+	recovery  *Recovery
 	store     *Store
 	invStore  *inventory.Store
 	payStore  *payments.Store
@@ -150,9 +151,9 @@ func newWorld(t *testing.T) *world {
 	t.Cleanup(func() { w.invStore.Close(); w.payStore.Close(); w.store.Close() })
 	w.inventory = &outage[inventory.Service]{svc: inventory.NewService(w.invStore, inventory.Options{Now: w.clock.Now})}
 	w.payments = &outage[payments.Service]{svc: payments.NewService(w.payStore, payments.Options{Now: w.clock.Now})}
-	w.saga = NewService(w.store, flakyInventory{w.inventory, &w.crashInventoryOnCommit}, flakyPayments{w.payments}, Options{
-		Now: w.clock.Now, StaleAfter: 30 * time.Second,
-	})
+	inv, pay := flakyInventory{w.inventory, &w.crashInventoryOnCommit}, flakyPayments{w.payments}
+	opts := Options{Now: w.clock.Now, StaleAfter: 30 * time.Second}
+	w.saga, w.recovery = NewService(w.store, inv, pay, opts), NewRecovery(w.store, inv, pay, opts)
 	return w
 }
 
@@ -305,12 +306,12 @@ func TestPaymentsDownFailsFastAndCompensates(t *testing.T) {
 		t.Errorf("stock still held after the failure: %+v", ledger["TEE"])
 	}
 	// The order could not be voided at payments; recovery keeps trying.
-	if rep, _ := w.saga.Recover(ctx); rep.Settled != 0 {
+	if rep, _ := w.recovery.Recover(ctx); rep.Settled != 0 {
 		t.Errorf("settled while payments is still down: %+v", rep)
 	}
 
 	w.payments.down.Store(false)
-	if rep, err := w.saga.Recover(ctx); err != nil || rep.Settled != 1 {
+	if rep, err := w.recovery.Recover(ctx); err != nil || rep.Settled != 1 {
 		t.Errorf("recovery = %+v, %v; want the failed order voided at payments", rep, err)
 	}
 	// Voided: a charge for it that was still in flight is refused.
@@ -337,7 +338,7 @@ func TestInventoryLostAtCommitIsCompensatedByRecovery(t *testing.T) {
 
 	w.inventory.down.Store(false)
 	w.clock.Advance(31 * time.Second)
-	rep, err := w.saga.Recover(ctx)
+	rep, err := w.recovery.Recover(ctx)
 	if err != nil || rep.Compensated != 1 {
 		t.Fatalf("recovery = %+v, %v; want one compensated", rep, err)
 	}
@@ -396,11 +397,11 @@ func TestRecoveryDrivesEveryInterruptedStepToAnEnd(t *testing.T) {
 	w.store.advance(ctx, charged.ID, StepCharged, c.ID, w.clock.Now())
 
 	// Not stale yet: a live saga may still own them.
-	if rep, _ := w.saga.Recover(ctx); rep != (RecoveryReport{}) {
+	if rep, _ := w.recovery.Recover(ctx); rep != (RecoveryReport{}) {
 		t.Fatalf("recovery touched fresh orders: %+v", rep)
 	}
 	w.clock.Advance(31 * time.Second)
-	rep, err := w.saga.Recover(ctx)
+	rep, err := w.recovery.Recover(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,9 +22,6 @@ import (
 	"github.com/glasshouse-dev/glasshouse/services/payments"
 )
 
-// ServiceName is the orders service's name in Consul, metrics and traces.
-const ServiceName = "orders"
-
 // Service is the orders domain. The user is whoever the caller
 // authenticated; over HTTP that is the subject of the bearer token.
 type Service interface {
@@ -43,6 +40,20 @@ type Service interface {
 	// out of range is Invalid invalid_limit, a cursor this service did not
 	// issue is Invalid invalid_cursor.
 	ListOrders(ctx context.Context, userID string, page Page) (OrderPage, error)
+}
+
+// NewService returns the orders service over store, calling inventory and
+// payments (their clients, in production).
+func NewService(store *Store, inv Inventory, pay Payments, opts Options) Service {
+	return newCheckoutSaga(store, inv, pay, opts)
+}
+
+// NewRecovery returns the recovery loop for the checkouts that the service
+// built with the same arguments leaves half-done; run it beside the
+// service (Recovery.Run). The two need no shared memory: each saga's step
+// and lease are recorded in the store.
+func NewRecovery(store *Store, inv Inventory, pay Payments, opts Options) *Recovery {
+	return &Recovery{saga: newCheckoutSaga(store, inv, pay, opts)}
 }
 
 // Page asks for one page of a list.

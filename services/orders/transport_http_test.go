@@ -40,7 +40,7 @@ func serve(t *testing.T, w *world) (*httptest.Server, observability.Telemetry, s
 	}
 	t.Cleanup(func() { shutdown(context.Background()) })
 	handler := transport.Handler(tel, observability.NewHealth(),
-		NewHTTPHandler(NewEndpoints(w.saga, tel.ServerEndpoint), users.NewVerifier(pub, nil).Verify), transport.ServerConfig{})
+		API.Server(w.saga, tel.ServerEndpoint, transport.WithAuth(users.NewVerifier(pub, nil).Verify)), transport.ServerConfig{})
 	srv := httptest.NewServer(handler)
 	t.Cleanup(srv.Close)
 	return srv, tel, token
@@ -108,10 +108,11 @@ func TestBadOrderRequestsAreRejectedAndCreateNothing(t *testing.T) {
 func TestClientRoundTripCarriesTheTokenAndTypedErrors(t *testing.T) {
 	w := newWorld(t)
 	srv, tel, token := serve(t, w)
-	client, err := NewHTTPClient(srv.URL, tel, 5*time.Second)
+	build, err := transport.NewDirectFactory(srv.URL, tel, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
+	client := NewClient(build)
 	ctx := transport.WithBearerToken(context.Background(), token)
 
 	o, err := client.PlaceOrder(ctx, "ignored: the token decides", "k1", []Item{{"MUG", 2}}, approve)
