@@ -1,13 +1,33 @@
 package main
 
 import (
+	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 
 	"github.com/glasshouse-dev/glasshouse/services/users"
 )
+
+// signingKey returns the private key in keyFile that signs tokens,
+// generating a key pair there on the first start, and publishes its public
+// half at publicKey too (publishPublicKey).
+func signingKey(keyFile, publicKey string, logger *slog.Logger) (ed25519.PrivateKey, error) {
+	key, generated, err := users.EnsureKeyPair(keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("token signing key: %w", err)
+	}
+	if generated {
+		// The gateway needs the public key to check tokens: say where it is.
+		logger.Info("generated a token signing key pair", "private_key", keyFile, "public_key", users.PublicKeyPath(keyFile))
+	}
+	if err := publishPublicKey(users.PublicKeyPath(keyFile), publicKey); err != nil {
+		return nil, fmt.Errorf("publish the public key (-jwt-public-key / JWT_PUBLIC_KEY_FILE): %w", err)
+	}
+	return key, nil
+}
 
 // publishPublicKey copies the public key that users keeps beside its
 // private key (from) to to, when to is another file: services that check

@@ -4,7 +4,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"io"
 
 	"github.com/glasshouse-dev/glasshouse/cmd/internal/config"
@@ -45,16 +44,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	defer proc.Close(ctx, &err)
 	tel := proc.Telemetry
 
-	key, generated, err := users.EnsureKeyPair(*keyFile)
+	key, err := signingKey(*keyFile, *publicKey, tel.Logger)
 	if err != nil {
-		return fmt.Errorf("token signing key: %w", err)
-	}
-	if generated {
-		// The gateway needs the public key to check tokens: say where it is.
-		tel.Logger.Info("generated a token signing key pair", "private_key", *keyFile, "public_key", users.PublicKeyPath(*keyFile))
-	}
-	if err := publishPublicKey(users.PublicKeyPath(*keyFile), *publicKey); err != nil {
-		return fmt.Errorf("publish the public key (-jwt-public-key / JWT_PUBLIC_KEY_FILE): %w", err)
+		return err
 	}
 
 	store, err := platform.OpenStore(ctx, proc, storeFlags, users.OpenStore)

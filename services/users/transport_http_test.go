@@ -65,9 +65,9 @@ func newServer(t testing.TB, logs io.Writer) server {
 	return server{Server: srv, store: store, verifier: users.NewVerifier(key.Public().(ed25519.PublicKey), nil)}
 }
 
-// do sends body (JSON, or "" for none) and returns the status and raw
-// response body.
-func do(t *testing.T, srv server, method, path, body string) (int, []byte) {
+// send sends body (JSON, or "" for none) and returns the response and
+// its raw body, read to the end.
+func send(t *testing.T, srv server, method, path, body string) (*http.Response, []byte) {
 	t.Helper()
 	req, err := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
 	if err != nil {
@@ -82,6 +82,13 @@ func do(t *testing.T, srv server, method, path, body string) (int, []byte) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return resp, raw
+}
+
+// do is send for the status and raw body alone.
+func do(t *testing.T, srv server, method, path, body string) (int, []byte) {
+	t.Helper()
+	resp, raw := send(t, srv, method, path, body)
 	return resp.StatusCode, raw
 }
 
@@ -169,19 +176,7 @@ func TestBadInputIsRejectedAndChangesNothing(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			req, err := http.NewRequest(tt.method, srv.URL+tt.path, strings.NewReader(tt.body))
-			if err != nil {
-				t.Fatal(err)
-			}
-			resp, err := srv.Client().Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer resp.Body.Close()
-			raw, err := io.ReadAll(resp.Body)
-			if err != nil {
-				t.Fatal(err)
-			}
+			resp, raw := send(t, srv, tt.method, tt.path, tt.body)
 			if resp.StatusCode != tt.status {
 				t.Errorf("status = %d, want %d", resp.StatusCode, tt.status)
 			}
