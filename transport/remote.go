@@ -414,18 +414,18 @@ func (r *Remote) peerFault(err error) bool {
 // each with a client span around the whole call, retries included.
 func (r *Remote) Factory() ClientFactory {
 	return func(route ClientRoute) endpoint.Endpoint {
-		ep := r.Endpoint(route.Name, route.Idempotent, func(base *url.URL) endpoint.Endpoint {
+		ep := r.resilientEndpoint(route.Name, route.Idempotent, func(base *url.URL) endpoint.Endpoint {
 			return route.endpoint(base, r.options...)
 		})
 		return r.tel.ClientEndpoint(r.cfg.Service, route.Name)(ep)
 	}
 }
 
-// Endpoint returns the resilient endpoint for the remote method name.
+// resilientEndpoint returns the resilient endpoint for the remote method name.
 // newEndpoint builds the plain HTTP endpoint for one instance's base URL.
 // idempotent says whether a call that may have reached the server can be
 // sent again: true for reads and calls carrying an idempotency key.
-func (r *Remote) Endpoint(name string, idempotent bool, newEndpoint func(base *url.URL) endpoint.Endpoint) endpoint.Endpoint {
+func (r *Remote) resilientEndpoint(name string, idempotent bool, newEndpoint func(base *url.URL) endpoint.Endpoint) endpoint.Endpoint {
 	rc := &routeClient{r: r, name: name, op: r.cfg.Service + "." + name, idempotent: idempotent,
 		newEndpoint: newEndpoint, endpoints: map[string]instanceEndpoint{}}
 	r.mu.Lock()

@@ -21,6 +21,7 @@ import (
 	"github.com/glasshouse-dev/glasshouse/observability"
 	"github.com/glasshouse-dev/glasshouse/transport"
 	"github.com/go-kit/kit/endpoint"
+	httptransport "github.com/go-kit/kit/transport/http"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/common/expfmt"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -369,7 +370,8 @@ func TestNoInstancesIsATypedUnavailableError(t *testing.T) {
 func newEdge(t *testing.T, ep endpoint.Endpoint) string {
 	t.Helper()
 	router := transport.NewRouter()
-	router.Endpoint("GET", "/edge", ep, func(context.Context, *http.Request) (any, error) { return nil, nil }, transport.EncodeJSON(200))
+	router.Handle("GET", "/edge", httptransport.NewServer(ep, func(context.Context, *http.Request) (any, error) { return nil, nil },
+		transport.EncodeJSON(200), httptransport.ServerErrorEncoder(transport.WriteError)))
 	srv := startServer(t, newTelemetry(t, io.Discard), router, transport.ServerConfig{})
 	return (&url.URL{Scheme: "http", Host: srv.Addr().String(), Path: "/edge"}).String()
 }

@@ -8,8 +8,6 @@ import (
 
 	"github.com/glasshouse-dev/glasshouse/errs"
 	"github.com/glasshouse-dev/glasshouse/observability"
-	"github.com/go-kit/kit/endpoint"
-	httptransport "github.com/go-kit/kit/transport/http"
 )
 
 // Router holds a service's routes in one place. It names each request's
@@ -52,15 +50,6 @@ func (r *Router) Handle(method, path string, h http.Handler) {
 	}
 	r.methods[path] = append(r.methods[path], method)
 	slices.Sort(r.methods[path])
-}
-
-// Endpoint registers a go-kit endpoint: dec turns the request into the
-// endpoint's request type, enc writes its response, and every error is
-// written as problem+json.
-func (r *Router) Endpoint(method, path string, ep endpoint.Endpoint, dec httptransport.DecodeRequestFunc, enc httptransport.EncodeResponseFunc) {
-	r.Handle(method, path, httptransport.NewServer(ep, dec, enc,
-		httptransport.ServerErrorEncoder(WriteError),
-	))
 }
 
 func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
