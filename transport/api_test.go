@@ -216,7 +216,9 @@ func TestWrongDeclarationsPanic(t *testing.T) {
 			transport.NewAPI[shelf]("shelf", put, transport.Method[shelf, findRequest, Slot]{Name: "Find", Route: "GET /shelves/{shelf}"})
 		}, "no Serve"},
 		{"a struct, not an interface", func() { transport.NewAPI[Slot]("shelf") }, "not an interface"},
-		{"auth without WithAuth", func() { shelfAPI.Server(memShelf{}, func(string) endpoint.Middleware { return func(e endpoint.Endpoint) endpoint.Endpoint { return e } }) }, "needs WithAuth"},
+		{"auth without WithAuth", func() {
+			shelfAPI.Server(memShelf{}, func(string) endpoint.Middleware { return func(e endpoint.Endpoint) endpoint.Endpoint { return e } })
+		}, "needs WithAuth"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
