@@ -8,6 +8,10 @@ import (
 // SagaMetrics count what the checkout saga decides, in business terms:
 // checkouts by outcome, compensations by action, recovery by action. A nil
 // *SagaMetrics (or its zero value) counts nothing.
+//
+// The saga counts them itself rather than a service middleware around it:
+// a replayed PlaceOrder decides nothing and is not counted, and recovery
+// finishes checkouts outside any call a middleware could see.
 type SagaMetrics struct {
 	checkouts     *prometheus.CounterVec
 	compensations *prometheus.CounterVec
