@@ -21,14 +21,14 @@ import (
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
-func main() { platform.Main("gateway", run) }
+func main() { platform.Main(gateway.ServiceName, run) }
 
 // defaultOrderTimeout is longer than orders' saga timeout (20s), so the
 // gateway does not give up on a checkout that orders is still completing.
 const defaultOrderTimeout = 25 * time.Second
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) (err error) {
-	flags := config.NewFlags("gateway", getenv, stdout)
+	flags := config.NewFlags(gateway.ServiceName, getenv, stdout)
 	common := platform.CommonFlags(flags, ":8080")
 	publicKey := flags.String("jwt-public-key", "JWT_PUBLIC_KEY_FILE", "data/keys/users-jwt.pub", "users' public key (PEM), to check bearer tokens")
 	keyWait := flags.Duration("jwt-key-wait", "JWT_KEY_WAIT", 30*time.Second, "how long to wait for the public key file at start")
@@ -114,16 +114,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	verifier := users.NewVerifier(key, nil)
 
-	backends := gateway.Backends{
-		Users:     users.NewClient(proc.Remote(users.ServiceName, usersCfg), tel),
+	svc := gateway.NewService(gateway.Backends{
+		Users:     users.NewClient(proc.Remote(users.ServiceName, usersCfg).Factory()),
 		Inventory: inventory.NewClient(proc.Remote(inventory.ServiceName, inventoryCfg).Factory()),
-		Orders:    orders.NewClient(proc.Remote(orders.ServiceName, ordersCfg), tel),
-	}
-	endpoints := gateway.NewEndpoints(backends, proc.Endpoint)
+		Orders:    orders.NewClient(proc.Remote(orders.ServiceName, ordersCfg).Factory()),
+	}, gateway.Options{SkipIdentifierValidation: !*validateIDs})
 	limits := gateway.NewLimits(limitsConfig, tel.Registry)
 	proc.PublicEndpoint = true
-	return proc.Serve(ctx, gateway.NewHTTPHandler(endpoints, verifier.Verify, limits.Client,
-		gateway.WithAuthLimits(limits.Auth, limits.LoginEmail),
-		gateway.WithFaultToken(*faultToken),
-		gateway.WithIdentifierValidation(*validateIDs)))
+	return proc.Serve(ctx, gateway.NewHandler(svc, proc.EndpointMiddleware, verifier.Verify, limits, *faultToken))
 }

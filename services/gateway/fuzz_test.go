@@ -8,7 +8,9 @@ import (
 	"github.com/glasshouse-dev/glasshouse/errs"
 	"github.com/glasshouse-dev/glasshouse/ident"
 	"github.com/glasshouse-dev/glasshouse/internal/fuzzcheck"
+	"github.com/glasshouse-dev/glasshouse/services/inventory"
 	"github.com/glasshouse-dev/glasshouse/services/orders"
+	"github.com/glasshouse-dev/glasshouse/services/users"
 )
 
 // fuzzAuth accepts one token, as users.Verifier accepts only its own.
@@ -19,13 +21,14 @@ func fuzzAuth(token string) (string, error) {
 	return "", errs.E(errs.Unauthenticated, "invalid_token", "token is not valid")
 }
 
-// FuzzDecodeRequests runs every public decoder on the input: the
-// Authorization and Idempotency-Key headers, the body (sign-up, login,
-// checkout), the query (the orders page) and a path value (a SKU, an
-// order ID). The gateway is where a stranger's bytes first arrive, so
-// beyond "refusals are the caller's fault" it checks the edge's promise:
-// no request is decoded, and so no call leaves, with an identifier outside
-// the ident grammar or without the caller's valid token.
+// FuzzDecodeRequests runs every public route's decoding on the input, and
+// the gateway's own checks after it: the Authorization and
+// Idempotency-Key headers, the body (sign-up, login, checkout), the query
+// (the orders page) and a path value (a SKU, an order ID). The gateway is
+// where a stranger's bytes first arrive, so beyond "refusals are the
+// caller's fault" it checks the edge's promise: no call leaves with an
+// identifier outside the ident grammar or without the caller's valid
+// token.
 func FuzzDecodeRequests(f *testing.F) {
 	for _, seed := range []struct{ authorization, key, query, body string }{
 		{"Bearer good-token", "k-1", "limit=10", `{"items":[{"sku":"GH-MUG-01","quantity":2}],"card_number":"4242424242424242"}`},
@@ -42,9 +45,21 @@ func FuzzDecodeRequests(f *testing.F) {
 	} {
 		f.Add(seed.authorization, seed.key, seed.query, []byte(seed.body))
 	}
-	gate := validator{identifiers: true}
 	f.Fuzz(func(t *testing.T, authorization, key, query string, body []byte) {
 		ctx := context.Background()
+		b := &backendCalls{}
+		gateway := API.Endpoints(NewService(fakeBackends(b), Options{}))
+		// passOn calls the gateway's method on a decoded request: a backend
+		// is called if, and only if, the gateway accepts the request.
+		passOn := func(method string, req any) error {
+			t.Helper()
+			before, _ := b.seen()
+			_, err := gateway[method](ctx, req)
+			if after, _ := b.seen(); (len(after) > len(before)) != (err == nil) {
+				t.Fatalf("%s: error %v, backend calls %q", method, err, after[len(before):])
+			}
+			return err
+		}
 		authorized := func(what string, err error) {
 			t.Helper()
 			scheme, token, _ := strings.Cut(authorization, " ")
@@ -53,9 +68,9 @@ func FuzzDecodeRequests(f *testing.F) {
 			}
 		}
 
-		signUp := func(b []byte) (CreateUserRequest, error) {
-			v, err := decodeJSON[CreateUserRequest](ctx, fuzzcheck.Request("POST", "/api/users", b))
-			req, _ := v.(CreateUserRequest)
+		signUp := func(b []byte) (users.RegisterRequest, error) {
+			v, err := API.Decode("CreateUser", fuzzcheck.Request("POST", "/api/users", b), nil)
+			req, _ := v.(users.RegisterRequest)
 			return req, err
 		}
 		if req, err := signUp(body); err != nil {
@@ -63,9 +78,9 @@ func FuzzDecodeRequests(f *testing.F) {
 		} else {
 			fuzzcheck.RoundTrip(t, req, signUp)
 		}
-		login := func(b []byte) (LoginRequest, error) {
-			v, err := decodeJSON[LoginRequest](ctx, fuzzcheck.Request("POST", "/api/login", b))
-			req, _ := v.(LoginRequest)
+		login := func(b []byte) (users.LoginRequest, error) {
+			v, err := API.Decode("Login", fuzzcheck.Request("POST", "/api/login", b), nil)
+			req, _ := v.(users.LoginRequest)
 			return req, err
 		}
 		if req, err := login(body); err != nil {
@@ -74,62 +89,74 @@ func FuzzDecodeRequests(f *testing.F) {
 			fuzzcheck.RoundTrip(t, req, login)
 		}
 
-		checkout := func(b []byte) (PlaceOrderRequest, error) {
+		checkout := func(b []byte) (orders.PlaceOrderRequest, error) {
 			r := fuzzcheck.Request("POST", "/api/orders", b)
 			r.Header["Authorization"] = []string{authorization}
 			r.Header[orders.IdempotencyKeyHeader] = []string{key}
-			v, err := gate.decodePlaceOrder(fuzzAuth)(ctx, r)
-			req, _ := v.(PlaceOrderRequest)
+			v, err := API.Decode("PlaceOrder", r, fuzzAuth)
+			req, _ := v.(orders.PlaceOrderRequest)
 			return req, err
 		}
 		if req, err := checkout(body); err != nil {
 			fuzzcheck.CallerError(t, err, errs.Unauthenticated, errs.Invalid, errs.TooLarge)
 		} else {
 			authorized("checkout", err)
-			if req.Caller.UserID != "user-1" || req.IdempotencyKey != key {
-				t.Fatalf("checkout decoded caller %+v key %q, want user-1 and %q", req.Caller, req.IdempotencyKey, key)
-			}
-			for i, item := range req.Items {
-				if !ident.Valid(item.SKU) {
-					t.Fatalf("checkout passed on items[%d].sku %q", i, item.SKU)
-				}
-			}
-			if len(key) > maxIdempotencyKeyBytes || strings.ContainsFunc(key, func(r rune) bool { return r < 0x20 || r > 0x7e }) {
-				t.Fatalf("checkout passed on Idempotency-Key %q", key)
+			if req.UserID != "user-1" || req.IdempotencyKey != key {
+				t.Fatalf("checkout decoded user %q key %q, want user-1 and %q", req.UserID, req.IdempotencyKey, key)
 			}
 			fuzzcheck.RoundTrip(t, req, checkout)
+			if err := passOn("PlaceOrder", req); err != nil {
+				fuzzcheck.CallerError(t, err, errs.Invalid)
+			} else {
+				for i, item := range req.Items {
+					if !ident.Valid(item.SKU) {
+						t.Fatalf("checkout passed on items[%d].sku %q", i, item.SKU)
+					}
+				}
+				if len(key) > maxIdempotencyKeyBytes || strings.ContainsFunc(key, func(r rune) bool { return r < 0x20 || r > 0x7e }) {
+					t.Fatalf("checkout passed on Idempotency-Key %q", key)
+				}
+			}
 		}
 
 		r := fuzzcheck.Request("GET", "/api/orders", nil)
 		r.URL.RawQuery = query
 		r.Header["Authorization"] = []string{authorization}
-		if got, err := decodeListOrders(fuzzAuth)(ctx, r); err != nil {
+		if req, err := API.Decode("ListOrders", r, fuzzAuth); err != nil {
 			fuzzcheck.CallerError(t, err, errs.Unauthenticated, errs.Invalid)
 		} else {
 			authorized("list orders", err)
-			if page := got.(ListOrdersRequest).Page; page.Limit < 0 || page.Limit > orders.MaxPageLimit {
+			if err := passOn("ListOrders", req); err != nil {
+				fuzzcheck.CallerError(t, err, errs.Invalid)
+			} else if page := b.page; page.Limit < 0 || page.Limit > orders.MaxPageLimit {
 				t.Fatalf("query %q decoded to page %+v", query, page)
 			}
 		}
 
 		r = fuzzcheck.Request("GET", "/api/products/x", nil)
 		r.SetPathValue("sku", string(body))
-		if got, err := gate.decodeGetProduct(ctx, r); err != nil {
+		req, err := API.Decode("GetProduct", r, nil)
+		if err != nil {
+			t.Fatalf("GET /api/products/{sku} decoding failed: %v", err)
+		}
+		if err := passOn("GetProduct", req); err != nil {
 			if e := fuzzcheck.CallerError(t, err, errs.Invalid); e.Code != "invalid_sku" {
 				t.Fatalf("SKU %q refused with %q, want invalid_sku", body, e.Code)
 			}
-		} else if sku := got.(GetProductRequest).SKU; sku != string(body) || !ident.Valid(sku) {
+		} else if sku := req.(inventory.ProductRequest).SKU; sku != string(body) || !ident.Valid(sku) {
 			t.Fatalf("path value %q decoded to SKU %q", body, sku)
 		}
 
 		r = fuzzcheck.Request("GET", "/api/orders/x", nil)
 		r.SetPathValue("id", string(body))
 		r.Header["Authorization"] = []string{authorization}
-		if got, err := gate.decodeGetOrder(fuzzAuth)(ctx, r); err != nil {
+		if req, err := API.Decode("GetOrder", r, fuzzAuth); err != nil {
 			fuzzcheck.CallerError(t, err, errs.Unauthenticated, errs.Invalid, errs.NotFound)
 		} else {
 			authorized("get order", err)
-			if id := got.(GetOrderRequest).OrderID; id != string(body) || !ident.Valid(id) {
+			if err := passOn("GetOrder", req); err != nil {
+				fuzzcheck.CallerError(t, err, errs.Invalid, errs.NotFound)
+			} else if id := req.(orders.GetOrderRequest).OrderID; id != string(body) || !ident.Valid(id) {
 				t.Fatalf("path value %q decoded to order ID %q", body, id)
 			}
 		}

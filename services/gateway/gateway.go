@@ -1,113 +1,97 @@
-// Package gateway is glasshouse's only public entry. It owns no data: it
-// checks who is calling (JWT), limits how fast each client may call, and
-// routes each public API call to the service that owns it, found in Consul
-// through that service's own client. Errors from behind pass through with
-// their codes, so a client sees "out_of_stock" whichever hop said it.
 package gateway
 
 import (
 	"context"
+	"errors"
 
+	"github.com/glasshouse-dev/glasshouse/errs"
+	"github.com/glasshouse-dev/glasshouse/ident"
 	"github.com/glasshouse-dev/glasshouse/services/inventory"
 	"github.com/glasshouse-dev/glasshouse/services/orders"
 	"github.com/glasshouse-dev/glasshouse/services/users"
-	"github.com/glasshouse-dev/glasshouse/transport"
-	"github.com/go-kit/kit/endpoint"
 )
 
-// ServiceName is the gateway's name in Consul, metrics and traces.
-const ServiceName = "gateway"
-
-// Backends are the services the gateway routes to: their clients.
-type Backends struct {
-	Users     users.Service
-	Inventory inventory.Service
-	Orders    orders.Service
+// gateway checks what it can of each call, then passes it to the backend
+// that owns it.
+type gateway struct {
+	Backends
+	// validateIdentifiers is false only in the chaos suite's "mechanism
+	// switched off" run.
+	validateIdentifiers bool
 }
 
-// Endpoints are the public API's operations.
-type Endpoints struct {
-	CreateUserEndpoint   endpoint.Endpoint
-	LoginEndpoint        endpoint.Endpoint
-	ListProductsEndpoint endpoint.Endpoint
-	GetProductEndpoint   endpoint.Endpoint
-	PlaceOrderEndpoint   endpoint.Endpoint
-	ListOrdersEndpoint   endpoint.Endpoint
-	GetOrderEndpoint     endpoint.Endpoint
+func (g gateway) CreateUser(ctx context.Context, email, password, name string) (users.User, error) {
+	return g.Users.Register(ctx, email, password, name)
 }
 
-// Middleware returns the endpoint middleware for the named endpoint.
-type Middleware func(name string) endpoint.Middleware
-
-// Public requests. Authenticated ones carry the caller's user ID and
-// token, taken from the Authorization header after verification.
-type (
-	CreateUserRequest struct {
-		Email    string `json:"email"`
-		Password string `json:"password"`
-		Name     string `json:"name"`
-	}
-	LoginRequest struct {
-		Email    string `json:"email"`
-		Password string `json:"password"`
-	}
-	GetProductRequest struct {
-		SKU string
-	}
-	PlaceOrderRequest struct {
-		Caller         Caller        `json:"-"`
-		IdempotencyKey string        `json:"-"`
-		Items          []orders.Item `json:"items"`
-		CardNumber     string        `json:"card_number"`
-	}
-	// ListOrdersRequest asks for one page (query parameters limit and
-	// cursor, checked here as orders checks them).
-	ListOrdersRequest struct {
-		Caller Caller
-		Page   orders.Page
-	}
-	GetOrderRequest struct {
-		Caller  Caller
-		OrderID string
-	}
-)
-
-// Caller is an authenticated user and the token that proved it; the token
-// is passed on so orders can check it too.
-type Caller struct {
-	UserID string
-	Token  string
+func (g gateway) Login(ctx context.Context, email, password string) (users.Token, error) {
+	return g.Users.Login(ctx, email, password)
 }
 
-// context returns ctx carrying the caller's token for the calls behind.
-func (c Caller) context(ctx context.Context) context.Context {
-	return transport.WithBearerToken(ctx, c.Token)
+func (g gateway) ListProducts(ctx context.Context) ([]inventory.Product, error) {
+	return g.Inventory.ListProducts(ctx)
 }
 
-// NewEndpoints builds the public operations over the backends.
-func NewEndpoints(b Backends, mw Middleware) Endpoints {
-	return Endpoints{
-		CreateUserEndpoint: mw("CreateUser")(transport.Endpoint(func(ctx context.Context, req CreateUserRequest) (users.User, error) {
-			return b.Users.Register(ctx, req.Email, req.Password, req.Name)
-		})),
-		LoginEndpoint: mw("Login")(transport.Endpoint(func(ctx context.Context, req LoginRequest) (users.Token, error) {
-			return b.Users.Login(ctx, req.Email, req.Password)
-		})),
-		ListProductsEndpoint: mw("ListProducts")(transport.Endpoint(func(ctx context.Context, _ struct{}) (inventory.ListProductsResponse, error) {
-			products, err := b.Inventory.ListProducts(ctx)
-			return inventory.ListProductsResponse{Products: products}, err
-		})),
-		GetProductEndpoint: mw("GetProduct")(transport.Endpoint(func(ctx context.Context, req GetProductRequest) (inventory.Product, error) {
-			return b.Inventory.GetProduct(ctx, req.SKU)
-		})),
-		PlaceOrderEndpoint: mw("PlaceOrder")(transport.Endpoint(func(ctx context.Context, req PlaceOrderRequest) (orders.Order, error) {
-			return b.Orders.PlaceOrder(req.Caller.context(ctx), req.Caller.UserID, req.IdempotencyKey, req.Items, req.CardNumber)
-		})),
-		ListOrdersEndpoint: mw("ListOrders")(transport.Endpoint(func(ctx context.Context, req ListOrdersRequest) (orders.ListOrdersResponse, error) {
-			return b.Orders.ListOrders(req.Caller.context(ctx), req.Caller.UserID, req.Page)
-		})),
-		GetOrderEndpoint: mw("GetOrder")(transport.Endpoint(func(ctx context.Context, req GetOrderRequest) (orders.Order, error) {
-			return b.Orders.GetOrder(req.Caller.context(ctx), req.Caller.UserID, req.OrderID)
-		})),
+func (g gateway) GetProduct(ctx context.Context, sku string) (inventory.Product, error) {
+	if err := g.check(ident.SKU, sku); err != nil {
+		return inventory.Product{}, err
 	}
+	return g.Inventory.GetProduct(ctx, sku)
+}
+
+func (g gateway) PlaceOrder(ctx context.Context, userID, idempotencyKey string, items []orders.Item, cardNumber string) (orders.Order, error) {
+	if err := checkIdempotencyKey(idempotencyKey); err != nil {
+		return orders.Order{}, err
+	}
+	for i, item := range items {
+		if err := g.check(ident.SKU, item.SKU); err != nil {
+			var e *errs.Error
+			errors.As(err, &e)
+			return orders.Order{}, errs.E(e.Kind, e.Code, "items[%d]: %s", i, e.Detail)
+		}
+	}
+	return g.Orders.PlaceOrder(ctx, userID, idempotencyKey, items, cardNumber)
+}
+
+func (g gateway) ListOrders(ctx context.Context, userID, limit, cursor string) (orders.OrderPage, error) {
+	page, err := orders.ParsePage(limit, cursor)
+	if err != nil {
+		return orders.OrderPage{}, err
+	}
+	return g.Orders.ListOrders(ctx, userID, page)
+}
+
+func (g gateway) GetOrder(ctx context.Context, userID, orderID string) (orders.Order, error) {
+	if err := g.check(ident.OrderID, orderID); err != nil {
+		return orders.Order{}, err
+	}
+	return g.Orders.GetOrder(ctx, userID, orderID)
+}
+
+// check applies an ident check, unless validation is switched off.
+func (g gateway) check(valid func(string) error, s string) error {
+	if !g.validateIdentifiers {
+		return nil
+	}
+	return valid(s)
+}
+
+// maxIdempotencyKeyBytes is orders' limit on the key.
+const maxIdempotencyKeyBytes = 128
+
+// checkIdempotencyKey refuses a key that is not printable ASCII or is
+// longer than orders keeps. An absent key is orders' to refuse
+// (missing_idempotency_key), as it always was. Switching identifier
+// validation off leaves this check on.
+func checkIdempotencyKey(key string) error {
+	ok := len(key) <= maxIdempotencyKeyBytes
+	for i := 0; ok && i < len(key); i++ {
+		ok = key[i] >= 0x20 && key[i] <= 0x7e
+	}
+	if !ok {
+		return errs.E(errs.Invalid, "invalid_idempotency_key",
+			"the %s header %s must be printable ASCII of at most %d bytes",
+			orders.IdempotencyKeyHeader, ident.Quote(key), maxIdempotencyKeyBytes)
+	}
+	return nil
 }

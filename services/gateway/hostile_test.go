@@ -32,7 +32,8 @@ import (
 type backendCalls struct {
 	mu      sync.Mutex
 	calls   []string
-	baggage []string // of the last call, "key=value"
+	baggage []string    // of the last call, "key=value"
+	page    orders.Page // of the last ListOrders
 }
 
 func (b *backendCalls) record(ctx context.Context, call string) {
@@ -94,6 +95,14 @@ func (f fakeOrders) PlaceOrder(ctx context.Context, userID, key string, items []
 	return orders.Order{ID: "ord_1", UserID: userID}, nil
 }
 
+func (f fakeOrders) ListOrders(ctx context.Context, userID string, page orders.Page) (orders.OrderPage, error) {
+	f.b.record(ctx, fmt.Sprintf("ListOrders %s %+v", userID, page))
+	f.b.mu.Lock()
+	defer f.b.mu.Unlock()
+	f.b.page = page
+	return orders.OrderPage{}, nil
+}
+
 func (f fakeOrders) GetOrder(ctx context.Context, userID, orderID string) (orders.Order, error) {
 	f.b.record(ctx, "GetOrder "+orderID)
 	return orders.Order{ID: orderID, UserID: userID}, nil
@@ -116,17 +125,20 @@ func testAuth(token string) (string, error) {
 // newTestGateway serves the gateway's public API over fake backends,
 // behind the same tracing middleware as in production (which extracts
 // W3C baggage into the request's context), with generous limits.
-func newTestGateway(t *testing.T, opts ...HandlerOption) (http.Handler, *backendCalls) {
+func newTestGateway(t *testing.T, opts Options, faultToken string) (http.Handler, *backendCalls) {
 	t.Helper()
 	b := &backendCalls{}
-	e := NewEndpoints(Backends{Users: fakeUsers{b: b}, Inventory: fakeInventory{b: b}, Orders: fakeOrders{b: b}},
-		noMiddleware)
+	svc := NewService(fakeBackends(b), opts)
 	tel := observability.Telemetry{
 		TracerProvider: tracenoop.NewTracerProvider(),
 		Propagator:     propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}),
 	}
-	limiter := NewRateLimiter(0, 0, prometheus.NewRegistry())
-	return tel.HTTPHandler(NewHTTPHandler(e, testAuth, limiter, opts...), true), b
+	limits := Limits{Client: NewRateLimiter(0, 0, prometheus.NewRegistry())}
+	return tel.HTTPHandler(NewHandler(svc, noMiddleware, testAuth, limits, faultToken), true), b
+}
+
+func fakeBackends(b *backendCalls) Backends {
+	return Backends{Users: fakeUsers{b: b}, Inventory: fakeInventory{b: b}, Orders: fakeOrders{b: b}}
 }
 
 type request struct {
@@ -174,7 +186,7 @@ var hostileInputs = []struct {
 }
 
 func TestHostileIdentifiersNeverReachABackend(t *testing.T) {
-	h, b := newTestGateway(t)
+	h, b := newTestGateway(t, Options{}, "")
 	for _, tc := range hostileInputs {
 		t.Run(tc.name, func(t *testing.T) {
 			rec := serve(h, tc.req)
@@ -193,7 +205,7 @@ func TestHostileIdentifiersNeverReachABackend(t *testing.T) {
 }
 
 func TestIdentifierValidationCanBeSwitchedOffForTheChaosSuite(t *testing.T) {
-	h, b := newTestGateway(t, WithIdentifierValidation(false))
+	h, b := newTestGateway(t, Options{SkipIdentifierValidation: true}, "")
 	for _, tc := range hostileInputs {
 		if rec := serve(h, tc.req); rec.Code >= 400 {
 			t.Errorf("%s: %d %s with validation off, want it passed on", tc.name, rec.Code, rec.Body)
@@ -205,7 +217,7 @@ func TestIdentifierValidationCanBeSwitchedOffForTheChaosSuite(t *testing.T) {
 }
 
 func TestValidIdentifiersPassThrough(t *testing.T) {
-	h, b := newTestGateway(t)
+	h, b := newTestGateway(t, Options{}, "")
 	for _, req := range []request{
 		{"GET", "/api/products/GH-MUG-01", "", nil},
 		{"GET", "/api/orders/ord_0123456789abcdef0123456789abcdef", "", nil},
@@ -228,7 +240,7 @@ func TestValidIdentifiersPassThrough(t *testing.T) {
 }
 
 func TestIdempotencyKeyMustBePrintableASCIIOfAtMost128Bytes(t *testing.T) {
-	h, b := newTestGateway(t)
+	h, b := newTestGateway(t, Options{}, "")
 	body := `{"items":[{"sku":"GH-MUG-01","quantity":1}],"card_number":"4242424242424242"}`
 	for name, key := range map[string]string{
 		"129 bytes":     strings.Repeat("k", 129),
@@ -254,21 +266,21 @@ func TestOutsideBaggageNeverReachesABackend(t *testing.T) {
 	const secret = "chaos-only-secret"
 	const sent = "fault.payments=error,fault.inventory=delay:1ms,user.tier=gold"
 	cases := []struct {
-		name   string
-		opts   []HandlerOption
-		header map[string]string
-		want   []string
+		name       string
+		faultToken string
+		header     map[string]string
+		want       []string
 	}{
-		{"fault injection off", nil, map[string]string{transport.FaultTokenHeader: secret}, nil},
-		{"no token sent", []HandlerOption{WithFaultToken(secret)}, nil, nil},
-		{"wrong token", []HandlerOption{WithFaultToken(secret)}, map[string]string{transport.FaultTokenHeader: "chaos-only-secreT"}, nil},
-		{"right token: fault members only", []HandlerOption{WithFaultToken(secret)},
+		{"fault injection off", "", map[string]string{transport.FaultTokenHeader: secret}, nil},
+		{"no token sent", secret, nil, nil},
+		{"wrong token", secret, map[string]string{transport.FaultTokenHeader: "chaos-only-secreT"}, nil},
+		{"right token: fault members only", secret,
 			map[string]string{transport.FaultTokenHeader: secret},
 			[]string{"fault.inventory=delay:1ms", "fault.payments=error"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			h, b := newTestGateway(t, tc.opts...)
+			h, b := newTestGateway(t, Options{}, tc.faultToken)
 			header := map[string]string{"Baggage": sent}
 			for k, v := range tc.header {
 				header[k] = v
@@ -293,18 +305,16 @@ func TestOutsideBaggageNeverReachesABackend(t *testing.T) {
 func authGateway(t *testing.T, cfg LimitsConfig) (http.Handler, *backendCalls, Limits, *time.Time) {
 	t.Helper()
 	b := &backendCalls{}
-	e := NewEndpoints(Backends{Users: fakeUsers{b: b}, Inventory: fakeInventory{b: b}, Orders: fakeOrders{b: b}},
-		noMiddleware)
 	limits := NewLimits(cfg, prometheus.NewRegistry())
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	for _, l := range []*RateLimiter{limits.Client, limits.Auth, limits.LoginEmail} {
 		l.now = func() time.Time { return now }
 	}
-	h := NewHTTPHandler(e, testAuth, limits.Client, WithAuthLimits(limits.Auth, limits.LoginEmail))
+	h := NewHandler(NewService(fakeBackends(b), Options{}), noMiddleware, testAuth, limits, "")
 	return h, b, limits, &now
 }
 
-func login(h http.Handler, ip, email string) *httptest.ResponseRecorder {
+func tryLogin(h http.Handler, ip, email string) *httptest.ResponseRecorder {
 	r := httptest.NewRequest("POST", "/api/login", strings.NewReader(`{"email":`+jsonString(email)+`,"password":"wrong-password"}`))
 	r.RemoteAddr = ip + ":40000"
 	rec := httptest.NewRecorder()
@@ -319,11 +329,11 @@ func TestLoginAndSignUpHaveTheirOwnLowerLimitPerClient(t *testing.T) {
 		Client: Limit{100, 200}, Auth: Limit{5, 10}, LoginEmail: Limit{1000, 1000},
 	})
 	for i := range 10 {
-		if rec := login(h, "198.51.100.1", fmt.Sprintf("u%d@example.com", i)); rec.Code != http.StatusOK {
+		if rec := tryLogin(h, "198.51.100.1", fmt.Sprintf("u%d@example.com", i)); rec.Code != http.StatusOK {
 			t.Fatalf("login %d within the burst: %d %s", i, rec.Code, rec.Body)
 		}
 	}
-	rec := login(h, "198.51.100.1", "another@example.com")
+	rec := tryLogin(h, "198.51.100.1", "another@example.com")
 	if p := problemOf(t, rec); rec.Code != http.StatusTooManyRequests || p.Code != "rate_limited" || rec.Header().Get("Retry-After") != "1" {
 		t.Fatalf("11th login: %d %s Retry-After %q; want 429 rate_limited, 1", rec.Code, p.Code, rec.Header().Get("Retry-After"))
 	}
@@ -343,7 +353,7 @@ func TestLoginAndSignUpHaveTheirOwnLowerLimitPerClient(t *testing.T) {
 	if rec.Code != http.StatusOK {
 		t.Errorf("browsing after the login flood: %d, want 200", rec.Code)
 	}
-	if rec := login(h, "198.51.100.2", "u0@example.com"); rec.Code != http.StatusOK {
+	if rec := tryLogin(h, "198.51.100.2", "u0@example.com"); rec.Code != http.StatusOK {
 		t.Errorf("another client's login: %d %s", rec.Code, rec.Body)
 	}
 	if got := testutil.ToFloat64(limits.Auth.limited); got != 2 {
@@ -358,19 +368,19 @@ func TestLoginIsLimitedPerEmailWhateverTheClient(t *testing.T) {
 	// Five guesses at one account from five addresses, spelled
 	// differently: one email to users, so one bucket.
 	for i, email := range []string{"victim@example.com", "VICTIM@example.com", " victim@example.com", "Victim@Example.com\t", "victim@example.com"} {
-		if rec := login(h, fmt.Sprintf("203.0.113.%d", i+1), email); rec.Code != http.StatusOK {
+		if rec := tryLogin(h, fmt.Sprintf("203.0.113.%d", i+1), email); rec.Code != http.StatusOK {
 			t.Fatalf("guess %d within the burst: %d %s", i, rec.Code, rec.Body)
 		}
 	}
-	rec := login(h, "203.0.113.99", "victim@EXAMPLE.com")
+	rec := tryLogin(h, "203.0.113.99", "victim@EXAMPLE.com")
 	if p := problemOf(t, rec); rec.Code != http.StatusTooManyRequests || p.Code != "rate_limited" || rec.Header().Get("Retry-After") == "" {
 		t.Fatalf("6th guess: %d %s Retry-After %q; want 429 rate_limited with Retry-After", rec.Code, p.Code, rec.Header().Get("Retry-After"))
 	}
-	if rec := login(h, "203.0.113.99", "someone.else@example.com"); rec.Code != http.StatusOK {
+	if rec := tryLogin(h, "203.0.113.99", "someone.else@example.com"); rec.Code != http.StatusOK {
 		t.Errorf("another account from the same address: %d", rec.Code)
 	}
 	*now = now.Add(time.Second)
-	if rec := login(h, "203.0.113.100", "victim@example.com"); rec.Code != http.StatusOK {
+	if rec := tryLogin(h, "203.0.113.100", "victim@example.com"); rec.Code != http.StatusOK {
 		t.Errorf("a second later: %d, want 200", rec.Code)
 	}
 	if got := testutil.ToFloat64(limits.LoginEmail.limited); got != 1 {

@@ -39,7 +39,8 @@ func TestListOrdersPassesThePageThroughAndRefusesBadOnes(t *testing.T) {
 		}
 		return "user-1", nil
 	}
-	h := NewHTTPHandler(NewEndpoints(Backends{Orders: backend}, bare), auth, NewRateLimiter(0, 0, prometheus.NewRegistry()))
+	limits := Limits{Client: NewRateLimiter(0, 0, prometheus.NewRegistry())}
+	h := NewHandler(NewService(Backends{Orders: backend}, Options{}), bare, auth, limits, "")
 	get := func(query string) *httptest.ResponseRecorder {
 		r := httptest.NewRequest("GET", "/api/orders"+query, nil)
 		r.Header.Set("Authorization", "Bearer listing-token")
