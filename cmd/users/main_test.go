@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"io"
@@ -9,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -20,68 +20,33 @@ import (
 // as main does, on a free port, a temporary data directory and a key file
 // that does not exist yet.
 func TestRunServesAndShutsDownCleanly(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	logs, logWriter := io.Pipe()
 	consul := testenv.StartConsul(t)
 	keyFile := filepath.Join(t.TempDir(), "keys", "users-jwt.key")
 	env := map[string]string{
 		"DATA_DIR": t.TempDir(), "LISTEN_ADDR": "127.0.0.1:0", "CONSUL_HTTP_ADDR": consul.Addr, "CHECK_INTERVAL": "1s",
 		"JWT_PRIVATE_KEY_FILE": keyFile, "BCRYPT_COST": "4", "TOKEN_TTL": "5m",
 	}
-	getenv := func(k string) string { return env[k] }
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, nil, getenv, logWriter)
-		logWriter.Close()
-	}()
 
-	// The log tells us where it listens; every line must be JSON, and no
-	// line may hold the password.
+	// Every log line must be JSON (RunService checks that), no line may
+	// hold the password, and one says where the key pair was generated.
 	const password = "Secr3t-password"
-	lines := make(chan map[string]any, 1000)
-	go func() {
-		defer close(lines)
-		sc := bufio.NewScanner(logs)
-		for sc.Scan() {
-			if strings.Contains(sc.Text(), password) {
-				t.Errorf("log line holds the password: %s", sc.Text())
-			}
-			var rec map[string]any
-			if err := json.Unmarshal(sc.Bytes(), &rec); err != nil {
-				t.Errorf("log line is not JSON: %s", sc.Text())
-				continue
-			}
-			lines <- rec
+	var keyLogged atomic.Bool
+	svc := testenv.RunService(t, run, env, func(line []byte) {
+		if strings.Contains(string(line), password) {
+			t.Errorf("log line holds the password: %s", line)
 		}
-	}()
-	var addr string
-	keyLogged := false
-	timeout := time.After(10 * time.Second)
-	var adminAddr string // /metrics is on the admin listener
-	for addr == "" || adminAddr == "" {
-		select {
-		case rec := <-lines:
-			switch rec["msg"] {
-			case "generated a token signing key pair":
-				keyLogged = rec["private_key"] == keyFile && rec["public_key"] == users.PublicKeyPath(keyFile)
-			case "serving HTTP":
-				addr = rec["addr"].(string)
-			case "serving admin HTTP":
-				adminAddr = rec["addr"].(string)
-			}
-		case err := <-done:
-			t.Fatalf("run ended before serving: %v", err)
-		case <-timeout:
-			t.Fatal("service did not start within 10s")
+		var rec map[string]any
+		if json.Unmarshal(line, &rec) == nil && rec["msg"] == "generated a token signing key pair" {
+			keyLogged.Store(rec["private_key"] == keyFile && rec["public_key"] == users.PublicKeyPath(keyFile))
 		}
-	}
-	if !keyLogged {
+	})
+	addr, adminAddr := svc.Addr, svc.AdminAddr // /metrics is on the admin listener
+	if !keyLogged.Load() {
 		t.Errorf("no log line saying the key pair was generated at %s and %s", keyFile, users.PublicKeyPath(keyFile))
 	}
 
 	ids := consul.WaitPassing("users", 1, 10*time.Second)
-	if want := "users-" + addr[:strings.LastIndex(addr, ":")] + "-" + addr[strings.LastIndex(addr, ":")+1:]; ids[0] != want {
+	if want := svc.InstanceID("users"); ids[0] != want {
 		t.Errorf("registered as %q, want %q", ids[0], want)
 	}
 
@@ -139,27 +104,11 @@ func TestRunServesAndShutsDownCleanly(t *testing.T) {
 	}
 
 	// The endpoint's log line carries the same trace ID as the response.
-	found := false
-	for !found {
-		select {
-		case rec := <-lines:
-			found = rec["msg"] == "endpoint call" && rec["endpoint"] == "Login" && rec["trace_id"] == traceID
-		case <-timeout:
-			t.Fatalf("no Login log line with trace_id %s", traceID)
-		}
-	}
+	svc.AwaitLog("the Login call with trace_id "+traceID, func(rec map[string]any) bool {
+		return rec["msg"] == "endpoint call" && rec["endpoint"] == "Login" && rec["trace_id"] == traceID
+	})
 
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("run returned %v after shutdown, want nil", err)
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("run did not return after cancel")
-	}
-	for range lines { // drain
-	}
+	svc.Stop()
 	if ids, err := consul.Registered("users"); err != nil || len(ids) != 0 {
 		t.Errorf("after shutdown Consul still has %v (%v); want the instance deregistered", ids, err)
 	}

@@ -14,13 +14,15 @@ import (
 	"time"
 
 	"github.com/glasshouse-dev/glasshouse/errs"
+	"github.com/glasshouse-dev/glasshouse/internal/testenv"
 	"github.com/glasshouse-dev/glasshouse/services/users"
 	"github.com/golang-jwt/jwt/v5"
 )
 
 func TestIssuedTokenVerifiesToTheUser(t *testing.T) {
 	key := newKey(t)
-	clk := &clock{now: time.Date(2026, 1, 1, 12, 0, 0, 500_000_000, time.UTC)}
+	clk := testenv.NewClock()
+	clk.Advance(500 * time.Millisecond) // 12:00:00.5
 	token, expiresAt, err := users.NewIssuer(key, 15*time.Minute, clk.Now).Issue("user-1")
 	if err != nil {
 		t.Fatal(err)
@@ -54,7 +56,7 @@ func TestIssuedTokenVerifiesToTheUser(t *testing.T) {
 	}
 	clk.Advance(time.Millisecond) // exactly exp: no longer valid
 	_, err = verifier.Verify(token)
-	wantCode(t, err, errs.Unauthenticated, users.CodeTokenExpired)
+	testenv.WantError(t, err, errs.Unauthenticated, users.CodeTokenExpired)
 	if !strings.Contains(errDetail(err), "2026-01-01T12:15:00Z") {
 		t.Errorf("detail %q does not say when the token expired", errDetail(err))
 	}
@@ -116,7 +118,7 @@ func TestVerifyRejectsForgedAndMalformedTokens(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			id, err := verifier.Verify(tt.token)
-			wantCode(t, err, errs.Unauthenticated, tt.code)
+			testenv.WantError(t, err, errs.Unauthenticated, tt.code)
 			if id != "" {
 				t.Errorf("Verify returned user %q with its error", id)
 			}

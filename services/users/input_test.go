@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/glasshouse-dev/glasshouse/errs"
+	"github.com/glasshouse-dev/glasshouse/internal/testenv"
 	"github.com/glasshouse-dev/glasshouse/services/users"
 )
 
@@ -42,7 +43,7 @@ func TestNamesAndEmailsRejectControlAndFormatCharacters(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := f.svc.Register(ctx, tt.email, password, tt.userName)
-			wantCode(t, err, errs.Invalid, tt.code)
+			testenv.WantError(t, err, errs.Invalid, tt.code)
 		})
 	}
 	if n := countUsers(t, f.store); n != 0 {
@@ -87,7 +88,7 @@ func TestGetUserNeverEchoesAHugeID(t *testing.T) {
 	f := newFixture(t)
 	for _, id := range []string{strings.Repeat("f", 70_000), "../" + strings.Repeat("a", 40), "a\x00b"} {
 		_, err := f.svc.GetUser(context.Background(), id)
-		wantCode(t, err, errs.NotFound, users.CodeUserNotFound)
+		testenv.WantError(t, err, errs.NotFound, users.CodeUserNotFound)
 		if len(err.Error()) > 200 {
 			t.Errorf("GetUser(%.20q): an error of %d bytes", id, len(err.Error()))
 		}

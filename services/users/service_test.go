@@ -5,34 +5,20 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/glasshouse-dev/glasshouse/errs"
+	"github.com/glasshouse-dev/glasshouse/internal/testenv"
 	"github.com/glasshouse-dev/glasshouse/services/users"
 	"github.com/google/uuid"
-	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 	"golang.org/x/crypto/bcrypt"
 )
 
 const password = "correct horse battery staple"
-
-// clock is a settable time source for expiry tests.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
 
 func newKey(t testing.TB) ed25519.PrivateKey {
 	t.Helper()
@@ -45,17 +31,7 @@ func newKey(t testing.TB) ed25519.PrivateKey {
 
 func openStore(t testing.TB) *users.Store {
 	t.Helper()
-	return openTracedStore(t, noop.NewTracerProvider())
-}
-
-func openTracedStore(t testing.TB, tp trace.TracerProvider) *users.Store {
-	t.Helper()
-	store, err := users.OpenStore(context.Background(), filepath.Join(t.TempDir(), "users.db"), tp)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	return store
+	return testenv.OpenStore(t, users.OpenStore, noop.NewTracerProvider())
 }
 
 // fixture is a users service on a real SQLite store, signing with a fresh
@@ -64,7 +40,7 @@ type fixture struct {
 	svc      users.Service
 	store    *users.Store
 	verifier *users.Verifier
-	clock    *clock
+	clock    *testenv.Clock
 }
 
 const testTTL = time.Hour
@@ -73,7 +49,7 @@ func newFixture(t testing.TB) fixture {
 	t.Helper()
 	store := openStore(t)
 	key := newKey(t)
-	clk := &clock{now: time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)}
+	clk := testenv.NewClock()
 	// A long wait for a bcrypt slot: tests of concurrent callers are about
 	// the store, not the bound on bcrypt work (bcrypt_test.go tests that).
 	svc := newService(t, store, users.NewIssuer(key, testTTL, clk.Now), users.Options{BcryptCost: bcrypt.MinCost, BcryptWait: time.Minute})
@@ -88,13 +64,6 @@ func newService(t testing.TB, store *users.Store, issuer *users.Issuer, opts use
 		t.Fatal(err)
 	}
 	return users.NewService(store, issuer, b)
-}
-
-func wantCode(t *testing.T, err error, kind errs.Kind, code string) {
-	t.Helper()
-	if errs.KindOf(err) != kind || errs.CodeOf(err) != code {
-		t.Fatalf("error = %v (kind %v), want %v %q", err, errs.KindOf(err), kind, code)
-	}
 }
 
 func countUsers(t *testing.T, store *users.Store) int {
@@ -141,7 +110,7 @@ func TestRegisterRefusesATakenEmailInAnyCase(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := f.svc.Register(ctx, " ADA@Example.com", "another password", "Impostor")
-	wantCode(t, err, errs.Conflict, users.CodeEmailTaken)
+	testenv.WantError(t, err, errs.Conflict, users.CodeEmailTaken)
 	if n := countUsers(t, f.store); n != 1 {
 		t.Errorf("%d users after a refused registration, want 1", n)
 	}
@@ -217,7 +186,7 @@ func TestRegisterRejectsInvalidInput(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := f.svc.Register(context.Background(), tt.email, tt.password, tt.userName)
-			wantCode(t, err, errs.Invalid, tt.code)
+			testenv.WantError(t, err, errs.Invalid, tt.code)
 			if strings.Contains(err.Error(), tt.password) {
 				t.Errorf("error %q quotes the password", err)
 			}
@@ -276,9 +245,9 @@ func TestFailedLoginsAreIndistinguishable(t *testing.T) {
 	}
 
 	_, wrongPassword := f.svc.Login(ctx, "ada@example.com", "not the password")
-	wantCode(t, wrongPassword, errs.Unauthenticated, users.CodeInvalidCredentials)
+	testenv.WantError(t, wrongPassword, errs.Unauthenticated, users.CodeInvalidCredentials)
 	_, unknownEmail := f.svc.Login(ctx, "nobody@example.com", password)
-	wantCode(t, unknownEmail, errs.Unauthenticated, users.CodeInvalidCredentials)
+	testenv.WantError(t, unknownEmail, errs.Unauthenticated, users.CodeInvalidCredentials)
 	if wrongPassword.Error() != unknownEmail.Error() {
 		t.Errorf("a wrong password and an unknown email give different errors:\n%v\n%v", wrongPassword, unknownEmail)
 	}
@@ -286,16 +255,16 @@ func TestFailedLoginsAreIndistinguishable(t *testing.T) {
 	// bcrypt reads 72 bytes only: a longer password starting with the
 	// real one must still be refused.
 	_, err := f.svc.Login(ctx, "long@example.com", long+"-and-more")
-	wantCode(t, err, errs.Unauthenticated, users.CodeInvalidCredentials)
+	testenv.WantError(t, err, errs.Unauthenticated, users.CodeInvalidCredentials)
 	_, err = f.svc.Login(ctx, "", "")
-	wantCode(t, err, errs.Unauthenticated, users.CodeInvalidCredentials)
+	testenv.WantError(t, err, errs.Unauthenticated, users.CodeInvalidCredentials)
 }
 
 func TestGetUserNotFound(t *testing.T) {
 	f := newFixture(t)
 	for _, id := range []string{uuid.NewString(), "not-a-uuid", ""} {
 		_, err := f.svc.GetUser(context.Background(), id)
-		wantCode(t, err, errs.NotFound, users.CodeUserNotFound)
+		testenv.WantError(t, err, errs.NotFound, users.CodeUserNotFound)
 	}
 }
 

@@ -21,27 +21,8 @@ import (
 	"github.com/glasshouse-dev/glasshouse/transport"
 	"github.com/go-kit/kit/sd"
 	"github.com/google/uuid"
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"golang.org/x/crypto/bcrypt"
 )
-
-func noEnv(string) string { return "" }
-
-// newTelemetry builds real telemetry for one test service, logging to
-// logs and recording spans in memory when rec is not nil.
-func newTelemetry(t testing.TB, service string, rec sdktrace.SpanProcessor, logs io.Writer) observability.Telemetry {
-	t.Helper()
-	cfg := observability.Config{ServiceName: service, Getenv: noEnv, LogOutput: logs}
-	if rec != nil {
-		cfg.SpanProcessors = []sdktrace.SpanProcessor{rec}
-	}
-	tel, shutdown, err := observability.Setup(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { shutdown(context.Background()) })
-	return tel
-}
 
 // server is a real users service (real SQLite, full HTTP stack) on a
 // loopback port, and a verifier for the tokens it issues.
@@ -53,8 +34,8 @@ type server struct {
 
 func newServer(t testing.TB, logs io.Writer) server {
 	t.Helper()
-	tel := newTelemetry(t, users.ServiceName, nil, logs)
-	store := openTracedStore(t, tel.TracerProvider)
+	tel := testenv.Telemetry(t, users.ServiceName, testenv.LogTo(logs))
+	store := testenv.OpenStore(t, users.OpenStore, tel.TracerProvider)
 	key := newKey(t)
 	svc := users.Instrumenting(tel.Registry)(newService(t, store, users.NewIssuer(key, 0, nil), users.Options{BcryptCost: bcrypt.MinCost}))
 	health := observability.NewHealth()
@@ -206,7 +187,7 @@ func TestBadInputIsRejectedAndChangesNothing(t *testing.T) {
 
 func TestClientRoundTripKeepsTypedErrors(t *testing.T) {
 	srv := newServer(t, io.Discard)
-	client := users.NewClient(testenv.Direct(t, srv.URL, newTelemetry(t, "gateway", nil, io.Discard)))
+	client := users.NewClient(testenv.Direct(t, srv.URL, testenv.Telemetry(t, "gateway")))
 	ctx := context.Background()
 
 	u, err := client.Register(ctx, "Ada@Example.com", password, "Ada")
@@ -279,7 +260,7 @@ func TestOnlySafeCallsAreRetried(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tel := newTelemetry(t, "gateway", nil, io.Discard)
+	tel := testenv.Telemetry(t, "gateway")
 	remote := transport.NewRemoteWithInstancer(sd.FixedInstancer{base.Host}, transport.ClientConfig{
 		Service:     users.ServiceName,
 		MaxAttempts: 3,
