@@ -115,6 +115,7 @@ func noMiddleware(string) endpoint.Middleware {
 
 const goodToken = "good-token"
 
+// testAuth accepts one token, as users.Verifier accepts only its own.
 func testAuth(token string) (string, error) {
 	if token != goodToken {
 		return "", errs.E(errs.Unauthenticated, "invalid_token", "bad token")

@@ -8,10 +8,8 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/glasshouse-dev/glasshouse/errs"
 	"github.com/glasshouse-dev/glasshouse/services/orders"
 	"github.com/glasshouse-dev/glasshouse/transport"
-	"github.com/go-kit/kit/endpoint"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -32,18 +30,11 @@ func (p *pagingOrders) ListOrders(_ context.Context, userID string, page orders.
 
 func TestListOrdersPassesThePageThroughAndRefusesBadOnes(t *testing.T) {
 	backend := &pagingOrders{}
-	bare := func(string) endpoint.Middleware { return func(e endpoint.Endpoint) endpoint.Endpoint { return e } }
-	auth := func(token string) (string, error) {
-		if token != "listing-token" {
-			return "", errs.E(errs.Unauthenticated, "invalid_token", "bad token")
-		}
-		return "user-1", nil
-	}
 	limits := Limits{Client: NewRateLimiter(0, 0, prometheus.NewRegistry())}
-	h := NewHandler(NewService(Backends{Orders: backend}, Options{}), bare, auth, limits, "")
+	h := NewHandler(NewService(Backends{Orders: backend}, Options{}), noMiddleware, testAuth, limits, "")
 	get := func(query string) *httptest.ResponseRecorder {
 		r := httptest.NewRequest("GET", "/api/orders"+query, nil)
-		r.Header.Set("Authorization", "Bearer listing-token")
+		r.Header.Set("Authorization", "Bearer "+goodToken)
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, r)
 		return rec

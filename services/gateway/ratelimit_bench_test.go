@@ -11,9 +11,15 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-func benchLimiter(maxKeys int) *RateLimiter {
+// benchLimiter returns a limiter that never refuses, holding at most
+// maxKeys clients, the clients seen already in it.
+func benchLimiter(maxKeys int, seen ...string) *RateLimiter {
 	m := NewRateLimitMetrics(prometheus.NewRegistry())
-	return m.NewLimiter("client", Limit{PerSecond: 1e9, Burst: 1e9}, maxKeys, NewClientKeys(nil).limitKey)
+	l := m.NewLimiter("client", Limit{PerSecond: 1e9, Burst: 1e9}, maxKeys, NewClientKeys(nil).limitKey)
+	for _, k := range seen {
+		l.allow(k)
+	}
+	return l
 }
 
 // keys returns n distinct IPv4 client keys, as the limiter stores them.
@@ -30,11 +36,8 @@ func keys(n int) []string {
 // full table, each of which evicts the least recently seen.
 func BenchmarkRateLimiterAllow(b *testing.B) {
 	b.Run("known-client", func(b *testing.B) {
-		l := benchLimiter(DefaultMaxKeys)
 		ks := keys(1000)
-		for _, k := range ks {
-			l.allow(k)
-		}
+		l := benchLimiter(DefaultMaxKeys, ks...)
 		b.ReportAllocs()
 		b.ResetTimer()
 		for i := range b.N {
@@ -43,11 +46,8 @@ func BenchmarkRateLimiterAllow(b *testing.B) {
 	})
 	b.Run("new-client-full-table", func(b *testing.B) {
 		const max = 10_000
-		l := benchLimiter(max)
 		ks := keys(max * 4)
-		for _, k := range ks[:max] {
-			l.allow(k)
-		}
+		l := benchLimiter(max, ks[:max]...)
 		b.ReportAllocs()
 		b.ResetTimer()
 		for i := range b.N {
@@ -56,11 +56,8 @@ func BenchmarkRateLimiterAllow(b *testing.B) {
 		}
 	})
 	b.Run("known-client-parallel", func(b *testing.B) {
-		l := benchLimiter(DefaultMaxKeys)
 		ks := keys(1000)
-		for _, k := range ks {
-			l.allow(k)
-		}
+		l := benchLimiter(DefaultMaxKeys, ks...)
 		var next atomic.Int64
 		b.ReportAllocs()
 		b.ResetTimer()
