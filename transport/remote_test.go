@@ -135,8 +135,10 @@ func newCaller(t *testing.T, consulAddr, service string, cfg transport.ClientCon
 	return &caller{remote: remote, tel: tel, spans: spans}
 }
 
+// endpoint is the remote's resilient endpoint for the route, inside its
+// client span (named after the remote service: "once.Thing").
 func (c *caller) endpoint(method string, idempotent bool) endpoint.Endpoint {
-	return c.tel.ClientEndpoint("peer", "Thing")(c.remote.Factory()(thingRoute(method, idempotent)))
+	return c.remote.Factory()(thingRoute(method, idempotent))
 }
 
 func (c *caller) waitInstances(t *testing.T, n int) {
@@ -320,7 +322,7 @@ func TestOnlyIdempotentCallsAreRetried(t *testing.T) {
 	// The retries are events, numbered, on the client call's span.
 	var attempts []int64
 	for _, s := range c.spans.Ended() {
-		if s.Name() != "peer.Thing" || s.Parent().SpanID() != span.SpanContext().SpanID() {
+		if s.Name() != "once.Thing" || s.Parent().SpanID() != span.SpanContext().SpanID() {
 			continue
 		}
 		for _, ev := range s.Events() {
