@@ -48,7 +48,7 @@ func (m Method[S, Req, Resp]) Call(ctx context.Context, e Endpoints, req Req) (R
 		var zero Resp
 		return zero, errs.E(errs.Internal, "", "no endpoint for %s: is it listed in its API?", m.Name)
 	}
-	return Call[Resp](ctx, ep, req)
+	return CallTyped[Resp](ctx, ep, req)
 }
 
 func (m Method[S, Req, Resp]) declare(service string) (method, error) {
@@ -89,7 +89,7 @@ func (d *declared[S, Req, Resp]) needsAuth() bool            { return d.binding.
 func (d *declared[S, Req, Resp]) status() int                { return cmpOr(d.Status, http.StatusOK) }
 func (d *declared[S, Req, Resp]) serverEndpoint(svc any) endpoint.Endpoint {
 	s := svc.(S)
-	return Endpoint(func(ctx context.Context, req Req) (Resp, error) { return d.Serve(s, ctx, req) })
+	return TypedEndpoint(func(ctx context.Context, req Req) (Resp, error) { return d.Serve(s, ctx, req) })
 }
 
 func (d *declared[S, Req, Resp]) decoder(auth Authenticate) httptransport.DecodeRequestFunc {

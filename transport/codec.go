@@ -14,10 +14,10 @@ import (
 	httptransport "github.com/go-kit/kit/transport/http"
 )
 
-// Endpoint adapts a typed function to a go-kit endpoint, so endpoints are
-// written as func(ctx, Req) (Resp, error) and the one type assertion lives
-// here.
-func Endpoint[Req, Resp any](f func(context.Context, Req) (Resp, error)) endpoint.Endpoint {
+// TypedEndpoint adapts a typed function to a go-kit endpoint, so
+// endpoints are written as func(ctx, Req) (Resp, error) and the one type
+// assertion lives here.
+func TypedEndpoint[Req, Resp any](f func(context.Context, Req) (Resp, error)) endpoint.Endpoint {
 	return func(ctx context.Context, request any) (any, error) {
 		req, ok := request.(Req)
 		if !ok {
@@ -28,9 +28,9 @@ func Endpoint[Req, Resp any](f func(context.Context, Req) (Resp, error)) endpoin
 	}
 }
 
-// Call invokes a go-kit endpoint and returns its typed response: the
-// client-side mirror of Endpoint.
-func Call[Resp any](ctx context.Context, ep endpoint.Endpoint, request any) (Resp, error) {
+// CallTyped invokes a go-kit endpoint and returns its typed response: the
+// client-side mirror of TypedEndpoint.
+func CallTyped[Resp any](ctx context.Context, ep endpoint.Endpoint, request any) (Resp, error) {
 	var zero Resp
 	response, err := ep(ctx, request)
 	if err != nil {

@@ -98,7 +98,7 @@ func (c ClientConfig) WithDefaults() ClientConfig {
 
 // Remote is the caller's view of one remote service: its passing
 // instances, found in Consul, and a circuit breaker per instance and
-// endpoint. Endpoint turns a per-instance HTTP endpoint into a resilient
+// endpoint. Factory turns each route into a resilient endpoint over the
 // one:
 //
 //	instances → round robin, skipping open breakers

@@ -171,8 +171,8 @@ func TestStopRunsHooksThenDrainsInFlightRequests(t *testing.T) {
 }
 
 func TestTypedEndpointAdapter(t *testing.T) {
-	ep := transport.Endpoint(func(_ context.Context, n int) (string, error) { return strings.Repeat("x", n), nil })
-	got, err := transport.Call[string](context.Background(), ep, 3)
+	ep := transport.TypedEndpoint(func(_ context.Context, n int) (string, error) { return strings.Repeat("x", n), nil })
+	got, err := transport.CallTyped[string](context.Background(), ep, 3)
 	if err != nil || got != "xxx" {
 		t.Fatalf("Call = %q, %v", got, err)
 	}

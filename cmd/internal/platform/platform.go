@@ -279,7 +279,3 @@ func Main(name string, run func(ctx context.Context, args []string, getenv func(
 		os.Exit(1)
 	}
 }
-
-// Endpoint is EndpointMiddleware, for the mains not yet moved to
-// declared APIs.
-func (p *Process) Endpoint(name string) endpoint.Middleware { return p.EndpointMiddleware(name) }
