@@ -98,8 +98,7 @@ func (c ClientConfig) WithDefaults() ClientConfig {
 
 // Remote is the caller's view of one remote service: its passing
 // instances, found in Consul, and a circuit breaker per instance and
-// endpoint. Factory turns each route into a resilient endpoint over the
-// one:
+// endpoint. Factory turns each route into a resilient endpoint:
 //
 //	instances → round robin, skipping open breakers
 //	          → per-instance endpoint (attempt timeout, breaker)
