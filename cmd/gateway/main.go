@@ -29,9 +29,8 @@ const defaultOrderTimeout = 25 * time.Second
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) (err error) {
 	flags := config.NewFlags(gateway.ServiceName, getenv, stdout)
-	common := platform.CommonFlags(flags, ":8080")
-	publicKey := flags.String("jwt-public-key", "JWT_PUBLIC_KEY_FILE", "data/keys/users-jwt.pub", "users' public key (PEM), to check bearer tokens")
-	keyWait := flags.Duration("jwt-key-wait", "JWT_KEY_WAIT", 30*time.Second, "how long to wait for the public key file at start")
+	common := platform.CommonFlags(flags, gateway.ServiceName)
+	tokens := platform.NewVerifierFlags(flags)
 	rateLimit := flags.Float("rate-limit", "RATE_LIMIT", 100, "requests per second allowed per client IP (0: no limit)")
 	rateBurst := flags.Int("rate-burst", "RATE_BURST", 200, "requests a client may send at once before the rate applies")
 	// Each sign-up or login costs users a bcrypt hash (tens of ms of CPU):
@@ -57,20 +56,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err := flags.Parse(args); err != nil {
 		return err
 	}
-	usersCfg, err := usersClient.Config()
-	if err != nil {
-		return err
-	}
-	inventoryCfg, err := inventoryClient.Config()
-	if err != nil {
-		return err
-	}
-	ordersCfg, err := ordersClient.Config()
-	if err != nil {
-		return err
-	}
 	if *orderTimeout != defaultOrderTimeout { // the older name of -orders-attempt-timeout
-		ordersCfg.CallTimeout, ordersCfg.Deadline = *orderTimeout, max(ordersCfg.Deadline, *orderTimeout+2*time.Second)
+		ordersClient.Adjust(func(c *transport.ClientConfig) {
+			c.CallTimeout, c.Deadline = *orderTimeout, max(c.Deadline, *orderTimeout+2*time.Second)
+		})
 	}
 	proxies, err := gateway.ParseTrustedProxies(*trustedProxies)
 	if err != nil {
@@ -105,19 +94,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		tel.Logger.Warn("identifier validation is DISABLED (-validate-identifiers=false): malformed SKUs and order IDs reach the services")
 	}
 
-	if err := platform.WaitForFile(ctx, *publicKey, *keyWait); err != nil {
-		return fmt.Errorf("users' public key (-jwt-public-key / JWT_PUBLIC_KEY_FILE): %w", err)
-	}
-	key, err := users.LoadPublicKey(*publicKey)
+	verifier, err := tokens.Verifier(ctx)
 	if err != nil {
 		return err
 	}
-	verifier := users.NewVerifier(key, nil)
 
 	svc := gateway.NewService(gateway.Backends{
-		Users:     users.NewClient(proc.Remote(users.ServiceName, usersCfg).Factory()),
-		Inventory: inventory.NewClient(proc.Remote(inventory.ServiceName, inventoryCfg).Factory()),
-		Orders:    orders.NewClient(proc.Remote(orders.ServiceName, ordersCfg).Factory()),
+		Users:     users.NewClient(proc.Client(usersClient)),
+		Inventory: inventory.NewClient(proc.Client(inventoryClient)),
+		Orders:    orders.NewClient(proc.Client(ordersClient)),
 	}, gateway.Options{SkipIdentifierValidation: !*validateIDs})
 	limits := gateway.NewLimits(limitsConfig, tel.Registry)
 	proc.PublicEndpoint = true

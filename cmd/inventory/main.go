@@ -22,7 +22,7 @@ func main() { platform.Main(inventory.ServiceName, run) }
 // in order: deregister, drain, close the store, flush spans.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) (err error) {
 	flags := config.NewFlags(inventory.ServiceName, getenv, stdout)
-	common := platform.CommonFlags(flags, ":8082")
+	common := platform.CommonFlags(flags, inventory.ServiceName)
 	storeFlags := platform.NewStoreFlags(flags, inventory.ServiceName)
 	ttl := flags.Duration("reservation-ttl", "RESERVATION_TTL", inventory.DefaultReservationTTL, "how long a reservation holds stock")
 	expiryEvery := flags.Duration("expiry-interval", "EXPIRY_INTERVAL", 30*time.Second, "how often overdue reservations are expired")

@@ -13,7 +13,6 @@ import (
 	"github.com/glasshouse-dev/glasshouse/services/inventory"
 	"github.com/glasshouse-dev/glasshouse/services/orders"
 	"github.com/glasshouse-dev/glasshouse/services/payments"
-	"github.com/glasshouse-dev/glasshouse/services/users"
 	"github.com/glasshouse-dev/glasshouse/transport"
 )
 
@@ -29,24 +28,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	flags := config.NewFlags(orders.ServiceName, getenv, stdout)
 	// A checkout in flight at SIGTERM is given its whole saga time to end
 	// before the store closes under it.
-	common := platform.CommonFlagsDraining(flags, ":8083", 25*time.Second)
+	common := platform.CommonFlagsDraining(flags, orders.ServiceName, 25*time.Second)
 	storeFlags := platform.NewStoreFlags(flags, orders.ServiceName)
-	publicKey := flags.String("jwt-public-key", "JWT_PUBLIC_KEY_FILE", "data/keys/users-jwt.pub", "users' public key (PEM), to check bearer tokens")
-	keyWait := flags.Duration("jwt-key-wait", "JWT_KEY_WAIT", 30*time.Second, "how long to wait for the public key file at start")
+	tokens := platform.NewVerifierFlags(flags)
 	recoveryEvery := flags.Duration("recovery-interval", "RECOVERY_INTERVAL", 10*time.Second, "how often interrupted checkouts are looked for")
 	staleAfter := flags.Duration("saga-stale-after", "SAGA_STALE_AFTER", 30*time.Second, "how long a checkout may sit untouched before recovery takes it over")
 	sagaTimeout := flags.Duration("saga-timeout", "SAGA_TIMEOUT", 20*time.Second, "how long one checkout may take, compensations included")
 	inventoryClient := platform.NewRemoteFlags(flags, inventory.ServiceName, transport.ClientConfig{})
 	paymentsClient := platform.NewRemoteFlags(flags, payments.ServiceName, transport.ClientConfig{})
 	if err := flags.Parse(args); err != nil {
-		return err
-	}
-	inventoryCfg, err := inventoryClient.Config()
-	if err != nil {
-		return err
-	}
-	paymentsCfg, err := paymentsClient.Config()
-	if err != nil {
 		return err
 	}
 
@@ -57,22 +47,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	defer proc.Close(ctx, &err)
 	tel := proc.Telemetry
 
-	if err := platform.WaitForFile(ctx, *publicKey, *keyWait); err != nil {
-		return fmt.Errorf("users' public key (-jwt-public-key / JWT_PUBLIC_KEY_FILE): %w", err)
-	}
-	key, err := users.LoadPublicKey(*publicKey)
+	verifier, err := tokens.Verifier(ctx)
 	if err != nil {
 		return err
 	}
-	verifier := users.NewVerifier(key, nil)
 
 	store, err := platform.OpenStore(ctx, proc, storeFlags, orders.OpenStore)
 	if err != nil {
 		return err
 	}
 
-	inv := inventory.NewClient(proc.Remote(inventory.ServiceName, inventoryCfg).Factory())
-	pay := payments.NewClient(proc.Remote(payments.ServiceName, paymentsCfg).Factory())
+	inv := inventory.NewClient(proc.Client(inventoryClient))
+	pay := payments.NewClient(proc.Client(paymentsClient))
 	opts := orders.Options{
 		SagaTimeout: *sagaTimeout,
 		StaleAfter:  *staleAfter,

@@ -24,7 +24,7 @@ func main() { platform.Main(payments.ServiceName, run) }
 // flush spans.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) (err error) {
 	flags := config.NewFlags(payments.ServiceName, getenv, stdout)
-	common := platform.CommonFlags(flags, ":8084")
+	common := platform.CommonFlags(flags, payments.ServiceName)
 	storeFlags := platform.NewStoreFlags(flags, payments.ServiceName)
 	faultErrorRate := flags.Float("fault-error-rate", "FAULT_ERROR_RATE", 0, "probability (0 to 1) that a charge or refund fails on purpose; change it at run time with PUT /admin/faults on the admin listener")
 	faultLatency := flags.Duration("fault-latency", "FAULT_LATENCY", 0, "delay added to every charge and refund (at most 30s); change it at run time with PUT /admin/faults on the admin listener")

@@ -22,7 +22,7 @@ func main() { platform.Main(users.ServiceName, run) }
 // flush spans.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) (err error) {
 	flags := config.NewFlags(users.ServiceName, getenv, stdout)
-	common := platform.CommonFlags(flags, ":8081")
+	common := platform.CommonFlags(flags, users.ServiceName)
 	storeFlags := platform.NewStoreFlags(flags, users.ServiceName)
 	keyFile := flags.String("jwt-key", "JWT_PRIVATE_KEY_FILE", "data/keys/users-jwt.key",
 		"Ed25519 private key (PEM, PKCS#8) that signs tokens; if missing, a key pair is generated and the public key written beside it as .pub")

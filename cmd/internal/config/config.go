@@ -18,7 +18,12 @@ type Flags struct {
 	*flag.FlagSet
 	getenv func(string) string
 	errs   []error
+	checks []func() error
 }
+
+// Check adds a check that Parse runs on the parsed values: a setting out
+// of range is refused with the bad flags, before anything starts.
+func (f *Flags) Check(check func() error) { f.checks = append(f.checks, check) }
 
 // NewFlags returns an empty set for the program name, reading the
 // environment through getenv. Usage and errors go to output.
@@ -111,5 +116,13 @@ func (f *Flags) Parse(args []string) error {
 	if f.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments: %v", f.Args())
 	}
-	return errors.Join(f.errs...)
+	if err := errors.Join(f.errs...); err != nil {
+		return err
+	}
+	for _, check := range f.checks {
+		if err := check(); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -25,6 +25,7 @@ import (
 
 	"github.com/glasshouse-dev/glasshouse/cmd/internal/config"
 	"github.com/glasshouse-dev/glasshouse/observability"
+	"github.com/glasshouse-dev/glasshouse/services"
 	"github.com/glasshouse-dev/glasshouse/transport"
 	"github.com/go-kit/kit/endpoint"
 	consul "github.com/hashicorp/consul/api"
@@ -40,18 +41,23 @@ type Flags struct {
 	discovery Discovery
 }
 
-// CommonFlags defines -listen (default defaultListen), -admin-listen
-// (default: the -listen host, its port + 1000), -drain-timeout and the
-// Consul flags on f.
-func CommonFlags(f *config.Flags, defaultListen string) Flags {
-	return CommonFlagsDraining(f, defaultListen, 10*time.Second)
+// CommonFlags defines -listen (default: the service's port in the
+// catalogue, services/catalog.go), -admin-listen (default: the -listen
+// host, its port + services.AdminOffset), -drain-timeout and the Consul
+// flags on f.
+func CommonFlags(f *config.Flags, service string) Flags {
+	return CommonFlagsDraining(f, service, 10*time.Second)
 }
 
 // CommonFlagsDraining is CommonFlags with another default drain time, for
 // a service whose requests may take longer than the usual 10s.
-func CommonFlagsDraining(f *config.Flags, defaultListen string, drain time.Duration) Flags {
+func CommonFlagsDraining(f *config.Flags, service string, drain time.Duration) Flags {
+	spec, ok := services.Lookup(service)
+	if !ok {
+		panic(fmt.Sprintf("platform: no service %q in services/catalog.go", service))
+	}
 	return Flags{
-		listen: f.String("listen", "LISTEN_ADDR", defaultListen, "address to serve the public API on"),
+		listen: f.String("listen", "LISTEN_ADDR", ":"+strconv.Itoa(spec.Port), "address to serve the public API on"),
 		admin: f.String("admin-listen", "ADMIN_LISTEN_ADDR", "",
 			"address to serve /metrics, /healthz, /readyz, /debug/pprof/ and admin routes on, never published at the edge (default: the -listen host, its port + 1000)"),
 		drain:     f.Duration("drain-timeout", "DRAIN_TIMEOUT", drain, "how long in-flight requests get to finish on shutdown"),
@@ -60,13 +66,9 @@ func CommonFlagsDraining(f *config.Flags, defaultListen string, drain time.Durat
 	}
 }
 
-// adminOffset puts each service's admin port beside its public one:
-// 8084 serves payments' API, 9084 its admin listener.
-const adminOffset = 1000
-
 // AdminListenAddr is the admin address for a public listen address such
 // as ":8084" when -admin-listen is not set: the same host, the port +
-// adminOffset (":9084"); port 0 stays 0, so a test's free public port
+// services.AdminOffset (":9084"); port 0 stays 0, so a test's free public port
 // gets a free admin port rather than a fixed one.
 func AdminListenAddr(listen string) (string, error) {
 	host, port, err := net.SplitHostPort(listen)
@@ -80,10 +82,10 @@ func AdminListenAddr(listen string) (string, error) {
 	if n == 0 {
 		return net.JoinHostPort(host, "0"), nil
 	}
-	if n+adminOffset > 65535 {
-		return "", fmt.Errorf("-listen / LISTEN_ADDR %q: port + %d is no port; set -admin-listen / ADMIN_LISTEN_ADDR", listen, adminOffset)
+	if n+services.AdminOffset > 65535 {
+		return "", fmt.Errorf("-listen / LISTEN_ADDR %q: port + %d is no port; set -admin-listen / ADMIN_LISTEN_ADDR", listen, services.AdminOffset)
 	}
-	return net.JoinHostPort(host, strconv.Itoa(n+adminOffset)), nil
+	return net.JoinHostPort(host, strconv.Itoa(n+services.AdminOffset)), nil
 }
 
 // DrainTimeout is the configured drain time.

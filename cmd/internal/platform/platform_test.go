@@ -23,7 +23,7 @@ var client = &http.Client{Timeout: 5 * time.Second}
 func start(t *testing.T, args ...string) (*platform.Process, error) {
 	t.Helper()
 	f := config.NewFlags("adminsvc", func(string) string { return "" }, io.Discard)
-	common := platform.CommonFlags(f, ":8080")
+	common := platform.CommonFlags(f, "gateway")
 	if err := f.Parse(args); err != nil {
 		t.Fatal(err)
 	}

@@ -13,13 +13,15 @@ import (
 // remote service, each a flag with an environment fallback named after the
 // remote: for inventory, -inventory-attempts / INVENTORY_CLIENT_ATTEMPTS,
 // -inventory-attempt-timeout / INVENTORY_CLIENT_ATTEMPT_TIMEOUT, and so on.
-// A main defines them before parsing and hands Config() to Process.Remote.
+// A main defines them before parsing, which checks them, and builds its
+// client with Process.Client.
 type RemoteFlags struct {
 	attempts, failures    *int
 	attemptTimeout, total *time.Duration
 	openFor               *time.Duration
 	honest                *bool
 	service, flag, env    string
+	adjust                func(*transport.ClientConfig)
 }
 
 // NewRemoteFlags defines the settings for calls to service on f, with
@@ -28,7 +30,7 @@ func NewRemoteFlags(f *config.Flags, service string, def transport.ClientConfig)
 	d := def.WithDefaults()
 	flag := service + "-"
 	env := strings.ToUpper(service) + "_CLIENT_"
-	return &RemoteFlags{
+	r := &RemoteFlags{
 		service:        service,
 		flag:           flag,
 		env:            env,
@@ -39,6 +41,23 @@ func NewRemoteFlags(f *config.Flags, service string, def transport.ClientConfig)
 		openFor:        f.Duration(flag+"breaker-open", env+"BREAKER_OPEN", d.Breaker.OpenFor, "how long an open breaker refuses calls before one probe"),
 		honest:         f.Bool(flag+"breaker-honest", env+"BREAKER_HONEST", !d.CountAllErrors, "count only the peer's own faults against breakers; false is for the chaos suite's mechanism-off runs, never production"),
 	}
+	f.Check(func() error { _, err := r.Config(); return err })
+	return r
+}
+
+// Adjust changes the parsed settings before Process.Client uses them:
+// for an older flag that sets one of them under another name.
+func (r *RemoteFlags) Adjust(change func(*transport.ClientConfig)) { r.adjust = change }
+
+// Client builds the calls to the remote service over Consul with the
+// settings r holds (checked when the flags were parsed), watched until
+// the process closes.
+func (p *Process) Client(r *RemoteFlags) transport.ClientFactory {
+	cfg, _ := r.Config() // checked by Parse
+	if r.adjust != nil {
+		r.adjust(&cfg)
+	}
+	return p.Remote(r.service, cfg).Factory()
 }
 
 // Config returns the parsed settings, or an error naming the setting that
