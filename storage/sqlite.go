@@ -22,13 +22,61 @@ import (
 	_ "modernc.org/sqlite" // pure-Go SQLite driver, registered as "sqlite"
 )
 
-// Open opens (creating if needed) the SQLite database at path and brings
-// its schema up to date with migrations: migrations[i] takes the schema
-// from version i to i+1, tracked in SQLite's user_version.
+// DB is a service's open, migrated database. Every store embeds it, so
+// Ping (the readiness check), Close (shutdown) and InTx are the same in
+// every service, while the queries, on SQL, stay each store's own.
+type DB struct {
+	SQL *sql.DB
+}
+
+// Open opens (creating if needed) the SQLite database at path, brings its
+// schema up to date with migrations, and returns the store that newStore
+// builds around it: migrations[i] takes the schema from version i to i+1,
+// tracked in SQLite's user_version.
 //
 // Every query becomes a span under the caller's span, so a trace shows
 // the database work behind each request.
-func Open(ctx context.Context, path string, tp trace.TracerProvider, migrations []string) (*sql.DB, error) {
+func Open[S any](ctx context.Context, path string, tp trace.TracerProvider, migrations []string, newStore func(*DB) S) (S, error) {
+	db, err := open(ctx, path, tp, migrations)
+	if err != nil {
+		var none S
+		return none, err
+	}
+	return newStore(&DB{SQL: db}), nil
+}
+
+// Close closes the database.
+func (db *DB) Close() error { return db.SQL.Close() }
+
+// Ping checks that the database answers; it backs the readiness check.
+func (db *DB) Ping(ctx context.Context) error { return db.SQL.PingContext(ctx) }
+
+// InTx runs fn in a transaction, committing if it returns nil and rolling
+// back otherwise.
+func (db *DB) InTx(ctx context.Context, fn func(*sql.Tx) error) error {
+	return inTx(ctx, db.SQL, fn)
+}
+
+// QueryAll runs query and scans each row with scan, returning an empty
+// (never nil) slice when no row matches, so it encodes as [].
+func QueryAll[T any](ctx context.Context, db *DB, scan func(interface{ Scan(...any) error }) (T, error), query string, args ...any) ([]T, error) {
+	rows, err := db.SQL.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	all := []T{}
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, v)
+	}
+	return all, rows.Err()
+}
+
+func open(ctx context.Context, path string, tp trace.TracerProvider, migrations []string) (*sql.DB, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
@@ -63,7 +111,7 @@ func Open(ctx context.Context, path string, tp trace.TracerProvider, migrations 
 }
 
 func migrate(ctx context.Context, db *sql.DB, migrations []string) error {
-	return InTx(ctx, db, func(tx *sql.Tx) error {
+	return inTx(ctx, db, func(tx *sql.Tx) error {
 		var version int
 		if err := tx.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
 			return err
@@ -82,9 +130,7 @@ func migrate(ctx context.Context, db *sql.DB, migrations []string) error {
 	})
 }
 
-// InTx runs fn in a transaction, committing if it returns nil and rolling
-// back otherwise.
-func InTx(ctx context.Context, db *sql.DB, fn func(*sql.Tx) error) (err error) {
+func inTx(ctx context.Context, db *sql.DB, fn func(*sql.Tx) error) (err error) {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin transaction: %w", err)

@@ -43,29 +43,19 @@ var migrations = []string{
 // Every change that touches more than one row runs in one transaction, so
 // a crash at any instant leaves stock conserved.
 type Store struct {
-	db *sql.DB
+	*storage.DB // Ping, Close and InTx, as in every store
 }
 
 // OpenStore opens the store at path, creating and migrating it as needed.
 func OpenStore(ctx context.Context, path string, tp trace.TracerProvider) (*Store, error) {
-	db, err := storage.Open(ctx, path, tp, migrations)
-	if err != nil {
-		return nil, err
-	}
-	return &Store{db: db}, nil
+	return storage.Open(ctx, path, tp, migrations, func(db *storage.DB) *Store { return &Store{db} })
 }
-
-// Close closes the database.
-func (s *Store) Close() error { return s.db.Close() }
-
-// Ping checks that the database answers; it backs the readiness check.
-func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
 
 // Seed loads products when the catalogue is empty, and reports whether it
 // did. A store that already has products is left untouched.
 func (s *Store) Seed(ctx context.Context, products []Product) (bool, error) {
 	seeded := false
-	err := storage.InTx(ctx, s.db, func(tx *sql.Tx) error {
+	err := s.InTx(ctx, func(tx *sql.Tx) error {
 		var n int
 		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM products`).Scan(&n); err != nil {
 			return err
@@ -96,25 +86,16 @@ func scanProduct(row interface{ Scan(...any) error }) (Product, error) {
 
 // ListProducts returns every product ordered by SKU.
 func (s *Store) ListProducts(ctx context.Context) ([]Product, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+productColumns+` FROM products ORDER BY sku`)
+	products, err := storage.QueryAll(ctx, s.DB, scanProduct, `SELECT `+productColumns+` FROM products ORDER BY sku`)
 	if err != nil {
 		return nil, fmt.Errorf("list products: %w", err)
 	}
-	defer rows.Close()
-	products := []Product{}
-	for rows.Next() {
-		p, err := scanProduct(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list products: %w", err)
-		}
-		products = append(products, p)
-	}
-	return products, rows.Err()
+	return products, nil
 }
 
 // GetProduct returns the product with sku.
 func (s *Store) GetProduct(ctx context.Context, sku string) (Product, error) {
-	p, err := scanProduct(s.db.QueryRowContext(ctx, `SELECT `+productColumns+` FROM products WHERE sku = ?`, sku))
+	p, err := scanProduct(s.SQL.QueryRowContext(ctx, `SELECT `+productColumns+` FROM products WHERE sku = ?`, sku))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Product{}, errs.E(errs.NotFound, CodeUnknownProduct, "no product with sku %q", sku)
 	}
@@ -128,14 +109,7 @@ func (s *Store) GetProduct(ctx context.Context, sku string) (Product, error) {
 // expiresAt, or fails leaving everything as it was.
 func (s *Store) Reserve(ctx context.Context, orderID string, items []Item, now, expiresAt time.Time) (Reservation, error) {
 	var res Reservation
-	err := storage.InTx(ctx, s.db, func(tx *sql.Tx) error {
-		if _, err := expireHeld(ctx, tx, now); err != nil {
-			return err
-		}
-		existing, found, err := getReservation(ctx, tx, orderID)
-		if err != nil {
-			return err
-		}
+	err := s.changeReservation(ctx, orderID, now, func(tx *sql.Tx, existing Reservation, found bool) error {
 		if found {
 			res = existing
 			return replayReserve(existing, items)
@@ -198,16 +172,9 @@ func (s *Store) Commit(ctx context.Context, orderID string, now time.Time) (Rese
 		res    Reservation
 		answer error // returned after the transaction commits
 	)
-	err := storage.InTx(ctx, s.db, func(tx *sql.Tx) error {
-		// Expiring first persists the expiry even when Commit then
-		// refuses, so the units are back in stock either way.
-		if _, err := expireHeld(ctx, tx, now); err != nil {
-			return err
-		}
-		r, found, err := getReservation(ctx, tx, orderID)
-		if err != nil {
-			return err
-		}
+	// The expiry changeReservation applies first is committed even when
+	// Commit then refuses, so the units are back in stock either way.
+	err := s.changeReservation(ctx, orderID, now, func(tx *sql.Tx, r Reservation, found bool) error {
 		if !found {
 			return errs.E(errs.NotFound, CodeReservationNotFound, "no reservation for order %s", orderID)
 		}
@@ -242,14 +209,7 @@ func (s *Store) Commit(ctx context.Context, orderID string, now time.Time) (Rese
 // Reserve for it fail.
 func (s *Store) Release(ctx context.Context, orderID string, now time.Time) (Reservation, error) {
 	var res Reservation
-	err := storage.InTx(ctx, s.db, func(tx *sql.Tx) error {
-		if _, err := expireHeld(ctx, tx, now); err != nil {
-			return err
-		}
-		r, found, err := getReservation(ctx, tx, orderID)
-		if err != nil {
-			return err
-		}
+	err := s.changeReservation(ctx, orderID, now, func(tx *sql.Tx, r Reservation, found bool) error {
 		if !found {
 			if _, err := tx.ExecContext(ctx,
 				`INSERT INTO reservations (order_id, status, expires_at, updated_at) VALUES (?, 'released', ?, ?)`,
@@ -281,11 +241,27 @@ func (s *Store) Release(ctx context.Context, orderID string, now time.Time) (Res
 	return res, nil
 }
 
+// changeReservation runs change in one transaction with orderID's
+// reservation (found is false if the order has none), after expiring every
+// hold whose time is up: no operation ever acts on a lapsed hold.
+func (s *Store) changeReservation(ctx context.Context, orderID string, now time.Time, change func(tx *sql.Tx, r Reservation, found bool) error) error {
+	return s.InTx(ctx, func(tx *sql.Tx) error {
+		if _, err := expireHeld(ctx, tx, now); err != nil {
+			return err
+		}
+		r, found, err := getReservation(ctx, tx, orderID)
+		if err != nil {
+			return err
+		}
+		return change(tx, r, found)
+	})
+}
+
 // ExpireReservations expires every held reservation whose time is up and
 // returns how many it expired.
 func (s *Store) ExpireReservations(ctx context.Context, now time.Time) (int, error) {
 	var n int
-	err := storage.InTx(ctx, s.db, func(tx *sql.Tx) error {
+	err := s.InTx(ctx, func(tx *sql.Tx) error {
 		var err error
 		n, err = expireHeld(ctx, tx, now)
 		return err
@@ -296,7 +272,7 @@ func (s *Store) ExpireReservations(ctx context.Context, now time.Time) (int, err
 // StockLedger sums, per SKU, the units available, held and committed. It
 // is how tests and operators check that stock is conserved.
 func (s *Store) StockLedger(ctx context.Context) (map[string]Ledger, error) {
-	rows, err := s.db.QueryContext(ctx, `
+	rows, err := s.SQL.QueryContext(ctx, `
 		SELECT p.sku, p.available,
 			COALESCE(SUM(CASE WHEN r.status = 'held' THEN i.quantity END), 0),
 			COALESCE(SUM(CASE WHEN r.status = 'committed' THEN i.quantity END), 0)

@@ -84,23 +84,13 @@ func (r record) failure() error {
 
 // Store keeps orders and their saga state in the service's own SQLite file.
 type Store struct {
-	db *sql.DB
+	*storage.DB // Ping, Close and InTx, as in every store
 }
 
 // OpenStore opens the store at path, creating and migrating it as needed.
 func OpenStore(ctx context.Context, path string, tp trace.TracerProvider) (*Store, error) {
-	db, err := storage.Open(ctx, path, tp, migrations)
-	if err != nil {
-		return nil, err
-	}
-	return &Store{db: db}, nil
+	return storage.Open(ctx, path, tp, migrations, func(db *storage.DB) *Store { return &Store{db} })
 }
-
-// Close closes the database.
-func (s *Store) Close() error { return s.db.Close() }
-
-// Ping checks that the database answers.
-func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
 
 // create inserts a new PENDING order, unless the user already used its
 // idempotency key: then it returns that order and false.
@@ -109,7 +99,7 @@ func (s *Store) create(ctx context.Context, r record) (record, bool, error) {
 		existing record
 		created  bool
 	)
-	err := storage.InTx(ctx, s.db, func(tx *sql.Tx) error {
+	err := s.InTx(ctx, func(tx *sql.Tx) error {
 		found, ok, err := scanOne(ctx, tx, `WHERE user_id = ? AND idempotency_key = ?`, r.UserID, r.IdempotencyKey)
 		if err != nil {
 			return err
@@ -145,12 +135,12 @@ func (s *Store) create(ctx context.Context, r record) (record, bool, error) {
 
 // byKey returns the user's order placed with key, if any.
 func (s *Store) byKey(ctx context.Context, userID, key string) (record, bool, error) {
-	return scanOne(ctx, s.db, `WHERE user_id = ? AND idempotency_key = ?`, userID, key)
+	return scanOne(ctx, s.SQL, `WHERE user_id = ? AND idempotency_key = ?`, userID, key)
 }
 
 // get returns an order by ID.
 func (s *Store) get(ctx context.Context, orderID string) (record, error) {
-	r, ok, err := scanOne(ctx, s.db, `WHERE id = ?`, orderID)
+	r, ok, err := scanOne(ctx, s.SQL, `WHERE id = ?`, orderID)
 	if err != nil {
 		return record{}, err
 	}
@@ -169,16 +159,16 @@ func (s *Store) get(ctx context.Context, orderID string) (record, error) {
 // because SQLite seeks an index only on the former.
 func (s *Store) listByUser(ctx context.Context, userID string, after *cursor, limit int) ([]record, error) {
 	if after == nil {
-		return scanMany(ctx, s.db, `WHERE user_id = ? ORDER BY created_at DESC, id LIMIT ?`, userID, limit)
+		return scanMany(ctx, s.SQL, `WHERE user_id = ? ORDER BY created_at DESC, id LIMIT ?`, userID, limit)
 	}
 	ms := after.createdAt.UnixMilli()
-	return scanMany(ctx, s.db, `WHERE user_id = ? AND created_at <= ? AND (created_at < ? OR id > ?)
+	return scanMany(ctx, s.SQL, `WHERE user_id = ? AND created_at <= ? AND (created_at < ? OR id > ?)
 		ORDER BY created_at DESC, id LIMIT ?`, userID, ms, ms, after.orderID, limit)
 }
 
 // advance records that the saga reached step.
 func (s *Store) advance(ctx context.Context, orderID string, step Step, chargeID string, now time.Time) error {
-	_, err := s.db.ExecContext(ctx, `
+	_, err := s.SQL.ExecContext(ctx, `
 		UPDATE orders SET step = ?, charge_id = CASE WHEN ? = '' THEN charge_id ELSE ? END, updated_at = ?
 		WHERE id = ? AND status = 'PENDING'`, step, chargeID, chargeID, now.UnixMilli(), orderID)
 	if err != nil {
@@ -190,7 +180,7 @@ func (s *Store) advance(ctx context.Context, orderID string, step Step, chargeID
 // compensating records that the saga is giving back what it did because
 // of cause, which becomes the order's failure once compensation is done.
 func (s *Store) compensating(ctx context.Context, orderID string, cause error, now time.Time) error {
-	_, err := s.db.ExecContext(ctx, `
+	_, err := s.SQL.ExecContext(ctx, `
 		UPDATE orders SET step = ?, failure_kind = ?, failure_code = ?, failure_reason = ?, failure_upstream = ?, updated_at = ?
 		WHERE id = ? AND status = 'PENDING'`,
 		StepCompensating, errs.KindOf(cause), errs.CodeOf(cause), detailOf(cause), errs.UpstreamOf(cause), now.UnixMilli(), orderID)
@@ -204,7 +194,7 @@ func (s *Store) compensating(ctx context.Context, orderID string, cause error, n
 // when the order was no longer PENDING: someone else (recovery, in a race
 // with a saga it thought dead) finished it first, and that outcome stands.
 func (s *Store) finish(ctx context.Context, orderID string, status Status, cause error, unsettled bool, now time.Time) (bool, error) {
-	res, err := s.db.ExecContext(ctx, `
+	res, err := s.SQL.ExecContext(ctx, `
 		UPDATE orders SET status = ?, step = ?, failure_kind = ?, failure_code = ?, failure_reason = ?,
 			failure_upstream = ?, charge_unsettled = ?, updated_at = ?
 		WHERE id = ? AND status = 'PENDING'`,
@@ -220,14 +210,14 @@ func (s *Store) finish(ctx context.Context, orderID string, status Status, cause
 // stale returns PENDING orders untouched since before: sagas whose
 // process died, or that stalled on an unavailable dependency.
 func (s *Store) stale(ctx context.Context, before time.Time) ([]record, error) {
-	return scanMany(ctx, s.db, `WHERE status = 'PENDING' AND updated_at < ? ORDER BY updated_at`, before.UnixMilli())
+	return scanMany(ctx, s.SQL, `WHERE status = 'PENDING' AND updated_at < ? ORDER BY updated_at`, before.UnixMilli())
 }
 
 // claim takes a stale order for recovery: it succeeds only if nobody
 // touched the order since it was read, so two replicas never resume the
 // same saga at once.
 func (s *Store) claim(ctx context.Context, r record, now time.Time) (bool, error) {
-	res, err := s.db.ExecContext(ctx, `UPDATE orders SET updated_at = ? WHERE id = ? AND status = 'PENDING' AND updated_at = ?`,
+	res, err := s.SQL.ExecContext(ctx, `UPDATE orders SET updated_at = ? WHERE id = ? AND status = 'PENDING' AND updated_at = ?`,
 		now.UnixMilli(), r.ID, r.UpdatedAt.UnixMilli())
 	if err != nil {
 		return false, fmt.Errorf("claim order %s: %w", r.ID, err)
@@ -238,12 +228,12 @@ func (s *Store) claim(ctx context.Context, r record, now time.Time) (bool, error
 
 // unsettled returns finished orders whose charge may still land.
 func (s *Store) unsettled(ctx context.Context) ([]record, error) {
-	return scanMany(ctx, s.db, `WHERE charge_unsettled = 1 ORDER BY updated_at`)
+	return scanMany(ctx, s.SQL, `WHERE charge_unsettled = 1 ORDER BY updated_at`)
 }
 
 // settle records that an order's charge question is answered.
 func (s *Store) settle(ctx context.Context, orderID string) error {
-	_, err := s.db.ExecContext(ctx, `UPDATE orders SET charge_unsettled = 0 WHERE id = ?`, orderID)
+	_, err := s.SQL.ExecContext(ctx, `UPDATE orders SET charge_unsettled = 0 WHERE id = ?`, orderID)
 	return err
 }
 
@@ -256,7 +246,7 @@ func (s *Store) Order(ctx context.Context, orderID string) (Order, error) {
 
 // CountByStatus counts orders per status, for tests and metrics.
 func (s *Store) CountByStatus(ctx context.Context) (map[Status]int, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT status, count(*) FROM orders GROUP BY status`)
+	rows, err := s.SQL.QueryContext(ctx, `SELECT status, count(*) FROM orders GROUP BY status`)
 	if err != nil {
 		return nil, err
 	}

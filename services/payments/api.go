@@ -33,21 +33,13 @@ var (
 	charge = method[ChargeRequest]{Name: "Charge", Route: "POST /charges", Status: http.StatusCreated, Idempotent: true,
 		Serve: Service.Charge}
 	refund = method[ChargeIDRequest]{Name: "Refund", Route: "POST /charges/{id}/refund", Idempotent: true,
-		Serve: func(s Service, ctx context.Context, req ChargeIDRequest) (Charge, error) {
-			return s.Refund(ctx, req.ChargeID)
-		}}
+		Serve: byChargeID(Service.Refund)}
 	getCharge = method[ChargeIDRequest]{Name: "GetCharge", Route: "GET /charges/{id}", Idempotent: true,
-		Serve: func(s Service, ctx context.Context, req ChargeIDRequest) (Charge, error) {
-			return s.GetCharge(ctx, req.ChargeID)
-		}}
+		Serve: byChargeID(Service.GetCharge)}
 	findCharge = method[OrderRequest]{Name: "FindCharge", Route: "GET /orders/{orderID}/charge", Idempotent: true,
-		Serve: func(s Service, ctx context.Context, req OrderRequest) (Charge, error) {
-			return s.FindCharge(ctx, req.OrderID)
-		}}
+		Serve: byOrderID(Service.FindCharge)}
 	void = method[OrderRequest]{Name: "Void", Route: "POST /orders/{orderID}/void", Idempotent: true,
-		Serve: func(s Service, ctx context.Context, req OrderRequest) (Charge, error) {
-			return s.Void(ctx, req.OrderID)
-		}}
+		Serve: byOrderID(Service.Void)}
 
 	getFaults = adminMethod[struct{}]{Name: "GetFaults", Route: "GET /admin/faults", Idempotent: true,
 		Serve: func(a Admin, ctx context.Context, _ struct{}) (FaultSettings, error) { return a.GetFaults(ctx) }}
@@ -56,6 +48,20 @@ var (
 	setFaults = adminMethod[FaultSettings]{Name: "SetFaults", Route: "PUT /admin/faults", Idempotent: true,
 		Serve: Admin.SetFaults}
 )
+
+// byChargeID and byOrderID serve a method that takes the one identifier
+// its route carries in the path.
+func byChargeID(serve func(Service, context.Context, string) (Charge, error)) func(Service, context.Context, ChargeIDRequest) (Charge, error) {
+	return func(s Service, ctx context.Context, req ChargeIDRequest) (Charge, error) {
+		return serve(s, ctx, req.ChargeID)
+	}
+}
+
+func byOrderID(serve func(Service, context.Context, string) (Charge, error)) func(Service, context.Context, OrderRequest) (Charge, error) {
+	return func(s Service, ctx context.Context, req OrderRequest) (Charge, error) {
+		return serve(s, ctx, req.OrderID)
+	}
+}
 
 // Requests besides ChargeRequest and FaultSettings, which travel as they
 // are: an identifier in the path, no body.

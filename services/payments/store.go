@@ -37,23 +37,13 @@ var migrations = []string{
 
 // Store keeps charges in the service's own SQLite file.
 type Store struct {
-	db *sql.DB
+	*storage.DB // Ping, Close and InTx, as in every store
 }
 
 // OpenStore opens the store at path, creating and migrating it as needed.
 func OpenStore(ctx context.Context, path string, tp trace.TracerProvider) (*Store, error) {
-	db, err := storage.Open(ctx, path, tp, migrations)
-	if err != nil {
-		return nil, err
-	}
-	return &Store{db: db}, nil
+	return storage.Open(ctx, path, tp, migrations, func(db *storage.DB) *Store { return &Store{db} })
 }
-
-// Close closes the database.
-func (s *Store) Close() error { return s.db.Close() }
-
-// Ping checks that the database answers; it backs the readiness check.
-func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
 
 const chargeColumns = `id, order_id, amount_cents, currency, status, card_last4, created_at, refunded_at`
 
@@ -80,7 +70,7 @@ func scanCharge(row interface{ Scan(...any) error }) (Charge, error) {
 // storage.Open): concurrent calls for one order serialize, and exactly one
 // of them inserts.
 func (s *Store) CreateCharge(ctx context.Context, c Charge) (stored Charge, created bool, err error) {
-	err = storage.InTx(ctx, s.db, func(tx *sql.Tx) error {
+	err = s.InTx(ctx, func(tx *sql.Tx) error {
 		existing, found, err := queryCharge(ctx, tx, selectChargeByOrder, c.OrderID)
 		if err != nil {
 			return err
@@ -112,7 +102,7 @@ func (s *Store) CreateCharge(ctx context.Context, c Charge) (stored Charge, crea
 // returned unchanged; a declined one cannot be refunded.
 func (s *Store) Refund(ctx context.Context, chargeID string, now time.Time) (Charge, error) {
 	var c Charge
-	err := storage.InTx(ctx, s.db, func(tx *sql.Tx) error {
+	err := s.InTx(ctx, func(tx *sql.Tx) error {
 		var err error
 		if c, err = chargeByID(ctx, tx, chargeID); err != nil {
 			return err
@@ -139,14 +129,14 @@ func (s *Store) Refund(ctx context.Context, chargeID string, now time.Time) (Cha
 
 // GetCharge returns the charge with id.
 func (s *Store) GetCharge(ctx context.Context, id string) (Charge, error) {
-	return chargeByID(ctx, s.db, id)
+	return chargeByID(ctx, s.SQL, id)
 }
 
 // Void returns the charge made for orderID, or, when there is none, marks
 // the order voided so no charge can be made for it later.
 func (s *Store) Void(ctx context.Context, orderID string, now time.Time) (Charge, error) {
 	var c Charge
-	err := storage.InTx(ctx, s.db, func(tx *sql.Tx) error {
+	err := s.InTx(ctx, func(tx *sql.Tx) error {
 		existing, found, err := queryCharge(ctx, tx, selectChargeByOrder, orderID)
 		if err != nil || found {
 			c = existing
@@ -172,7 +162,7 @@ func isVoided(ctx context.Context, tx *sql.Tx, orderID string) (bool, error) {
 
 // FindCharge returns the charge made for orderID.
 func (s *Store) FindCharge(ctx context.Context, orderID string) (Charge, error) {
-	c, found, err := queryCharge(ctx, s.db, selectChargeByOrder, orderID)
+	c, found, err := queryCharge(ctx, s.SQL, selectChargeByOrder, orderID)
 	if err != nil {
 		return Charge{}, err
 	}
@@ -187,20 +177,11 @@ func (s *Store) FindCharge(ctx context.Context, orderID string) (Charge, error) 
 // operators check that no order was charged twice and that every charge
 // belongs to an order.
 func (s *Store) ListCharges(ctx context.Context) ([]Charge, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+chargeColumns+` FROM charges ORDER BY rowid`)
+	charges, err := storage.QueryAll(ctx, s.DB, scanCharge, `SELECT `+chargeColumns+` FROM charges ORDER BY rowid`)
 	if err != nil {
 		return nil, fmt.Errorf("list charges: %w", err)
 	}
-	defer rows.Close()
-	charges := []Charge{}
-	for rows.Next() {
-		c, err := scanCharge(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list charges: %w", err)
-		}
-		charges = append(charges, c)
-	}
-	return charges, rows.Err()
+	return charges, nil
 }
 
 const (

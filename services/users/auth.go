@@ -134,35 +134,30 @@ func (v *Verifier) Verify(token string) (userID string, err error) {
 // (PKCS#8) file, as written by EnsureKeyPair or `openssl genpkey -algorithm
 // ed25519`. A missing file's error matches fs.ErrNotExist.
 func LoadPrivateKey(path string) (ed25519.PrivateKey, error) {
-	der, err := readPEM(path, "PRIVATE KEY")
-	if err != nil {
-		return nil, err
-	}
-	key, err := x509.ParsePKCS8PrivateKey(der)
-	if err != nil {
-		return nil, fmt.Errorf("parse private key %s: %w", path, err)
-	}
-	ed, ok := key.(ed25519.PrivateKey)
-	if !ok {
-		return nil, fmt.Errorf("private key %s is %T, want Ed25519", path, key)
-	}
-	return ed, nil
+	return loadKey[ed25519.PrivateKey](path, "private", "PRIVATE KEY", x509.ParsePKCS8PrivateKey)
 }
 
 // LoadPublicKey reads an Ed25519 public key from a PEM "PUBLIC KEY" (PKIX)
 // file, such as the one EnsureKeyPair writes at PublicKeyPath.
 func LoadPublicKey(path string) (ed25519.PublicKey, error) {
-	der, err := readPEM(path, "PUBLIC KEY")
+	return loadKey[ed25519.PublicKey](path, "public", "PUBLIC KEY", x509.ParsePKIXPublicKey)
+}
+
+// loadKey reads the PEM block of blockType at path, parses it, and checks
+// that it holds an Ed25519 key K; which ("private" or "public") names it
+// in errors.
+func loadKey[K ed25519.PrivateKey | ed25519.PublicKey](path, which, blockType string, parse func([]byte) (any, error)) (K, error) {
+	der, err := readPEM(path, blockType)
 	if err != nil {
 		return nil, err
 	}
-	key, err := x509.ParsePKIXPublicKey(der)
+	key, err := parse(der)
 	if err != nil {
-		return nil, fmt.Errorf("parse public key %s: %w", path, err)
+		return nil, fmt.Errorf("parse %s key %s: %w", which, path, err)
 	}
-	ed, ok := key.(ed25519.PublicKey)
+	ed, ok := key.(K)
 	if !ok {
-		return nil, fmt.Errorf("public key %s is %T, want Ed25519", path, key)
+		return nil, fmt.Errorf("%s key %s is %T, want Ed25519", which, path, key)
 	}
 	return ed, nil
 }

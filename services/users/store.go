@@ -26,28 +26,18 @@ var migrations = []string{
 
 // Store keeps accounts in the service's own SQLite file.
 type Store struct {
-	db *sql.DB
+	*storage.DB // Ping, Close and InTx, as in every store
 }
 
 // OpenStore opens the store at path, creating and migrating it as needed.
 func OpenStore(ctx context.Context, path string, tp trace.TracerProvider) (*Store, error) {
-	db, err := storage.Open(ctx, path, tp, migrations)
-	if err != nil {
-		return nil, err
-	}
-	return &Store{db: db}, nil
+	return storage.Open(ctx, path, tp, migrations, func(db *storage.DB) *Store { return &Store{db} })
 }
-
-// Close closes the database.
-func (s *Store) Close() error { return s.db.Close() }
-
-// Ping checks that the database answers; it backs the readiness check.
-func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
 
 // CreateUser stores u (its email already normalized) with its password
 // hash, or fails with Conflict email_taken if the email has an account.
 func (s *Store) CreateUser(ctx context.Context, u User, passwordHash []byte, now time.Time) error {
-	return storage.InTx(ctx, s.db, func(tx *sql.Tx) error {
+	return s.InTx(ctx, func(tx *sql.Tx) error {
 		// The transaction holds SQLite's write lock from its first
 		// statement (storage opens it with _txlock=immediate), so no other
 		// registration, in this process or another, can slip in between
@@ -72,7 +62,7 @@ func (s *Store) CreateUser(ctx context.Context, u User, passwordHash []byte, now
 // GetUser returns the user with id, or NotFound user_not_found.
 func (s *Store) GetUser(ctx context.Context, id string) (User, error) {
 	var u User
-	err := s.db.QueryRowContext(ctx, `SELECT id, email, name FROM users WHERE id = ?`, id).Scan(&u.ID, &u.Email, &u.Name)
+	err := s.SQL.QueryRowContext(ctx, `SELECT id, email, name FROM users WHERE id = ?`, id).Scan(&u.ID, &u.Email, &u.Name)
 	if errors.Is(err, sql.ErrNoRows) {
 		return User{}, errUserNotFound(id)
 	}
@@ -90,7 +80,7 @@ func (s *Store) Credentials(ctx context.Context, email string) (User, []byte, er
 		u    User
 		hash string
 	)
-	err := s.db.QueryRowContext(ctx, `SELECT id, email, name, password_hash FROM users WHERE email = ?`, email).
+	err := s.SQL.QueryRowContext(ctx, `SELECT id, email, name, password_hash FROM users WHERE email = ?`, email).
 		Scan(&u.ID, &u.Email, &u.Name, &hash)
 	if errors.Is(err, sql.ErrNoRows) {
 		return User{}, nil, errs.E(errs.NotFound, CodeUserNotFound, "no user with that email")
@@ -104,7 +94,7 @@ func (s *Store) Credentials(ctx context.Context, email string) (User, []byte, er
 // CountUsers returns how many accounts exist, for tests and operators.
 func (s *Store) CountUsers(ctx context.Context) (int, error) {
 	var n int
-	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM users`).Scan(&n); err != nil {
+	if err := s.SQL.QueryRowContext(ctx, `SELECT count(*) FROM users`).Scan(&n); err != nil {
 		return 0, fmt.Errorf("count users: %w", err)
 	}
 	return n, nil
