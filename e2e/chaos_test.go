@@ -73,7 +73,12 @@ func TestChaosSuite(t *testing.T) {
 //     and order IDs open them.
 //   - INVENTORY_CLIENT_ATTEMPTS=1 on the gateway and orders: a call sent
 //     to the killed inventory replica is not retried on the live one, so
-//     kill-inventory-replica's browses and checkouts fail.
+//     kill-inventory-replica's browses and checkouts fail. inventory's
+//     CHECK_INTERVAL=5s keeps the dead replica in their lists for
+//     seconds, as a slower health check would: with the default 1s check
+//     the gateway has dropped it as soon as 0.3s after the kill, when only
+//     three or four browses can have chosen it, and a run in which none
+//     did proved nothing about the retries.
 //   - orders' PAYMENTS_CLIENT_BREAKER_FAILURES=1000000000: orders' breakers
 //     on payments never open, so slow-payments' slow instance keeps being
 //     waited for.
@@ -101,7 +106,8 @@ func TestChaosVerdictsFailWhenTheirMechanismIsBroken(t *testing.T) {
 				"INVENTORY_CLIENT_BREAKER_HONEST=false", "ORDERS_CLIENT_BREAKER_HONEST=false",
 				"INVENTORY_CLIENT_ATTEMPTS=1",
 			},
-			"orders": {"SAGA_STALE_AFTER=1h", "INVENTORY_CLIENT_ATTEMPTS=1", "PAYMENTS_CLIENT_BREAKER_FAILURES=1000000000"},
+			"orders":    {"SAGA_STALE_AFTER=1h", "INVENTORY_CLIENT_ATTEMPTS=1", "PAYMENTS_CLIENT_BREAKER_FAILURES=1000000000"},
+			"inventory": {"CHECK_INTERVAL=5s"},
 		},
 		// kill-orders-mid-checkout last: the orders it leaves PENDING
 		// would keep the stack from being healthy for anything after it.
