@@ -30,13 +30,7 @@ func startInventory(t *testing.T, consul *testenv.Consul, dataDir string) *teste
 
 func newCaller(t *testing.T, consul *testenv.Consul) (inventory.Service, *transport.Remote, observability.Telemetry) {
 	t.Helper()
-	tel, shutdown, err := observability.Setup(context.Background(), observability.Config{
-		ServiceName: "orders", Getenv: func(string) string { return "" }, LogOutput: io.Discard,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { shutdown(context.Background()) })
+	tel := testenv.Telemetry(t, "orders")
 	client, err := transport.NewConsulClient(consul.Addr)
 	if err != nil {
 		t.Fatal(err)

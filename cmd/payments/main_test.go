@@ -1,10 +1,8 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -14,7 +12,6 @@ import (
 
 	"github.com/glasshouse-dev/glasshouse/errs"
 	"github.com/glasshouse-dev/glasshouse/internal/testenv"
-	"github.com/glasshouse-dev/glasshouse/observability"
 	"github.com/glasshouse-dev/glasshouse/services/payments"
 	"github.com/glasshouse-dev/glasshouse/transport"
 )
@@ -23,60 +20,20 @@ import (
 // as main does, on a free port and a temporary data directory, and calls
 // it the way orders will: found in Consul, through payments.NewClient.
 func TestRunServesAndShutsDownCleanly(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	logs, logWriter := io.Pipe()
+	ctx := context.Background()
 	consul := testenv.StartConsul(t)
-	env := map[string]string{"DATA_DIR": t.TempDir(), "LISTEN_ADDR": "127.0.0.1:0", "CONSUL_HTTP_ADDR": consul.Addr, "CHECK_INTERVAL": "1s"}
-	getenv := func(k string) string { return env[k] }
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, nil, getenv, logWriter)
-		logWriter.Close()
-	}()
-
-	// The log tells us where it listens; every line must be JSON, and no
-	// line may hold a card number.
-	lines := make(chan map[string]any, 1000)
-	go func() {
-		defer close(lines)
-		sc := bufio.NewScanner(logs)
-		for sc.Scan() {
-			for _, card := range []string{payments.TestCardApproved, payments.TestCardDeclined} {
-				if bytes.Contains(sc.Bytes(), []byte(card)) {
-					t.Errorf("log line holds the card number %s: %s", card, sc.Text())
-				}
+	// Every log line must be JSON, and no line may hold a card number.
+	svc := testenv.RunService(t, run, map[string]string{"DATA_DIR": t.TempDir(), "LISTEN_ADDR": "127.0.0.1:0", "CONSUL_HTTP_ADDR": consul.Addr, "CHECK_INTERVAL": "1s"}, func(line []byte) {
+		for _, card := range []string{payments.TestCardApproved, payments.TestCardDeclined} {
+			if bytes.Contains(line, []byte(card)) {
+				t.Errorf("log line holds the card number %s: %s", card, line)
 			}
-			var rec map[string]any
-			if err := json.Unmarshal(sc.Bytes(), &rec); err != nil {
-				t.Errorf("log line is not JSON: %s", sc.Text())
-				continue
-			}
-			lines <- rec
 		}
-	}()
-	var addr string
-	timeout := time.After(10 * time.Second)
-	var adminAddr string // /metrics is on the admin listener
-	for addr == "" || adminAddr == "" {
-		select {
-		case rec := <-lines:
-			switch rec["msg"] {
-			case "serving HTTP":
-				addr = rec["addr"].(string)
-			case "serving admin HTTP":
-				adminAddr = rec["addr"].(string)
-			}
-		case err := <-done:
-			t.Fatalf("run ended before serving: %v", err)
-		case <-timeout:
-			t.Fatal("service did not start within 10s")
-		}
-	}
-	base, admin := "http://"+addr, "http://"+adminAddr
+	})
+	base, admin := "http://"+svc.Addr, "http://"+svc.AdminAddr // /metrics is on the admin listener
 
 	ids := consul.WaitPassing("payments", 1, 10*time.Second)
-	if want := "payments-" + addr[:strings.LastIndex(addr, ":")] + "-" + addr[strings.LastIndex(addr, ":")+1:]; ids[0] != want {
+	if want := svc.InstanceID("payments"); ids[0] != want {
 		t.Errorf("registered as %q, want %q", ids[0], want)
 	}
 
@@ -92,14 +49,14 @@ func TestRunServesAndShutsDownCleanly(t *testing.T) {
 
 	// The knobs are not on the public port: a caller of the API cannot
 	// make payments fail.
-	if status, body := send(t, "PUT", base+"/admin/faults", `{"error_rate":1,"latency":"0s"}`); status != 404 {
+	if status, body := testenv.Send(t, "PUT", base+"/admin/faults", `{"error_rate":1,"latency":"0s"}`); status != 404 {
 		t.Fatalf("PUT /admin/faults on the public port = %d %s; want 404", status, body)
 	}
 	// Turn the error knob at run time: charges fail, and nothing is charged.
-	if status, body := send(t, "PUT", admin+"/admin/faults", `{"error_rate":1,"latency":"0s"}`); status != 200 {
+	if status, body := testenv.Send(t, "PUT", admin+"/admin/faults", `{"error_rate":1,"latency":"0s"}`); status != 200 {
 		t.Fatalf("PUT /admin/faults = %d %s", status, body)
 	}
-	status, body := send(t, "POST", base+"/charges", `{"order_id":"o3","amount_cents":100,"currency":"EUR","card_number":"4242424242424242"}`)
+	status, body := testenv.Send(t, "POST", base+"/charges", `{"order_id":"o3","amount_cents":100,"currency":"EUR","card_number":"4242424242424242"}`)
 	if status != 500 || !strings.Contains(body, `"code":"injected_fault"`) {
 		t.Errorf("charge with error rate 1 = %d %s, want 500 injected_fault", status, body)
 	}
@@ -107,14 +64,14 @@ func TestRunServesAndShutsDownCleanly(t *testing.T) {
 		t.Errorf("FindCharge(o3) = %v, want %s", err, payments.CodeChargeNotFound)
 	}
 	// And back: the same charge now goes through.
-	if status, body := send(t, "PUT", admin+"/admin/faults", `{"error_rate":0,"latency":"0s"}`); status != 200 {
+	if status, body := testenv.Send(t, "PUT", admin+"/admin/faults", `{"error_rate":0,"latency":"0s"}`); status != 200 {
 		t.Fatalf("PUT /admin/faults = %d %s", status, body)
 	}
 	if c, err := client.Charge(ctx, payments.ChargeRequest{OrderID: "o3", AmountCents: 100, Currency: "EUR", CardNumber: payments.TestCardApproved}); err != nil || c.Status != payments.Succeeded {
 		t.Errorf("charge with the knobs off = %+v, %v", c, err)
 	}
 
-	_, metrics := send(t, "GET", admin+"/metrics", "")
+	_, metrics := testenv.Send(t, "GET", admin+"/metrics", "")
 	for _, want := range []string{
 		`glasshouse_payments_charges_total{result="succeeded"} 2`,
 		`glasshouse_payments_charges_total{result="card_declined"} 1`,
@@ -129,27 +86,11 @@ func TestRunServesAndShutsDownCleanly(t *testing.T) {
 
 	// Turning a knob is logged like any endpoint call, so a drill leaves
 	// a record of who turned what when.
-	found := false
-	for !found {
-		select {
-		case rec := <-lines:
-			found = rec["msg"] == "endpoint call" && rec["endpoint"] == "SetFaults"
-		case <-timeout:
-			t.Fatal("no endpoint log line for SetFaults")
-		}
-	}
+	svc.AwaitLog("the endpoint call SetFaults", func(rec map[string]any) bool {
+		return rec["msg"] == "endpoint call" && rec["endpoint"] == "SetFaults"
+	})
 
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("run returned %v after shutdown, want nil", err)
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("run did not return after cancel")
-	}
-	for range lines { // drain
-	}
+	svc.Stop()
 	if ids, err := consul.Registered("payments"); err != nil || len(ids) != 0 {
 		t.Errorf("after shutdown Consul still has %v (%v); want the instance deregistered", ids, err)
 	}
@@ -238,13 +179,7 @@ func TestFaultKnobsTakeNoBaggageFaults(t *testing.T) {
 // breakers and retries.
 func newClient(t *testing.T, consul *testenv.Consul) payments.Service {
 	t.Helper()
-	tel, shutdown, err := observability.Setup(context.Background(), observability.Config{
-		ServiceName: "orders", Getenv: func(string) string { return "" }, LogOutput: io.Discard,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { shutdown(context.Background()) })
+	tel := testenv.Telemetry(t, "orders")
 	client, err := transport.NewConsulClient(consul.Addr)
 	if err != nil {
 		t.Fatal(err)
@@ -252,23 +187,4 @@ func newClient(t *testing.T, consul *testenv.Consul) payments.Service {
 	remote := transport.NewRemote(client, transport.ClientConfig{Service: payments.ServiceName}, tel)
 	t.Cleanup(remote.Close)
 	return payments.NewClient(remote.Factory())
-}
-
-// send makes one plain HTTP request, as an operator's curl would.
-func send(t *testing.T, method, url, body string) (int, string) {
-	t.Helper()
-	req, err := http.NewRequest(method, url, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, string(raw)
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/glasshouse-dev/glasshouse/errs"
+	"github.com/glasshouse-dev/glasshouse/internal/testenv"
 	"github.com/glasshouse-dev/glasshouse/services/inventory"
 	"github.com/glasshouse-dev/glasshouse/services/payments"
 	"go.opentelemetry.io/otel/trace/noop"
@@ -37,21 +38,9 @@ type world struct {
 	payStore  *payments.Store
 	inventory *outage[inventory.Service]
 	payments  *outage[payments.Service]
-	clock     *clock
+	clock     *testenv.Clock
 
 	crashInventoryOnCommit atomic.Bool
-}
-
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
 }
 
 // outage wraps a service; while down, every call fails as unavailable
@@ -134,7 +123,7 @@ func (f flakyPayments) FindCharge(ctx context.Context, orderID string) (payments
 func newWorld(t *testing.T) *world {
 	t.Helper()
 	ctx, dir, tp := context.Background(), t.TempDir(), noop.NewTracerProvider()
-	w := &world{clock: &clock{now: time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)}}
+	w := &world{clock: testenv.NewClock()} // 2026-01-01 12:00 UTC
 	var err error
 	if w.invStore, err = inventory.OpenStore(ctx, filepath.Join(dir, "inventory.db"), tp); err != nil {
 		t.Fatal(err)

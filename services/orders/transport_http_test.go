@@ -7,7 +7,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/glasshouse-dev/glasshouse/errs"
+	"github.com/glasshouse-dev/glasshouse/internal/testenv"
 	"github.com/glasshouse-dev/glasshouse/observability"
 	"github.com/glasshouse-dev/glasshouse/services/users"
 	"github.com/glasshouse-dev/glasshouse/transport"
@@ -32,13 +32,7 @@ func serve(t *testing.T, w *world) (*httptest.Server, observability.Telemetry, s
 	if err != nil {
 		t.Fatal(err)
 	}
-	tel, shutdown, err := observability.Setup(context.Background(), observability.Config{
-		ServiceName: ServiceName, Getenv: func(string) string { return "" }, LogOutput: io.Discard,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { shutdown(context.Background()) })
+	tel := testenv.Telemetry(t, ServiceName)
 	handler := transport.Handler(tel, observability.NewHealth(),
 		API.Server(w.saga, tel.ServerEndpoint, transport.WithAuth(users.NewVerifier(pub, nil).Verify)), transport.ServerConfig{})
 	srv := httptest.NewServer(handler)

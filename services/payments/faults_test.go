@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/glasshouse-dev/glasshouse/errs"
+	"github.com/glasshouse-dev/glasshouse/internal/testenv"
 	"github.com/glasshouse-dev/glasshouse/services/payments"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.opentelemetry.io/otel/attribute"
@@ -105,7 +106,7 @@ func TestErrorRateOneFailsEveryWriteAndChangesNothing(t *testing.T) {
 		}
 	}
 	_, err = svc.Refund(ctx, paid.ID)
-	wantCode(t, err, payments.CodeInjectedFault)
+	testenv.WantCode(t, err, payments.CodeInjectedFault)
 
 	// Reads are never faulted: recovery must be able to look.
 	if got, err := svc.GetCharge(ctx, paid.ID); err != nil || got.Status != payments.Succeeded {
@@ -212,7 +213,7 @@ func TestInjectedFaultsAreVisibleOnTheSpanAndInMetrics(t *testing.T) {
 	ctx, span := tracer.Start(context.Background(), "charge")
 	_, err := svc.Charge(ctx, charge("o1", payments.TestCardApproved))
 	span.End()
-	wantCode(t, err, payments.CodeInjectedFault)
+	testenv.WantCode(t, err, payments.CodeInjectedFault)
 
 	ended := rec.Ended()
 	if len(ended) != 1 {

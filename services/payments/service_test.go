@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/glasshouse-dev/glasshouse/errs"
 	"github.com/glasshouse-dev/glasshouse/ident"
+	"github.com/glasshouse-dev/glasshouse/internal/testenv"
 	"github.com/glasshouse-dev/glasshouse/services/payments"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
@@ -27,44 +27,20 @@ func openStore(t testing.TB) *payments.Store {
 
 func openTracedStore(t testing.TB, tp trace.TracerProvider) *payments.Store {
 	t.Helper()
-	store, err := payments.OpenStore(context.Background(), filepath.Join(t.TempDir(), "payments.db"), tp)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	return store
+	return testenv.OpenStore(t, payments.OpenStore, tp)
 }
 
-// clock is a settable time source, so timestamps can be asserted exactly.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
-func newService(t testing.TB) (payments.Service, *payments.Store, *clock) {
+func newService(t testing.TB) (payments.Service, *payments.Store, *testenv.Clock) {
 	store := openStore(t)
 	// Nanoseconds on the clock prove the service keeps what the store
 	// keeps (milliseconds), so a replay equals the first answer.
-	clk := &clock{now: time.Date(2026, 1, 1, 12, 0, 0, 123456789, time.UTC)}
+	clk := testenv.NewClock()
+	clk.Advance(123456789 * time.Nanosecond) // 2026-01-01 12:00:00.123456789 UTC
 	return payments.NewService(store, payments.Options{Now: clk.Now}), store, clk
 }
 
 func charge(orderID, card string) payments.ChargeRequest {
 	return payments.ChargeRequest{OrderID: orderID, AmountCents: 1999, Currency: "EUR", CardNumber: card}
-}
-
-func wantCode(t *testing.T, err error, code string) {
-	t.Helper()
-	if got := errs.CodeOf(err); got != code {
-		t.Fatalf("error code = %q (%v), want %q", got, err, code)
-	}
 }
 
 func listCharges(t *testing.T, store *payments.Store) []payments.Charge {
@@ -148,7 +124,7 @@ func TestCardNumbers(t *testing.T) {
 				}
 				return
 			}
-			wantCode(t, err, tt.code)
+			testenv.WantCode(t, err, tt.code)
 			if errs.KindOf(err) != errs.Invalid {
 				t.Errorf("kind = %v, want Invalid", errs.KindOf(err))
 			}
@@ -231,7 +207,7 @@ func TestDeclineIsReplayed(t *testing.T) {
 	ctx := context.Background()
 
 	_, first := svc.Charge(ctx, charge("o1", payments.TestCardDeclined))
-	wantCode(t, first, payments.CodeCardDeclined)
+	testenv.WantCode(t, first, payments.CodeCardDeclined)
 	// Retrying the order, even with a good card, gets the same answer:
 	// the first attempt decides.
 	_, again := svc.Charge(ctx, charge("o1", payments.TestCardApproved))
@@ -406,7 +382,7 @@ func TestGetAndFindCharge(t *testing.T) {
 		t.Errorf("FindCharge(uncharged order) = %v, want NotFound/%s", err, payments.CodeChargeNotFound)
 	}
 	_, err = svc.FindCharge(ctx, "")
-	wantCode(t, err, payments.CodeInvalidOrderID)
+	testenv.WantCode(t, err, payments.CodeInvalidOrderID)
 }
 
 func TestChargeRequestNeverPrintsTheCard(t *testing.T) {

@@ -22,24 +22,6 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 )
 
-func noEnv(string) string { return "" }
-
-// newTelemetry builds real telemetry for one test service, recording spans
-// in memory when rec is not nil.
-func newTelemetry(t testing.TB, service string, rec sdktrace.SpanProcessor) observability.Telemetry {
-	t.Helper()
-	cfg := observability.Config{ServiceName: service, Getenv: noEnv, LogOutput: io.Discard}
-	if rec != nil {
-		cfg.SpanProcessors = []sdktrace.SpanProcessor{rec}
-	}
-	tel, shutdown, err := observability.Setup(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { shutdown(context.Background()) })
-	return tel
-}
-
 // testServer is a real payments instance (real SQLite, fault knobs, full
 // HTTP stack) on a loopback port, wired as cmd/payments wires it.
 type testServer struct {
@@ -50,7 +32,7 @@ type testServer struct {
 
 func newServer(t testing.TB, rec sdktrace.SpanProcessor) testServer {
 	t.Helper()
-	tel := newTelemetry(t, payments.ServiceName, rec)
+	tel := testenv.Telemetry(t, payments.ServiceName, testenv.RecordSpans(rec))
 	store := openTracedStore(t, tel.TracerProvider)
 	faults := payments.NewFaults(0, 0)
 	tel.Registry.MustRegister(faults)
@@ -259,7 +241,7 @@ func TestFaultKnobsOverHTTP(t *testing.T) {
 
 func TestClientRoundTripKeepsTypedErrors(t *testing.T) {
 	srv := newServer(t, nil)
-	client := payments.NewClient(testenv.Direct(t, srv.URL, newTelemetry(t, "orders", nil)))
+	client := payments.NewClient(testenv.Direct(t, srv.URL, testenv.Telemetry(t, "orders")))
 	ctx := context.Background()
 
 	// An order ID outside the identifier grammar is refused by the
