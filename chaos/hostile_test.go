@@ -4,6 +4,8 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"math"
+	mathrand "math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -410,5 +412,48 @@ func TestHostileClientSendsEveryKindFromItsOwnAddress(t *testing.T) {
 	}
 	if paths["GET /api/orders/%2E"] == 0 || paths["GET /api/products/GH-MUG-01%E2%80%AE"] == 0 {
 		t.Errorf("odd paths not sent as written: %v", paths)
+	}
+}
+
+// The allowance for sampling noise is what sampling moves a p99 by, no
+// more: measured against many independent samples of one distribution.
+func TestP99SamplingNoiseIsTheSpreadOfP99s(t *testing.T) {
+	same := make([]Request, 730)
+	for i := range same {
+		same[i].Latency = 20 * time.Millisecond
+	}
+	if got := p99SamplingNoise(same); got != 0 {
+		t.Errorf("requests all alike: noise %s, want 0", got)
+	}
+
+	// Latencies with a long tail, as a loaded machine answers: 10 ms plus
+	// an exponential of mean 5 ms.
+	rng := mathrand.New(mathrand.NewPCG(7, 8))
+	draw := func() []Request {
+		reqs := make([]Request, 730)
+		for i := range reqs {
+			reqs[i].Latency = 10*time.Millisecond + time.Duration(rng.ExpFloat64()*float64(5*time.Millisecond))
+		}
+		return reqs
+	}
+	var p99s []float64
+	for range 300 {
+		p, _ := latencyPercentile(draw(), 99)
+		p99s = append(p99s, float64(p))
+	}
+	var mean, sq float64
+	for _, p := range p99s {
+		mean += p / float64(len(p99s))
+	}
+	for _, p := range p99s {
+		sq += (p - mean) * (p - mean) / float64(len(p99s))
+	}
+	want := 2 * math.Sqrt2 * math.Sqrt(sq) // two sds of a difference of two p99s
+	for range 5 {
+		got := float64(p99SamplingNoise(draw()))
+		t.Logf("bootstrap noise %s; from 300 independent samples %s", time.Duration(got), time.Duration(want))
+		if got < 0.4*want || got > 2.5*want {
+			t.Errorf("noise %s, want about %s (two standard deviations of the difference of two p99s)", time.Duration(got), time.Duration(want))
+		}
 	}
 }
