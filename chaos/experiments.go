@@ -185,7 +185,11 @@ func judgePaymentsDown(run *Run) []Check {
 	for _, op := range []loadgen.Op{loadgen.Browse, loadgen.Login, loadgen.Orders} {
 		t := Count(tl, op, Window{0, run.end()})
 		clean = clean && t.Unserved() == 0
-		others = append(others, fmt.Sprintf("%s %d of %d", op, t.Unserved(), t.Due()))
+		o := fmt.Sprintf("%s %d of %d", op, t.Unserved(), t.Due())
+		if t.Unserved() > 0 {
+			o += " (codes " + codes(t.Codes) + ")"
+		}
+		others = append(others, o)
 	}
 	checks = append(checks, checkf("browse, login and order views are unaffected", clean, "failed: %s", strings.Join(others, ", ")))
 	inv := run.Invariants

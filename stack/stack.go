@@ -398,6 +398,10 @@ func (s *Stack) startService(spec services.Spec, replica int) error {
 		// load generator's): allow it far more than a real client, sign-ups
 		// and logins too (the per-email login limit stays as it is).
 		env = append(env, "RATE_LIMIT=1000", "RATE_BURST=2000", "AUTH_RATE_LIMIT=1000", "AUTH_RATE_BURST=2000")
+		// users may let a login wait up to its BCRYPT_WAIT (below) for a
+		// bcrypt slot; the gateway must wait longer than that, or a login
+		// that queued is cut off and, never being resent, fails.
+		env = append(env, "USERS_CLIENT_ATTEMPT_TIMEOUT=3s", "USERS_CLIENT_DEADLINE=4s")
 	}
 	if service == "users" {
 		// The load generators sign their customers up several at a time:

@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net/http"
@@ -86,7 +87,7 @@ type declared[S, Req, Resp any] struct {
 func (d *declared[S, Req, Resp]) name() string               { return d.Name }
 func (d *declared[S, Req, Resp]) route() (verb, path string) { return d.verb, d.path }
 func (d *declared[S, Req, Resp]) needsAuth() bool            { return d.binding.auth != nil }
-func (d *declared[S, Req, Resp]) status() int                { return cmpOr(d.Status, http.StatusOK) }
+func (d *declared[S, Req, Resp]) status() int                { return cmp.Or(d.Status, http.StatusOK) }
 func (d *declared[S, Req, Resp]) serverEndpoint(svc any) endpoint.Endpoint {
 	s := svc.(S)
 	return TypedEndpoint(func(ctx context.Context, req Req) (Resp, error) { return d.Serve(s, ctx, req) })
@@ -112,13 +113,6 @@ func (d *declared[S, Req, Resp]) clientRoute(service string) ClientRoute {
 		},
 		Decode: DecodeJSONResponse[Resp](),
 	}
-}
-
-func cmpOr(v, def int) int {
-	if v == 0 {
-		return def
-	}
-	return v
 }
 
 // API is a service's methods, each declared once. Build it with NewAPI
