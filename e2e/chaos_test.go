@@ -57,9 +57,10 @@ func TestChaosSuite(t *testing.T) {
 // experiments that exercise them must fail, on the claims those mechanisms
 // answer for. They share as few stacks as they can: each setting touches
 // one mechanism, and each claim listed below answers for one of them only,
-// so sharing a stack blurs nothing. payments-down needs one of its own:
-// the checkouts it interrupts need orders' recovery, which
-// kill-orders-mid-checkout's stack has switched off.
+// so sharing a stack blurs nothing. payments-down and
+// kill-inventory-replica share the second: the checkouts they interrupt
+// need orders' recovery, which kill-orders-mid-checkout's stack has
+// switched off.
 //
 //   - FAULT_INJECTION=false: services ignore the faults requests ask for
 //     in their baggage, so request-faults' faulted checkouts succeed, fast,
@@ -104,22 +105,25 @@ func TestChaosVerdictsFailWhenTheirMechanismIsBroken(t *testing.T) {
 			"gateway": {
 				"VALIDATE_IDENTIFIERS=false",
 				"INVENTORY_CLIENT_BREAKER_HONEST=false", "ORDERS_CLIENT_BREAKER_HONEST=false",
-				"INVENTORY_CLIENT_ATTEMPTS=1",
 			},
-			"orders":    {"SAGA_STALE_AFTER=1h", "INVENTORY_CLIENT_ATTEMPTS=1", "PAYMENTS_CLIENT_BREAKER_FAILURES=1000000000"},
-			"inventory": {"CHECK_INTERVAL=5s"},
+			"orders": {"SAGA_STALE_AFTER=1h", "PAYMENTS_CLIENT_BREAKER_FAILURES=1000000000"},
 		},
 		// kill-orders-mid-checkout last: the orders it leaves PENDING
 		// would keep the stack from being healthy for anything after it.
 		exps: []chaos.Experiment{
-			chaos.RequestFaults(), chaos.HostileClient(), chaos.KillInventoryReplica(),
-			chaos.SlowPayments(), chaos.KillOrdersMidCheckout(),
+			chaos.RequestFaults(), chaos.HostileClient(), chaos.SlowPayments(), chaos.KillOrdersMidCheckout(),
 		},
 	}, {
+		// kill-inventory-replica here, where orders' recovery is on: a
+		// checkout whose one-attempt release reached the dead replica is
+		// left PENDING, and only recovery ends it before the next
+		// experiment may start.
 		broken: map[string][]string{
-			"orders": {"PAYMENTS_CLIENT_ATTEMPTS=1000000", "PAYMENTS_CLIENT_BREAKER_FAILURES=1000000000"},
+			"gateway":   {"INVENTORY_CLIENT_ATTEMPTS=1"},
+			"inventory": {"CHECK_INTERVAL=5s"},
+			"orders":    {"INVENTORY_CLIENT_ATTEMPTS=1", "PAYMENTS_CLIENT_ATTEMPTS=1000000", "PAYMENTS_CLIENT_BREAKER_FAILURES=1000000000"},
 		},
-		exps: []chaos.Experiment{chaos.PaymentsDown()},
+		exps: []chaos.Experiment{chaos.KillInventoryReplica(), chaos.PaymentsDown()},
 	}}
 	match := regexp.MustCompile(cmp.Or(os.Getenv("GLASSHOUSE_CHAOS_RUN"), ".")).MatchString
 	for _, st := range stacks {
