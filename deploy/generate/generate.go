@@ -14,6 +14,7 @@ package generate
 import (
 	"bytes"
 	"cmp"
+	"errors"
 	"fmt"
 	"os"
 	"path"
@@ -316,4 +317,23 @@ func comment(indent, text string) string {
 		lines = append(lines, indent+"# "+line)
 	}
 	return strings.Join(lines, "\n")
+}
+
+// ModuleRoot is the nearest directory at or above the working directory
+// that holds go.mod.
+func ModuleRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("not inside the glasshouse module (no go.mod above the working directory)")
+		}
+		dir = parent
+	}
 }

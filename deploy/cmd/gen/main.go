@@ -15,7 +15,6 @@ package main
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -32,7 +31,7 @@ func main() {
 }
 
 func run(stdout io.Writer) error {
-	root, err := moduleRoot()
+	root, err := generate.ModuleRoot()
 	if err != nil {
 		return err
 	}
@@ -69,23 +68,4 @@ func run(stdout io.Writer) error {
 		}
 	}
 	return nil
-}
-
-// moduleRoot is the nearest directory at or above the working directory
-// that holds go.mod.
-func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("not inside the glasshouse module (no go.mod above the working directory)")
-		}
-		dir = parent
-	}
 }

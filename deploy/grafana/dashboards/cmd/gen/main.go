@@ -11,12 +11,12 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 
+	"github.com/glasshouse-dev/glasshouse/deploy/generate"
 	"github.com/glasshouse-dev/glasshouse/deploy/grafana/dashboards"
 )
 
@@ -28,7 +28,7 @@ func main() {
 }
 
 func run(stdout io.Writer) error {
-	root, err := moduleRoot()
+	root, err := generate.ModuleRoot()
 	if err != nil {
 		return err
 	}
@@ -58,23 +58,4 @@ func run(stdout io.Writer) error {
 		}
 	}
 	return nil
-}
-
-// moduleRoot is the nearest directory at or above the working directory
-// that holds go.mod.
-func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("not inside the glasshouse module (no go.mod above the working directory)")
-		}
-		dir = parent
-	}
 }
