@@ -215,7 +215,12 @@ func runChaos(t *testing.T, extra map[string][]string, exps []chaos.Experiment, 
 		Progress:    testWriter{t},
 	})
 	if err != nil {
-		t.Fatal(err)
+		// A stack that would not stop cleanly fails the test, but the
+		// experiments it ran still have their verdicts to check.
+		failf(t, "%v", err)
+		if suite == nil {
+			t.FailNow()
+		}
 	}
 	return suite
 }

@@ -393,6 +393,29 @@ func TestSetUpSignsUpAndLogsInEveryCustomer(t *testing.T) {
 	})
 }
 
+func TestCustomersLogInInTurn(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		g := newFakeGateway()
+		// 100 logins over 4 customers: 25 each, plus the setup's one.
+		// Drawn at random, all four would be even about one run in 1000.
+		const users = 4
+		rep := runAgainst(t, t.Context(), g, Config{Rate: 100, Duration: time.Second, Users: users, Mix: Mix{Login: 1}})
+		if rep.Total.Failed() != 0 || rep.ByOp[Login].Requests != 100 {
+			t.Fatalf("logins: %+v", rep.ByOp[Login])
+		}
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		if len(g.logins) != users {
+			t.Fatalf("%d customers logged in, want %d", len(g.logins), users)
+		}
+		for email, n := range g.logins {
+			if n != 1+100/users {
+				t.Errorf("%s logged in %d times, want %d: customers take turns", email, n, 1+100/users)
+			}
+		}
+	})
+}
+
 func TestSetUpFailuresAreErrors(t *testing.T) {
 	for _, tc := range []struct {
 		name  string

@@ -111,6 +111,18 @@ func (m *Mix) Set(s string) error {
 }
 
 // pick draws an operation; the mix must be valid.
+// Share is the fraction of requests that are op (0 for an empty mix).
+func (m Mix) Share(op Op) float64 {
+	total := 0
+	for _, w := range m {
+		total += w
+	}
+	if total == 0 {
+		return 0
+	}
+	return float64(m[op]) / float64(total)
+}
+
 func (m Mix) pick() Op {
 	total := 0
 	for _, w := range m {

@@ -98,7 +98,9 @@ func (p *Proc) Stop(grace time.Duration) error {
 	case <-p.exited:
 		var exit *exec.ExitError
 		if p.err != nil && !p.anyExitOnStop && !(errors.As(p.err, &exit) && exit.ExitCode() == 0) {
-			return fmt.Errorf("%s: %w (see %s)", p.Name, p.err, p.LogPath)
+			// The log's end says why (a run directory may be gone by the
+			// time anyone reads the error: a test's, a CI machine's).
+			return fmt.Errorf("%s: %w (see %s, which ends:\n%s)", p.Name, p.err, p.LogPath, p.logTail(3))
 		}
 		return nil
 	case <-time.After(grace):

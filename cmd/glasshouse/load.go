@@ -29,6 +29,11 @@ func cmdLoad(ctx context.Context, args []string, getenv func(string) string, std
 		return err
 	}
 
+	// Customers log in in turn; past the gateway's default per-email
+	// limit some of their logins are refused, by design, not by a fault.
+	if perCustomer := *rate * mix.Share(loadgen.Login) / float64(max(*users, 1)); perCustomer > 1 {
+		fmt.Fprintf(stdout, "note: each customer logs in %.1f times a second, more than the gateway's default -login-email-rate-limit (1/s): expect rate_limited logins, or raise -users\n", perCustomer)
+	}
 	fmt.Fprintf(stdout, "signing up %d customers at %s, then %g req/s for %s (mix %s)\n", *users, *target, *rate, *duration, mix)
 	report, err := loadgen.Run(ctx, loadgen.Config{
 		Target: *target, Rate: *rate, Duration: *duration, MaxInFlight: *concurrency,
