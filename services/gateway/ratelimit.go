@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/glasshouse-dev/glasshouse/errs"
+	"github.com/glasshouse-dev/glasshouse/observability"
 	"github.com/glasshouse-dev/glasshouse/transport"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
@@ -91,22 +92,14 @@ type RateLimitMetrics struct {
 
 // NewRateLimitMetrics registers the limiters' series on reg.
 func NewRateLimitMetrics(reg prometheus.Registerer) *RateLimitMetrics {
-	m := &RateLimitMetrics{
-		limited: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "glasshouse_gateway_rate_limited_total",
-			Help: "Requests refused with 429 because their client (or email) was over its rate limit.",
-		}, []string{"limit"}),
-		evicted: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "glasshouse_gateway_rate_limit_evictions_total",
-			Help: "Buckets forgotten because the limiter's table was full (least recently seen first).",
-		}, []string{"limit"}),
-		tracked: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "glasshouse_gateway_rate_limit_keys",
-			Help: "Buckets the limiter holds now (bounded by -rate-limit-clients).",
-		}, []string{"limit"}),
+	return &RateLimitMetrics{
+		limited: observability.NewCounterVec(reg, "glasshouse_gateway_rate_limited_total",
+			"Requests refused with 429 because their client (or email) was over its rate limit.", "limit"),
+		evicted: observability.NewCounterVec(reg, "glasshouse_gateway_rate_limit_evictions_total",
+			"Buckets forgotten because the limiter's table was full (least recently seen first).", "limit"),
+		tracked: observability.NewGaugeVec(reg, "glasshouse_gateway_rate_limit_keys",
+			"Buckets the limiter holds now (bounded by -rate-limit-clients).", "limit"),
 	}
-	reg.MustRegister(m.limited, m.evicted, m.tracked)
-	return m
 }
 
 // NewLimiter returns the limiter called name, drawing from the bucket key

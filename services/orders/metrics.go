@@ -2,6 +2,7 @@ package orders
 
 import (
 	"github.com/glasshouse-dev/glasshouse/errs"
+	"github.com/glasshouse-dev/glasshouse/observability"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -21,27 +22,16 @@ type SagaMetrics struct {
 // NewSagaMetrics registers the saga's metrics on reg.
 func NewSagaMetrics(reg prometheus.Registerer) *SagaMetrics {
 	m := &SagaMetrics{
-		checkouts: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "glasshouse_orders_checkouts_total",
-			Help: "Checkouts finished, by status (CONFIRMED, REJECTED, FAILED) and code (the failure's error code, or ok).",
-		}, []string{"status", "code"}),
-		compensations: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "glasshouse_orders_saga_compensations_total",
-			Help: "Compensating actions taken by the checkout saga: release (stock) or refund (charge).",
-		}, []string{"action"}),
-		recoveries: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "glasshouse_orders_recovery_actions_total",
-			Help: "What the recovery loop did with interrupted sagas: forward, compensate, deferred, settle.",
-		}, []string{"action"}),
+		checkouts: observability.NewCounterVec(reg, "glasshouse_orders_checkouts_total",
+			"Checkouts finished, by status (CONFIRMED, REJECTED, FAILED) and code (the failure's error code, or ok).",
+			"status", "code"),
+		compensations: observability.NewCounterVec(reg, "glasshouse_orders_saga_compensations_total",
+			"Compensating actions taken by the checkout saga: release (stock) or refund (charge).", "action"),
+		recoveries: observability.NewCounterVec(reg, "glasshouse_orders_recovery_actions_total",
+			"What the recovery loop did with interrupted sagas: forward, compensate, deferred, settle.", "action"),
 	}
-	reg.MustRegister(m.checkouts, m.compensations, m.recoveries)
-	// Known series start at zero, so dashboards show 0, not "no data".
-	for _, action := range []string{"release", "refund"} {
-		m.compensations.WithLabelValues(action)
-	}
-	for _, action := range []string{"forward", "compensate", "deferred", "settle"} {
-		m.recoveries.WithLabelValues(action)
-	}
+	observability.StartAtZero(m.compensations, "release", "refund")
+	observability.StartAtZero(m.recoveries, "forward", "compensate", "deferred", "settle")
 	return m
 }
 

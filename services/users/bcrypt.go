@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/glasshouse-dev/glasshouse/errs"
+	"github.com/glasshouse-dev/glasshouse/observability"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/crypto/bcrypt"
 )
@@ -110,26 +111,15 @@ func newBcryptGate(slots int, wait time.Duration, reg prometheus.Registerer) *bc
 	g := &bcryptGate{
 		slots: make(chan struct{}, slots),
 		wait:  wait,
-		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "glasshouse_users_bcrypt_rejected_total",
-			Help: "Logins and registrations refused with auth_busy because every bcrypt slot stayed taken, by operation.",
-		}, []string{"op"}),
-		inUse: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "glasshouse_users_bcrypt_in_use",
-			Help: "bcrypt hashes and comparisons running now (at most glasshouse_users_bcrypt_slots).",
-		}),
+		rejected: observability.NewCounterVec(reg, "glasshouse_users_bcrypt_rejected_total",
+			"Logins and registrations refused with auth_busy because every bcrypt slot stayed taken, by operation.", "op"),
+		inUse: observability.NewGauge(reg, "glasshouse_users_bcrypt_in_use",
+			"bcrypt hashes and comparisons running now (at most glasshouse_users_bcrypt_slots)."),
 	}
-	capacity := prometheus.NewGauge(prometheus.GaugeOpts{
-		Name: "glasshouse_users_bcrypt_slots",
-		Help: "bcrypt hashes and comparisons allowed at once (-bcrypt-concurrency).",
-	})
+	capacity := observability.NewGauge(reg, "glasshouse_users_bcrypt_slots",
+		"bcrypt hashes and comparisons allowed at once (-bcrypt-concurrency).")
 	capacity.Set(float64(slots))
-	// Both operations start at zero, so a dashboard shows 0, not "no data".
-	g.rejected.WithLabelValues("login")
-	g.rejected.WithLabelValues("register")
-	if reg != nil {
-		reg.MustRegister(g.rejected, g.inUse, capacity)
-	}
+	observability.StartAtZero(g.rejected, "login", "register")
 	return g
 }
 
