@@ -3,7 +3,7 @@ package inventory
 import (
 	"context"
 
-	"github.com/glasshouse-dev/glasshouse/errs"
+	"github.com/glasshouse-dev/glasshouse/observability"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -15,15 +15,11 @@ type Middleware func(Service) Service
 // Endpoint latency and errors are measured one layer out, by the endpoint
 // middlewares; this layer says what they meant.
 func Instrumenting(reg prometheus.Registerer) Middleware {
-	ops := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "glasshouse_inventory_reservation_operations_total",
-		Help: "Reservation operations by operation (reserve, commit, release) and result (ok or the error code).",
-	}, []string{"operation", "result"})
-	units := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "glasshouse_inventory_units_total",
-		Help: "Units of stock moved, by operation (reserve, commit, release).",
-	}, []string{"operation"})
-	reg.MustRegister(ops, units)
+	ops := observability.NewResultCounter(reg, "glasshouse_inventory_reservation_operations_total",
+		"Reservation operations by operation (reserve, commit, release) and result (ok or the error code).",
+		"ok", "operation")
+	units := observability.NewCounterVec(reg, "glasshouse_inventory_units_total",
+		"Units of stock moved, by operation (reserve, commit, release).", "operation")
 	return func(next Service) Service { return instrumenting{Service: next, ops: ops, units: units} }
 }
 
@@ -31,7 +27,8 @@ func Instrumenting(reg prometheus.Registerer) Middleware {
 // counts the reservation operations.
 type instrumenting struct {
 	Service
-	ops, units *prometheus.CounterVec
+	ops   observability.ResultCounter
+	units *prometheus.CounterVec
 }
 
 func (m instrumenting) Reserve(ctx context.Context, orderID string, items []Item) (Reservation, error) {
@@ -48,11 +45,10 @@ func (m instrumenting) Release(ctx context.Context, orderID string) (Reservation
 
 func (m instrumenting) observe(op string) func(Reservation, error) (Reservation, error) {
 	return func(r Reservation, err error) (Reservation, error) {
+		m.ops.Count(err, op)
 		if err != nil {
-			m.ops.WithLabelValues(op, errs.CodeOf(err)).Inc()
 			return r, err
 		}
-		m.ops.WithLabelValues(op, "ok").Inc()
 		n := 0
 		for _, it := range r.Items {
 			n += it.Quantity

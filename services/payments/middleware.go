@@ -3,7 +3,7 @@ package payments
 import (
 	"context"
 
-	"github.com/glasshouse-dev/glasshouse/errs"
+	"github.com/glasshouse-dev/glasshouse/observability"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -20,19 +20,14 @@ type Middleware func(Service) Service
 // answer someone waited for; but a replay moves no money, so the cents
 // are counted once per charge however often a caller retries.
 func Instrumenting(reg prometheus.Registerer) Middleware {
-	charges := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "glasshouse_payments_charges_total",
-		Help: "Charge calls by result (succeeded, or the error code such as card_declined); replays of a charge count again.",
-	}, []string{"result"})
-	refunds := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "glasshouse_payments_refunds_total",
-		Help: "Refund calls by result (succeeded, or the error code such as charge_not_refundable).",
-	}, []string{"result"})
-	cents := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "glasshouse_payments_charged_cents_total",
-		Help: "Money charged by succeeded charges, in cents, by currency; each charge counts once.",
-	}, []string{"currency"})
-	reg.MustRegister(charges, refunds, cents)
+	charges := observability.NewResultCounter(reg, "glasshouse_payments_charges_total",
+		"Charge calls by result (succeeded, or the error code such as card_declined); replays of a charge count again.",
+		string(Succeeded))
+	refunds := observability.NewResultCounter(reg, "glasshouse_payments_refunds_total",
+		"Refund calls by result (succeeded, or the error code such as charge_not_refundable).",
+		string(Succeeded))
+	cents := observability.NewCounterVec(reg, "glasshouse_payments_charged_cents_total",
+		"Money charged by succeeded charges, in cents, by currency; each charge counts once.", "currency")
 	return func(next Service) Service {
 		return instrumenting{Service: next, charges: charges, refunds: refunds, cents: cents}
 	}
@@ -42,13 +37,14 @@ func Instrumenting(reg prometheus.Registerer) Middleware {
 // Service) and counts charges and refunds.
 type instrumenting struct {
 	Service
-	charges, refunds, cents *prometheus.CounterVec
+	charges, refunds observability.ResultCounter
+	cents            *prometheus.CounterVec
 }
 
 func (m instrumenting) Charge(ctx context.Context, req ChargeRequest) (Charge, error) {
 	ctx, replayed := withReplayNote(ctx)
 	c, err := m.Service.Charge(ctx, req)
-	m.charges.WithLabelValues(result(err)).Inc()
+	m.charges.Count(err)
 	if err == nil && !*replayed {
 		m.cents.WithLabelValues(c.Currency).Add(float64(c.AmountCents))
 	}
@@ -57,15 +53,8 @@ func (m instrumenting) Charge(ctx context.Context, req ChargeRequest) (Charge, e
 
 func (m instrumenting) Refund(ctx context.Context, chargeID string) (Charge, error) {
 	c, err := m.Service.Refund(ctx, chargeID)
-	m.refunds.WithLabelValues(result(err)).Inc()
+	m.refunds.Count(err)
 	return c, err
-}
-
-func result(err error) string {
-	if err != nil {
-		return errs.CodeOf(err)
-	}
-	return string(Succeeded)
 }
 
 // replayNoteKey keys a flag in the context through which the service

@@ -3,7 +3,7 @@ package users
 import (
 	"context"
 
-	"github.com/glasshouse-dev/glasshouse/errs"
+	"github.com/glasshouse-dev/glasshouse/observability"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -16,15 +16,10 @@ type Middleware func(Service) Service
 // are measured one layer out, by the endpoint middlewares; this layer says
 // what they meant.
 func Instrumenting(reg prometheus.Registerer) Middleware {
-	registrations := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "glasshouse_users_registrations_total",
-		Help: "Registrations by result (ok or the error code).",
-	}, []string{"result"})
-	logins := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "glasshouse_users_logins_total",
-		Help: "Logins by result (ok or the error code).",
-	}, []string{"result"})
-	reg.MustRegister(registrations, logins)
+	registrations := observability.NewResultCounter(reg, "glasshouse_users_registrations_total",
+		"Registrations by result (ok or the error code).", "ok")
+	logins := observability.NewResultCounter(reg, "glasshouse_users_logins_total",
+		"Logins by result (ok or the error code).", "ok")
 	return func(next Service) Service {
 		return instrumenting{Service: next, registrations: registrations, logins: logins}
 	}
@@ -34,26 +29,17 @@ func Instrumenting(reg prometheus.Registerer) Middleware {
 // counts registrations and logins.
 type instrumenting struct {
 	Service
-	registrations, logins *prometheus.CounterVec
+	registrations, logins observability.ResultCounter
 }
 
 func (m instrumenting) Register(ctx context.Context, email, password, name string) (User, error) {
 	u, err := m.Service.Register(ctx, email, password, name)
-	m.registrations.WithLabelValues(result(err)).Inc()
+	m.registrations.Count(err)
 	return u, err
 }
 
 func (m instrumenting) Login(ctx context.Context, email, password string) (Token, error) {
 	t, err := m.Service.Login(ctx, email, password)
-	m.logins.WithLabelValues(result(err)).Inc()
+	m.logins.Count(err)
 	return t, err
-}
-
-// result is the label for an outcome: "ok", or the error's stable code,
-// of which there are few, so the label's cardinality stays bounded.
-func result(err error) string {
-	if err != nil {
-		return errs.CodeOf(err)
-	}
-	return "ok"
 }
