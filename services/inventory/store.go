@@ -154,14 +154,24 @@ func (s *Store) Reserve(ctx context.Context, orderID string, items []Item, now, 
 // the same reservation if it is live and for the same items, else a
 // Conflict that says why.
 func replayReserve(existing Reservation, items []Item) error {
-	switch existing.Status {
-	case Released:
-		return errs.E(errs.Conflict, CodeReservationReleased, "reservation for order %s was released", existing.OrderID)
-	case Expired:
-		return errs.E(errs.Conflict, CodeReservationExpired, "reservation for order %s expired at %s", existing.OrderID, existing.ExpiresAt.Format(time.RFC3339))
+	if err := lapsed(existing); err != nil {
+		return err
 	}
 	if !slices.Equal(existing.Items, items) {
 		return errs.E(errs.Conflict, CodeReservationMismatch, "order %s already reserved %v, not %v", existing.OrderID, existing.Items, items)
+	}
+	return nil
+}
+
+// lapsed is the Conflict for a reservation that no longer holds stock
+// (released or expired), which can be neither replayed nor committed; nil
+// for one that is held or committed.
+func lapsed(r Reservation) error {
+	switch r.Status {
+	case Released:
+		return errs.E(errs.Conflict, CodeReservationReleased, "reservation for order %s was released", r.OrderID)
+	case Expired:
+		return errs.E(errs.Conflict, CodeReservationExpired, "reservation for order %s expired at %s", r.OrderID, r.ExpiresAt.Format(time.RFC3339))
 	}
 	return nil
 }
@@ -179,14 +189,10 @@ func (s *Store) Commit(ctx context.Context, orderID string, now time.Time) (Rese
 			return errs.E(errs.NotFound, CodeReservationNotFound, "no reservation for order %s", orderID)
 		}
 		res = r
-		switch r.Status {
-		case Committed:
+		if r.Status == Committed {
 			return nil
-		case Released:
-			answer = errs.E(errs.Conflict, CodeReservationReleased, "reservation for order %s was released", orderID)
-			return nil
-		case Expired:
-			answer = errs.E(errs.Conflict, CodeReservationExpired, "reservation for order %s expired at %s", orderID, r.ExpiresAt.Format(time.RFC3339))
+		}
+		if answer = lapsed(r); answer != nil {
 			return nil
 		}
 		if err := setStatus(ctx, tx, orderID, Committed, now); err != nil {
