@@ -193,6 +193,12 @@ func (p *Process) Remote(service string, cfg transport.ClientConfig) *transport.
 
 // Close stops watching remotes, closes the stores and flushes buffered
 // spans, joining any failure into *err.
+//
+// Spans that could not be flushed are logged, not joined: the exit status
+// says whether the service stopped cleanly (requests drained, stores
+// closed, Consul left), and spans are best effort throughout (a full
+// export queue drops them under load too). A trace collector that is slow
+// or gone at shutdown must not make a clean stop look like a crash.
 func (p *Process) Close(ctx context.Context, err *error) {
 	for _, r := range p.remotes {
 		r.Close()
@@ -200,7 +206,10 @@ func (p *Process) Close(ctx context.Context, err *error) {
 	*err = errors.Join(*err, p.closeAll())
 	flushCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	*err = errors.Join(*err, p.shutdownTelemetry(flushCtx), ignoreClosed(p.ln.Close()), ignoreClosed(p.adminLn.Close()))
+	if ferr := p.shutdownTelemetry(flushCtx); ferr != nil {
+		p.Telemetry.Logger.Error("spans not flushed at shutdown; some may be lost", "error", ferr)
+	}
+	*err = errors.Join(*err, ignoreClosed(p.ln.Close()), ignoreClosed(p.adminLn.Close()))
 }
 
 // Serve serves routes on the public listener and health, metrics,

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -190,4 +191,60 @@ func TestAdminListenerOutlivesThePublicDrain(t *testing.T) {
 	if _, _, err := status(admin + "/healthz"); err == nil {
 		t.Error("the admin listener still answers after Serve returned")
 	}
+}
+
+// A trace collector that hangs at shutdown costs the flush its time
+// budget and is logged, but the stop is still clean: Close reports no
+// error, so the process exits 0.
+func TestAHangingCollectorDoesNotFailTheStop(t *testing.T) {
+	hung := make(chan struct{})
+	collector := http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-hung })}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go collector.Serve(ln)
+	t.Cleanup(func() { close(hung); collector.Close() })
+
+	env := map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://" + ln.Addr().String()}
+	getenv := func(k string) string { return env[k] }
+	var out syncBuffer
+	f := config.NewFlags("flushsvc", getenv, io.Discard)
+	common := platform.CommonFlags(f, "gateway")
+	if err := f.Parse([]string{"-listen", "127.0.0.1:0", "-admin-listen", "127.0.0.1:0"}); err != nil {
+		t.Fatal(err)
+	}
+	proc, err := common.Start(context.Background(), "flushsvc", "test", getenv, &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, span := proc.Telemetry.Tracer("test").Start(context.Background(), "unflushed")
+	span.End()
+
+	var stopErr error
+	proc.Close(context.Background(), &stopErr)
+	if stopErr != nil {
+		t.Errorf("Close: %v; a flush that failed must not fail the stop", stopErr)
+	}
+	if !strings.Contains(out.String(), "spans not flushed at shutdown") {
+		t.Errorf("the log does not say the spans were not flushed:\n%s", out.String())
+	}
+}
+
+// syncBuffer is a strings.Builder safe for the logger's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
