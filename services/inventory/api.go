@@ -61,31 +61,13 @@ type (
 	}
 )
 
+//go:generate go run github.com/glasshouse-dev/glasshouse/transport/cmd/clientgen
+
 // NewClient returns inventory over the calls build makes: over discovery
 // with breakers and retries (transport.Remote.Factory), or to one
 // instance (transport.NewDirectFactory). Errors come back typed, as the
 // service returned them; an unreachable inventory is errs.Unavailable.
+//
+// Its methods are in client_gen.go, which clientgen writes from the
+// declarations above.
 func NewClient(build transport.ClientFactory) Service { return client{API.Client(build)} }
-
-type client struct{ e transport.Endpoints }
-
-func (c client) ListProducts(ctx context.Context) ([]Product, error) {
-	resp, err := listProducts.Call(ctx, c.e, struct{}{})
-	return resp.Products, err
-}
-
-func (c client) GetProduct(ctx context.Context, sku string) (Product, error) {
-	return getProduct.Call(ctx, c.e, ProductRequest{SKU: sku})
-}
-
-func (c client) Reserve(ctx context.Context, orderID string, items []Item) (Reservation, error) {
-	return reserve.Call(ctx, c.e, ReserveRequest{OrderID: orderID, Items: items})
-}
-
-func (c client) Commit(ctx context.Context, orderID string) (Reservation, error) {
-	return commit.Call(ctx, c.e, OrderRequest{OrderID: orderID})
-}
-
-func (c client) Release(ctx context.Context, orderID string) (Reservation, error) {
-	return release.Call(ctx, c.e, OrderRequest{OrderID: orderID})
-}

@@ -68,24 +68,23 @@ type (
 	ListOrdersResponse = OrderPage
 )
 
+//go:generate go run github.com/glasshouse-dev/glasshouse/transport/cmd/clientgen
+
 // NewClient returns orders over the calls build makes: over discovery
 // with breakers and retries (transport.Remote.Factory), or to one
 // instance (transport.NewDirectFactory). Calls must carry the user's token
 // in their context (transport.WithBearerToken): the token decides the
 // user, so the userID arguments are not sent.
+//
+// Its methods are in client_gen.go, which clientgen writes from the
+// declarations above.
 func NewClient(build transport.ClientFactory) Service { return client{API.Client(build)} }
 
-type client struct{ e transport.Endpoints }
-
-func (c client) PlaceOrder(ctx context.Context, _, key string, items []Item, card string) (Order, error) {
-	return placeOrder.Call(ctx, c.e, PlaceOrderRequest{IdempotencyKey: key, Items: items, CardNumber: card})
-}
-
-func (c client) GetOrder(ctx context.Context, _, orderID string) (Order, error) {
-	return getOrder.Call(ctx, c.e, GetOrderRequest{OrderID: orderID})
-}
-
-// ListOrders leaves a zero limit out, so the server applies its default.
+// ListOrders is the one client method written by hand: a page travels as
+// query strings, and a zero limit is left out, so the server applies its
+// default.
+//
+//clientgen:handwritten
 func (c client) ListOrders(ctx context.Context, _ string, page Page) (OrderPage, error) {
 	req := ListOrdersRequest{Cursor: page.Cursor}
 	if page.Limit != 0 {

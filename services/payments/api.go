@@ -74,31 +74,14 @@ type (
 	}
 )
 
+//go:generate go run github.com/glasshouse-dev/glasshouse/transport/cmd/clientgen
+
 // NewClient returns payments over the calls build makes: over discovery
 // with breakers and retries (transport.Remote.Factory), or to one
 // instance (transport.NewDirectFactory). Errors come back typed, as the
 // service returned them (a declined card is errs.Declined, never
 // retried); an unreachable payments is errs.Unavailable.
+//
+// Its methods are in client_gen.go, which clientgen writes from the
+// declarations above.
 func NewClient(build transport.ClientFactory) Service { return client{API.Client(build)} }
-
-type client struct{ e transport.Endpoints }
-
-func (c client) Charge(ctx context.Context, req ChargeRequest) (Charge, error) {
-	return charge.Call(ctx, c.e, req)
-}
-
-func (c client) Refund(ctx context.Context, chargeID string) (Charge, error) {
-	return refund.Call(ctx, c.e, ChargeIDRequest{ChargeID: chargeID})
-}
-
-func (c client) GetCharge(ctx context.Context, chargeID string) (Charge, error) {
-	return getCharge.Call(ctx, c.e, ChargeIDRequest{ChargeID: chargeID})
-}
-
-func (c client) FindCharge(ctx context.Context, orderID string) (Charge, error) {
-	return findCharge.Call(ctx, c.e, OrderRequest{OrderID: orderID})
-}
-
-func (c client) Void(ctx context.Context, orderID string) (Charge, error) {
-	return void.Call(ctx, c.e, OrderRequest{OrderID: orderID})
-}

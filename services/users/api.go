@@ -84,6 +84,8 @@ func (r LoginRequest) LogValue() slog.Value {
 	return slog.GroupValue(slog.String("email", r.Email), slog.Any("password", r.Password))
 }
 
+//go:generate go run github.com/glasshouse-dev/glasshouse/transport/cmd/clientgen
+
 // NewClient returns users over the calls build makes: over discovery with
 // breakers and retries of GetUser only (transport.Remote.Factory), or to
 // one instance (transport.NewDirectFactory). Errors come back typed, as
@@ -91,18 +93,7 @@ func (r LoginRequest) LogValue() slog.Value {
 // errs.Unavailable.
 //
 // Checking a token needs no client: see Verifier.
+//
+// Its methods are in client_gen.go, which clientgen writes from the
+// declarations above.
 func NewClient(build transport.ClientFactory) Service { return client{API.Client(build)} }
-
-type client struct{ e transport.Endpoints }
-
-func (c client) Register(ctx context.Context, email, password, name string) (User, error) {
-	return register.Call(ctx, c.e, RegisterRequest{Email: email, Password: Password(password), Name: name})
-}
-
-func (c client) Login(ctx context.Context, email, password string) (Token, error) {
-	return login.Call(ctx, c.e, LoginRequest{Email: email, Password: Password(password)})
-}
-
-func (c client) GetUser(ctx context.Context, id string) (User, error) {
-	return getUser.Call(ctx, c.e, GetUserRequest{ID: id})
-}
