@@ -455,7 +455,7 @@ func clientMethod(m *types.Func, d declaration, qualify types.Qualifier) (string
 			case types.Identical(p.Type().Underlying(), f.Type().Underlying()):
 				fields = append(fields, fmt.Sprintf("%s: %s(%s)", f.Name(), types.TypeString(f.Type(), qualify), p.Name()))
 			default:
-				return "", fmt.Errorf("parameter %s is a %s, but %s.%s is a %s", p.Name(), typ,
+				return "", fmt.Errorf("parameter %s is %s, but %s.%s is %s", p.Name(), typ,
 					types.TypeString(d.req, qualify), f.Name(), types.TypeString(f.Type(), qualify))
 			}
 		}
@@ -536,7 +536,7 @@ func only(resp, t types.Type, qualify types.Qualifier) (string, error) {
 		}
 	}
 	if !ok || len(exported) != 1 || !types.Identical(exported[0].Type(), t) {
-		return "", fmt.Errorf("it returns a %s, but its declaration answers %s, which is neither that nor a struct of one exported %s field",
+		return "", fmt.Errorf("it returns %s, but its declaration answers %s, which is neither that nor a struct of one exported %s field",
 			types.TypeString(t, qualify), types.TypeString(resp, qualify), types.TypeString(t, qualify))
 	}
 	return exported[0].Name(), nil
@@ -569,6 +569,13 @@ func isNamed(t types.Type, pkg, name string) bool {
 	return ok && n.Obj().Pkg() != nil && n.Obj().Pkg().Path() == pkg && n.Obj().Name() == name
 }
 
+// isStd says whether path is in the standard library, whose first
+// element has no dot.
+func isStd(path string) bool {
+	first, _, _ := strings.Cut(path, "/")
+	return !strings.Contains(first, ".")
+}
+
 func receiverName(e ast.Expr) string {
 	if s, ok := e.(*ast.StarExpr); ok {
 		e = s.X
@@ -592,16 +599,22 @@ func render(pkgName string, imports map[string]string, methods []string) []byte 
 	fmt.Fprintf(&b, "package %s\n\n", pkgName)
 	paths := []string{transportPath}
 	if len(methods) > 0 {
-		paths = paths[:0]
-		for p := range imports {
-			paths = append(paths, p)
-		}
-		slices.Sort(paths)
+		paths = slices.Collect(maps.Keys(imports))
 	}
+	// The standard library first, as goimports groups them.
+	slices.SortFunc(paths, func(a, b string) int {
+		if isStd(a) != isStd(b) {
+			if isStd(a) {
+				return -1
+			}
+			return 1
+		}
+		return strings.Compare(a, b)
+	})
 	b.WriteString("import (\n")
 	for i, p := range paths {
-		if i > 0 && !strings.Contains(strings.Split(paths[i-1], "/")[0], ".") && strings.Contains(strings.Split(p, "/")[0], ".") {
-			b.WriteString("\n") // the standard library first
+		if i > 0 && isStd(paths[i-1]) && !isStd(p) {
+			b.WriteString("\n")
 		}
 		if name := imports[p]; name != "" && name != filepath.Base(p) {
 			fmt.Fprintf(&b, "%s %q\n", name, p)
@@ -617,4 +630,23 @@ func render(pkgName string, imports map[string]string, methods []string) []byte 
 		b.WriteString("\n" + m)
 	}
 	return b.Bytes()
+}
+
+// FirstDifference points at the first line where a file differs from
+// what was generated, for a test's message.
+func FirstDifference(have, want []byte) string {
+	h, w := strings.Split(string(have), "\n"), strings.Split(string(want), "\n")
+	for i := range max(len(h), len(w)) {
+		var hl, wl string
+		if i < len(h) {
+			hl = h[i]
+		}
+		if i < len(w) {
+			wl = w[i]
+		}
+		if hl != wl {
+			return fmt.Sprintf("line %d is %q, generated %q", i+1, strings.TrimSpace(hl), strings.TrimSpace(wl))
+		}
+	}
+	return "same lines"
 }
