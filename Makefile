@@ -58,9 +58,10 @@ unit: ## only the fast tests, without the race detector
 # docker-compose.yml, the Dockerfile, the Kubernetes manifests and the
 # Prometheus instance counts come from services/catalog.go and the
 # templates in deploy/templates; the Grafana dashboards from their Go in
-# deploy/grafana/dashboards. Tests in deploy/ fail when a checked-in file
-# differs from what this writes.
-generate: ## write every generated file (compose, k8s, Dockerfile, dashboards)
+# deploy/grafana/dashboards; each service's client_gen.go from its api.go
+# (transport/clientgen). Tests in deploy/ and services/ fail when a
+# checked-in file differs from what this writes.
+generate: ## write every generated file (compose, k8s, Dockerfile, dashboards, clients)
 	$(GO) generate ./...
 
 vet: ## go vet
