@@ -10,7 +10,7 @@ import (
 )
 
 // client is Service over the endpoints API.Client builds (see NewClient):
-// each method sends its method's declaration.
+// each method sends the call declared for it in api.go.
 type client struct{ e transport.Endpoints }
 
 // ListProducts sends listProducts (GET /products).
