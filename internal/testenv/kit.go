@@ -123,16 +123,47 @@ func (c *Clock) Advance(d time.Duration) {
 	c.now = c.now.Add(d)
 }
 
-// OpenStore opens a service's store in a file of the test's own, closed
-// when the test ends.
+// OpenStore opens a service's store in a SQLite file of the test's own,
+// closed when the test ends.
 func OpenStore[S interface{ Close() error }](t testing.TB, open func(context.Context, string, trace.TracerProvider) (S, error), tp trace.TracerProvider) S {
 	t.Helper()
-	s, err := open(context.Background(), filepath.Join(t.TempDir(), "store.db"), tp)
+	return OpenStoreOn(t, SQLite, open, tp)
+}
+
+// OpenStoreOn opens a service's store in a fresh database of backend b,
+// closed when the test ends.
+func OpenStoreOn[S interface{ Close() error }](t testing.TB, b Backend, open func(context.Context, string, trace.TracerProvider) (S, error), tp trace.TracerProvider) S {
+	t.Helper()
+	s, err := open(context.Background(), b.NewDatabase(t), tp)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
 	return s
+}
+
+// Backend is a kind of database a store runs on, as store tests see it.
+type Backend struct {
+	// Name is the subtest's name: "sqlite" or "postgres".
+	Name string
+	// NewDatabase returns the source of a new, empty database for the
+	// test, what a store's Open takes: a file path or a postgres:// URL.
+	NewDatabase func(testing.TB) string
+}
+
+// The backends a store runs on. PostgreSQL is a real cluster (see
+// Postgres), so a package testing on it needs TestMain to call Main.
+var (
+	SQLite   = Backend{Name: "sqlite", NewDatabase: func(t testing.TB) string { return filepath.Join(t.TempDir(), "store.db") }}
+	Postgres = Backend{Name: "postgres", NewDatabase: PostgresDatabase}
+)
+
+// OnEachBackend runs test once per backend, as subtests named sqlite and
+// postgres: a store's guarantees must hold on both.
+func OnEachBackend(t *testing.T, test func(t *testing.T, b Backend)) {
+	for _, b := range []Backend{SQLite, Postgres} {
+		t.Run(b.Name, func(t *testing.T) { test(t, b) })
+	}
 }
 
 // WantCode fails the test unless err carries the problem code code.

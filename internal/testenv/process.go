@@ -125,16 +125,24 @@ func FreePort(t testing.TB) int {
 // every port is chosen, so the kernel cannot hand out one port twice.
 func FreePorts(t testing.TB, n int) []int {
 	t.Helper()
+	ports, err := freePorts(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ports
+}
+
+func freePorts(n int) ([]int, error) {
 	ports := make([]int, n)
 	for i := range ports {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
 		defer ln.Close()
 		ports[i] = ln.Addr().(*net.TCPAddr).Port
 	}
-	return ports
+	return ports, nil
 }
 
 // Eventually polls cond every 20ms until it returns nil or the deadline
