@@ -1,0 +1,149 @@
+package storage
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+
+	"github.com/XSAM/otelsql"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/stdlib"
+	"go.opentelemetry.io/otel/attribute"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// maxOpenConns caps each process's connections. database/sql opens as
+// many as there are concurrent queries, but PostgreSQL's max_connections
+// (100 by default) is shared by every replica of every service on the
+// server, and past a few connections per core more only queue inside it.
+const maxOpenConns = 10
+
+// IsPostgresURL reports whether source names a PostgreSQL database (a
+// postgres:// or postgresql:// URL) rather than a SQLite file.
+func IsPostgresURL(source string) bool {
+	scheme, _, ok := strings.Cut(source, "://")
+	return ok && (strings.EqualFold(scheme, "postgres") || strings.EqualFold(scheme, "postgresql"))
+}
+
+// CheckPostgresURL returns an error, naming the problem but never the
+// password, unless rawURL is a postgres:// URL that pgx can connect with.
+func CheckPostgresURL(rawURL string) error {
+	_, err := parsePostgresURL(rawURL)
+	return err
+}
+
+// Redact is rawURL fit for a log: its password, in the user part or as a
+// password= parameter, replaced by xxxxx. A string that is not a URL at
+// all is replaced whole, since nothing in it can be told apart.
+func Redact(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return "(not a URL)"
+	}
+	q := u.Query()
+	if q.Has("password") {
+		q.Set("password", "xxxxx")
+		u.RawQuery = q.Encode()
+	}
+	return u.Redacted()
+}
+
+func parsePostgresURL(rawURL string) (*pgx.ConnConfig, error) {
+	if !IsPostgresURL(rawURL) {
+		return nil, fmt.Errorf("%s is not a postgres:// or postgresql:// URL", Redact(rawURL))
+	}
+	// url.Parse's own error repeats the whole URL, password included.
+	if _, err := url.Parse(rawURL); err != nil {
+		return nil, errors.New("not a valid URL (its text is not shown, as it may hold a password)")
+	}
+	cfg, err := pgx.ParseConfig(rawURL)
+	if err != nil {
+		var perr *pgconn.ParseConfigError
+		if errors.As(err, &perr) && errors.Unwrap(perr) != nil {
+			err = errors.Unwrap(perr)
+		}
+		return nil, fmt.Errorf("%s is not a valid PostgreSQL URL: %v", Redact(rawURL), err)
+	}
+	return cfg, nil
+}
+
+func openPostgres(ctx context.Context, rawURL string, tp trace.TracerProvider, migrations []string) (*DB, error) {
+	cfg, err := parsePostgresURL(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	name := Redact(rawURL)
+	db := otelsql.OpenDB(stdlib.GetConnector(*cfg), tracing(tp, semconv.DBSystemNamePostgreSQL)...)
+	db.SetMaxOpenConns(maxOpenConns)
+	db.SetMaxIdleConns(maxOpenConns)
+	if err := migratePostgres(ctx, db, migrations); err != nil {
+		return nil, errors.Join(fmt.Errorf("migrate %s: %w", name, err), db.Close())
+	}
+	return &DB{SQL: db, dialect: PostgreSQL}, nil
+}
+
+// migratePostgres keeps the schema version in a one-row table. The
+// advisory lock comes first, before even CREATE TABLE IF NOT EXISTS
+// (which two transactions cannot safely run at once), so replicas that
+// start together migrate in turn; it is released when the transaction
+// ends. PostgreSQL's DDL is transactional: a failed step leaves no trace.
+func migratePostgres(ctx context.Context, db *sql.DB, migrations []string) error {
+	return inTx(ctx, db, func(tx *sql.Tx) error {
+		if err := lockName(ctx, tx, "storage: schema migrations"); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `
+			CREATE TABLE IF NOT EXISTS schema_version (
+				one_row BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (one_row),
+				version INTEGER NOT NULL
+			);
+			INSERT INTO schema_version (version) VALUES (0) ON CONFLICT DO NOTHING`); err != nil {
+			return fmt.Errorf("schema_version: %w", err)
+		}
+		var version int
+		if err := tx.QueryRowContext(ctx, `SELECT version FROM schema_version`).Scan(&version); err != nil {
+			return fmt.Errorf("schema_version: %w", err)
+		}
+		if err := applyMigrations(ctx, tx, version, migrations); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `UPDATE schema_version SET version = $1`, len(migrations))
+		return err
+	})
+}
+
+func lockName(ctx context.Context, tx *sql.Tx, name string) error {
+	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, name); err != nil {
+		return fmt.Errorf("lock %q: %w", name, err)
+	}
+	return nil
+}
+
+// retryable reports whether PostgreSQL aborted the transaction for its
+// timing alone: serialization_failure or deadlock_detected.
+func retryable(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && (pgErr.Code == "40001" || pgErr.Code == "40P01")
+}
+
+// tracing is the otelsql setup both backends share: spans under the
+// caller's, marked with the database system, without the per-row and
+// per-prepare spans that would bury the queries.
+func tracing(tp trace.TracerProvider, system attribute.KeyValue) []otelsql.Option {
+	return []otelsql.Option{
+		otelsql.WithTracerProvider(tp),
+		otelsql.WithMeterProvider(metricnoop.NewMeterProvider()),
+		otelsql.WithAttributes(system),
+		otelsql.WithSpanOptions(otelsql.SpanOptions{
+			OmitConnResetSession: true,
+			OmitConnPrepare:      true,
+			OmitRows:             true,
+		}),
+	}
+}

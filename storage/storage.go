@@ -1,0 +1,216 @@
+// Package storage opens the database each service owns (database per
+// service: no service ever opens another's) and applies its schema
+// migrations. The database is an embedded SQLite file by default, or a
+// PostgreSQL database when the service is given a postgres:// URL, so
+// that replicas can run on any node.
+//
+// It is shared mechanics, like transport/ and observability/: every store
+// needs the same connection settings, tracing and migration bookkeeping,
+// and only its schema and queries are its own.
+//
+// # One code path for both databases
+//
+// Both backends are reached through database/sql: SQLite through
+// modernc.org/sqlite, PostgreSQL through pgx's database/sql driver
+// (github.com/jackc/pgx/v5/stdlib) rather than its native pgxpool. Every
+// store already speaks database/sql (*sql.Tx, Scan, sql.ErrNoRows), so a
+// store runs unchanged on both, and the same otelsql wrapper traces both:
+// a DB span looks the same on either, with db.system.name "sqlite" or
+// "postgresql". pgxpool would be a second API for every query and would
+// need a second tracer; its extra speed (no database/sql layer) is not
+// where our time goes.
+//
+// # Writing SQL that runs on both
+//
+// Stores write placeholders as $1, $2, … : PostgreSQL's own form, which
+// SQLite accepts as well ($1 is bound to the first argument, and may
+// appear twice). No rewriting happens between the store and the
+// database, so the SQL in the code is the SQL in the trace. Schemas are
+// written in the types both understand: TEXT, INTEGER, and BIGINT for
+// anything past 2³¹ such as unix milliseconds (SQLite stores both as
+// integers; PostgreSQL's INTEGER is 32 bits). Upserts are
+// INSERT … ON CONFLICT, which both accept.
+//
+// Where the two truly differ, a store asks its DB's Dialect: most often
+// for locking. SQLite lets one write transaction run at a time (see
+// openSQLite), so a read-then-write transaction needs no row locks;
+// PostgreSQL runs writers side by side, so such a transaction must lock
+// what it reads with Dialect().ForUpdate(), or lock a name (an order ID,
+// say, for a row that does not exist yet) with DB.Lock.
+//
+// # Migrations
+//
+// A store's migrations are one list of SQL steps for both backends:
+// migrations[i] takes the schema from version i to i+1, in one
+// transaction. The version lives in SQLite's user_version, or in a
+// one-row schema_version table on PostgreSQL, where the migrating
+// transaction first takes an advisory lock, so two replicas starting at
+// once migrate one after the other and the second finds nothing to do.
+// We keep this small bookkeeping of our own rather than adopt goose or
+// golang-migrate: it is fifty lines, migrations stay Go strings beside the
+// queries that use them, and every existing SQLite file already records
+// its version in user_version, which those libraries do not read (each
+// keeps its own table), so adopting one would first need a bridge for
+// every database in the field.
+package storage
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"go.opentelemetry.io/otel/trace"
+)
+
+// Dialect is the SQL a DB speaks. Its value is the OpenTelemetry
+// db.system.name of the database.
+type Dialect string
+
+// The two dialects a DB can speak.
+const (
+	SQLite     Dialect = "sqlite"
+	PostgreSQL Dialect = "postgresql"
+)
+
+// ForUpdate is the clause that ends a SELECT whose rows the transaction
+// will change, locking them until it ends: " FOR UPDATE" on PostgreSQL.
+// On SQLite it is empty: the transaction already holds the database's
+// only write lock, and SQLite has no such clause.
+func (d Dialect) ForUpdate() string {
+	if d == PostgreSQL {
+		return " FOR UPDATE"
+	}
+	return ""
+}
+
+// DB is a service's open, migrated database. Every store embeds it, so
+// Ping (the readiness check), Close (shutdown) and InTx are the same in
+// every service, while the queries, on SQL, stay each store's own.
+type DB struct {
+	SQL     *sql.DB
+	dialect Dialect
+}
+
+// Open opens the database at source, brings its schema up to date with
+// migrations, and returns the store that newStore builds around it.
+// source is a postgres:// or postgresql:// URL for PostgreSQL, and
+// otherwise the path of a SQLite file, created if needed.
+//
+// Every query becomes a span under the caller's span, so a trace shows
+// the database work behind each request.
+func Open[S any](ctx context.Context, source string, tp trace.TracerProvider, migrations []string, newStore func(*DB) S) (S, error) {
+	var (
+		db  *DB
+		err error
+	)
+	if IsPostgresURL(source) {
+		db, err = openPostgres(ctx, source, tp, migrations)
+	} else {
+		db, err = openSQLite(ctx, source, tp, migrations)
+	}
+	if err != nil {
+		var none S
+		return none, err
+	}
+	return newStore(db), nil
+}
+
+// Dialect is the SQL this database speaks.
+func (db *DB) Dialect() Dialect { return db.dialect }
+
+// Close closes the database.
+func (db *DB) Close() error { return db.SQL.Close() }
+
+// Ping checks that the database answers; it backs the readiness check.
+func (db *DB) Ping(ctx context.Context) error { return db.SQL.PingContext(ctx) }
+
+// retryAttempts bounds how often InTx runs a transaction that PostgreSQL
+// aborted to resolve a deadlock or a serialization conflict.
+const retryAttempts = 5
+
+// InTx runs fn in a transaction, committing if it returns nil and rolling
+// back otherwise.
+//
+// On PostgreSQL, a transaction that the server aborts to break a deadlock
+// (two transactions each waiting for a row the other locked) or a
+// serialization conflict is run again from the start, up to five times in
+// all: such an abort says nothing about the request, only about its
+// timing. fn must therefore set its results afresh on every run. SQLite
+// never aborts this way: its writers wait their turn.
+func (db *DB) InTx(ctx context.Context, fn func(*sql.Tx) error) error {
+	for attempt := 1; ; attempt++ {
+		err := inTx(ctx, db.SQL, fn)
+		if db.dialect != PostgreSQL || attempt == retryAttempts || !retryable(err) {
+			return err
+		}
+		// A short, random pause, growing with each attempt, so the two
+		// transactions do not meet again at once.
+		pause := time.Duration(attempt) * time.Duration(1+rand.IntN(10)) * time.Millisecond
+		select {
+		case <-ctx.Done():
+			return errors.Join(err, ctx.Err())
+		case <-time.After(pause):
+		}
+	}
+}
+
+// Lock takes a lock on name that tx holds until it ends, so that two
+// transactions locking the same name run one after the other. It locks
+// what has no row yet (an order about to be inserted) or a whole task
+// (seeding a catalogue).
+//
+// On PostgreSQL it is pg_advisory_xact_lock on the name's 64-bit hash
+// (two names with the same hash only wait for each other, needlessly but
+// safely); advisory locks belong to the database, so two services never
+// share one. On SQLite it does nothing: a write transaction already holds
+// the database's only write lock.
+func (db *DB) Lock(ctx context.Context, tx *sql.Tx, name string) error {
+	if db.dialect != PostgreSQL {
+		return nil
+	}
+	return lockName(ctx, tx, name)
+}
+
+// QueryAll runs query and scans each row with scan, returning an empty
+// (never nil) slice when no row matches, so it encodes as [].
+func QueryAll[T any](ctx context.Context, db *DB, scan func(interface{ Scan(...any) error }) (T, error), query string, args ...any) ([]T, error) {
+	rows, err := db.SQL.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	all := []T{}
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, v)
+	}
+	return all, rows.Err()
+}
+
+func inTx(ctx context.Context, db *sql.DB, fn func(*sql.Tx) error) (err error) {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin transaction: %w", err)
+	}
+	defer func() {
+		if err == nil {
+			return
+		}
+		if rbErr := tx.Rollback(); rbErr != nil && !errors.Is(rbErr, sql.ErrTxDone) {
+			err = errors.Join(err, fmt.Errorf("rollback: %w", rbErr))
+		}
+	}()
+	if err := fn(tx); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
