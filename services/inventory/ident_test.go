@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/glasshouse-dev/glasshouse/errs"
+	"github.com/glasshouse-dev/glasshouse/internal/testenv"
 	"github.com/glasshouse-dev/glasshouse/services/inventory"
 )
 
@@ -18,7 +19,7 @@ var hostileIDs = []string{".", "..", "a/b", "a b", "-rf", "é", "a\x00", "a\u202
 // malformed identifier itself: the store is closed, so any query would
 // fail as internal, and only the service's own check answers 400.
 func TestInvalidIdentifiersNeverReachTheStore(t *testing.T) {
-	svc, store, _ := newService(t)
+	svc, store, _ := newService(t, testenv.SQLite)
 	ctx := context.Background()
 	if err := store.Close(); err != nil {
 		t.Fatal(err)
@@ -64,7 +65,7 @@ func TestInvalidIdentifiersNeverReachTheStore(t *testing.T) {
 // lines naming the same SKU, so splitting an order into lines cannot
 // reserve past it.
 func TestQuantityCapCountsMergedLines(t *testing.T) {
-	svc, store, _ := newService(t)
+	svc, store, _ := newService(t, testenv.SQLite)
 	items := make([]inventory.Item, 11)
 	for i := range items {
 		items[i] = inventory.Item{SKU: "A", Quantity: 100}

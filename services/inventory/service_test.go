@@ -22,22 +22,25 @@ var testCatalogue = []inventory.Product{
 	{SKU: "C", Name: "Cherry", Description: "c", PriceCents: 50, Currency: "EUR", Available: 0},
 }
 
-func openStore(t testing.TB) *inventory.Store {
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+// openStore opens a seeded store on backend b.
+func openStore(t testing.TB, b testenv.Backend) *inventory.Store {
 	t.Helper()
-	return openTracedStore(t, noop.NewTracerProvider())
+	return openTracedStore(t, b, noop.NewTracerProvider())
 }
 
-func openTracedStore(t testing.TB, tp trace.TracerProvider) *inventory.Store {
+func openTracedStore(t testing.TB, b testenv.Backend, tp trace.TracerProvider) *inventory.Store {
 	t.Helper()
-	store := testenv.OpenStore(t, inventory.OpenStore, tp)
+	store := testenv.OpenStoreOn(t, b, inventory.OpenStore, tp)
 	if _, err := store.Seed(context.Background(), testCatalogue); err != nil {
 		t.Fatal(err)
 	}
 	return store
 }
 
-func newService(t testing.TB) (inventory.Service, *inventory.Store, *testenv.Clock) {
-	store := openStore(t)
+func newService(t testing.TB, b testenv.Backend) (inventory.Service, *inventory.Store, *testenv.Clock) {
+	store := openStore(t, b)
 	clk := testenv.NewClock()
 	return inventory.NewService(store, inventory.Options{ReservationTTL: time.Minute, Now: clk.Now}), store, clk
 }
@@ -64,8 +67,10 @@ func assertConserved(t *testing.T, store *inventory.Store) {
 	}
 }
 
-func TestReserveIsAllOrNothing(t *testing.T) {
-	svc, store, _ := newService(t)
+func TestReserveIsAllOrNothing(t *testing.T) { testenv.OnEachBackend(t, testReserveIsAllOrNothing) }
+
+func testReserveIsAllOrNothing(t *testing.T, b testenv.Backend) {
+	svc, store, _ := newService(t, b)
 	ctx := context.Background()
 
 	_, err := svc.Reserve(ctx, "o1", []inventory.Item{{SKU: "A", Quantity: 2}, {SKU: "B", Quantity: 6}})
@@ -95,7 +100,11 @@ func TestReserveIsAllOrNothing(t *testing.T) {
 }
 
 func TestReserveUnderConcurrentCallers(t *testing.T) {
-	svc, store, _ := newService(t)
+	testenv.OnEachBackend(t, testReserveUnderConcurrentCallers)
+}
+
+func testReserveUnderConcurrentCallers(t *testing.T, b testenv.Backend) {
+	svc, store, _ := newService(t, b)
 	ctx := context.Background()
 
 	// 40 orders each want 1 A and 1 B: B (5 units) runs out first, so
@@ -138,7 +147,11 @@ func TestReserveUnderConcurrentCallers(t *testing.T) {
 }
 
 func TestReserveIsIdempotentPerOrder(t *testing.T) {
-	svc, _, _ := newService(t)
+	testenv.OnEachBackend(t, testReserveIsIdempotentPerOrder)
+}
+
+func testReserveIsIdempotentPerOrder(t *testing.T, b testenv.Backend) {
+	svc, _, _ := newService(t, b)
 	ctx := context.Background()
 	items := []inventory.Item{{SKU: "A", Quantity: 3}}
 
@@ -162,7 +175,11 @@ func TestReserveIsIdempotentPerOrder(t *testing.T) {
 }
 
 func TestCommitAndReleaseLifecycle(t *testing.T) {
-	svc, store, _ := newService(t)
+	testenv.OnEachBackend(t, testCommitAndReleaseLifecycle)
+}
+
+func testCommitAndReleaseLifecycle(t *testing.T, b testenv.Backend) {
+	svc, store, _ := newService(t, b)
 	ctx := context.Background()
 
 	if _, err := svc.Reserve(ctx, "sold", []inventory.Item{{SKU: "A", Quantity: 2}}); err != nil {
@@ -198,7 +215,11 @@ func TestCommitAndReleaseLifecycle(t *testing.T) {
 }
 
 func TestReleaseBeforeReserveFencesALateReserve(t *testing.T) {
-	svc, _, _ := newService(t)
+	testenv.OnEachBackend(t, testReleaseBeforeReserveFencesALateReserve)
+}
+
+func testReleaseBeforeReserveFencesALateReserve(t *testing.T, b testenv.Backend) {
+	svc, _, _ := newService(t, b)
 	ctx := context.Background()
 
 	// A saga compensating a reservation whose request may still be in
@@ -215,8 +236,10 @@ func TestReleaseBeforeReserveFencesALateReserve(t *testing.T) {
 	}
 }
 
-func TestReservationsExpire(t *testing.T) {
-	svc, store, clk := newService(t)
+func TestReservationsExpire(t *testing.T) { testenv.OnEachBackend(t, testReservationsExpire) }
+
+func testReservationsExpire(t *testing.T, b testenv.Backend) {
+	svc, store, clk := newService(t, b)
 	ctx := context.Background()
 
 	if _, err := svc.Reserve(ctx, "slow", []inventory.Item{{SKU: "B", Quantity: 5}}); err != nil {
@@ -249,7 +272,11 @@ func TestReservationsExpire(t *testing.T) {
 }
 
 func TestInvalidRequestsAreRejected(t *testing.T) {
-	svc, store, _ := newService(t)
+	testenv.OnEachBackend(t, testInvalidRequestsAreRejected)
+}
+
+func testInvalidRequestsAreRejected(t *testing.T, b testenv.Backend) {
+	svc, store, _ := newService(t, b)
 	ctx := context.Background()
 	tests := []struct {
 		name    string

@@ -13,8 +13,13 @@ import (
 	"go.opentelemetry.io/otel/trace"
 )
 
-// migrations is the inventory schema, one step per version; append, never
-// edit a step that has shipped.
+// migrations is the inventory schema, one step per version, for SQLite
+// and PostgreSQL alike; append, never edit a step that has shipped.
+//
+// One edit was made, safely: step 1 said INTEGER for the two millisecond
+// columns until PostgreSQL came, whose INTEGER is 32 bits. SQLite gives
+// INTEGER and BIGINT the same integer affinity, so a SQLite file made by
+// either text stores and compares those columns alike.
 var migrations = []string{
 	`CREATE TABLE products (
 		sku         TEXT PRIMARY KEY,
@@ -27,8 +32,8 @@ var migrations = []string{
 	CREATE TABLE reservations (
 		order_id   TEXT PRIMARY KEY,
 		status     TEXT NOT NULL CHECK (status IN ('held', 'committed', 'released', 'expired')),
-		expires_at INTEGER NOT NULL, -- unix milliseconds
-		updated_at INTEGER NOT NULL
+		expires_at BIGINT NOT NULL, -- unix milliseconds
+		updated_at BIGINT NOT NULL
 	);
 	CREATE INDEX reservations_held_by_expiry ON reservations (expires_at) WHERE status = 'held';
 	CREATE TABLE reservation_items (
@@ -39,16 +44,32 @@ var migrations = []string{
 	);`,
 }
 
-// Store keeps products and reservations in the service's own SQLite file.
-// Every change that touches more than one row runs in one transaction, so
-// a crash at any instant leaves stock conserved.
+// Store keeps products and reservations in the service's own database,
+// a SQLite file or PostgreSQL. Every change that touches more than one row
+// runs in one transaction, so a crash at any instant leaves stock
+// conserved.
+//
+// On PostgreSQL several replicas change stock at once, so a transaction
+// locks what it reads before it writes: the order (Lock, as its
+// reservation may not exist yet), its reservation row, the product rows
+// whose stock it checks, and the lapsed holds it expires (FOR UPDATE,
+// all at READ COMMITTED). We chose row locks over SERIALIZABLE with
+// retries because checkout contends on a few hot products: under row
+// locks the racers for the last units queue and each gets a definite
+// answer, where serializable transactions would abort and retry over and
+// over. Product rows are locked in SKU order (items are sorted), so two
+// reservations cannot deadlock; a rarer deadlock with a release or an
+// expiry, whose stock returns in another order, is aborted by PostgreSQL
+// and run again by InTx. On SQLite every write transaction holds the one
+// write lock, and the locks are no-ops.
 type Store struct {
 	*storage.DB // Ping, Close and InTx, as in every store
 }
 
-// OpenStore opens the store at path, creating and migrating it as needed.
-func OpenStore(ctx context.Context, path string, tp trace.TracerProvider) (*Store, error) {
-	return storage.Open(ctx, path, tp, migrations, func(db *storage.DB) *Store { return &Store{db} })
+// OpenStore opens the store at source (a SQLite file path or a
+// postgres:// URL), creating and migrating it as needed.
+func OpenStore(ctx context.Context, source string, tp trace.TracerProvider) (*Store, error) {
+	return storage.Open(ctx, source, tp, migrations, func(db *storage.DB) *Store { return &Store{db} })
 }
 
 // Seed loads products when the catalogue is empty, and reports whether it
@@ -56,6 +77,12 @@ func OpenStore(ctx context.Context, path string, tp trace.TracerProvider) (*Stor
 func (s *Store) Seed(ctx context.Context, products []Product) (bool, error) {
 	seeded := false
 	err := s.InTx(ctx, func(tx *sql.Tx) error {
+		seeded = false
+		// Two replicas starting on an empty database seed one at a time;
+		// the second finds the products there.
+		if err := s.Lock(ctx, tx, "inventory seed"); err != nil {
+			return err
+		}
 		var n int
 		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM products`).Scan(&n); err != nil {
 			return err
@@ -65,7 +92,7 @@ func (s *Store) Seed(ctx context.Context, products []Product) (bool, error) {
 		}
 		for _, p := range products {
 			if _, err := tx.ExecContext(ctx,
-				`INSERT INTO products (sku, name, description, price_cents, currency, available) VALUES (?, ?, ?, ?, ?, ?)`,
+				`INSERT INTO products (sku, name, description, price_cents, currency, available) VALUES ($1, $2, $3, $4, $5, $6)`,
 				p.SKU, p.Name, p.Description, p.PriceCents, p.Currency, p.Available); err != nil {
 				return fmt.Errorf("seed %s: %w", p.SKU, err)
 			}
@@ -95,7 +122,7 @@ func (s *Store) ListProducts(ctx context.Context) ([]Product, error) {
 
 // GetProduct returns the product with sku.
 func (s *Store) GetProduct(ctx context.Context, sku string) (Product, error) {
-	p, err := scanProduct(s.SQL.QueryRowContext(ctx, `SELECT `+productColumns+` FROM products WHERE sku = ?`, sku))
+	p, err := scanProduct(s.SQL.QueryRowContext(ctx, `SELECT `+productColumns+` FROM products WHERE sku = $1`, sku))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Product{}, errs.E(errs.NotFound, CodeUnknownProduct, "no product with sku %q", sku)
 	}
@@ -116,7 +143,7 @@ func (s *Store) Reserve(ctx context.Context, orderID string, items []Item, now, 
 		}
 		for _, it := range items {
 			var available int
-			err := tx.QueryRowContext(ctx, `SELECT available FROM products WHERE sku = ?`, it.SKU).Scan(&available)
+			err := tx.QueryRowContext(ctx, `SELECT available FROM products WHERE sku = $1`+s.Dialect().ForUpdate(), it.SKU).Scan(&available)
 			if errors.Is(err, sql.ErrNoRows) {
 				return errs.E(errs.NotFound, CodeUnknownProduct, "no product with sku %q", it.SKU)
 			}
@@ -128,15 +155,15 @@ func (s *Store) Reserve(ctx context.Context, orderID string, items []Item, now, 
 			}
 		}
 		if _, err := tx.ExecContext(ctx,
-			`INSERT INTO reservations (order_id, status, expires_at, updated_at) VALUES (?, 'held', ?, ?)`,
+			`INSERT INTO reservations (order_id, status, expires_at, updated_at) VALUES ($1, 'held', $2, $3)`,
 			orderID, expiresAt.UnixMilli(), now.UnixMilli()); err != nil {
 			return fmt.Errorf("insert reservation: %w", err)
 		}
 		for _, it := range items {
-			if _, err := tx.ExecContext(ctx, `UPDATE products SET available = available - ? WHERE sku = ?`, it.Quantity, it.SKU); err != nil {
+			if _, err := tx.ExecContext(ctx, `UPDATE products SET available = available - $1 WHERE sku = $2`, it.Quantity, it.SKU); err != nil {
 				return fmt.Errorf("take stock of %s: %w", it.SKU, err)
 			}
-			if _, err := tx.ExecContext(ctx, `INSERT INTO reservation_items (order_id, sku, quantity) VALUES (?, ?, ?)`,
+			if _, err := tx.ExecContext(ctx, `INSERT INTO reservation_items (order_id, sku, quantity) VALUES ($1, $2, $3)`,
 				orderID, it.SKU, it.Quantity); err != nil {
 				return fmt.Errorf("insert reservation item: %w", err)
 			}
@@ -185,6 +212,7 @@ func (s *Store) Commit(ctx context.Context, orderID string, now time.Time) (Rese
 	// The expiry changeReservation applies first is committed even when
 	// Commit then refuses, so the units are back in stock either way.
 	err := s.changeReservation(ctx, orderID, now, func(tx *sql.Tx, r Reservation, found bool) error {
+		answer = nil
 		if !found {
 			return errs.E(errs.NotFound, CodeReservationNotFound, "no reservation for order %s", orderID)
 		}
@@ -218,7 +246,7 @@ func (s *Store) Release(ctx context.Context, orderID string, now time.Time) (Res
 	err := s.changeReservation(ctx, orderID, now, func(tx *sql.Tx, r Reservation, found bool) error {
 		if !found {
 			if _, err := tx.ExecContext(ctx,
-				`INSERT INTO reservations (order_id, status, expires_at, updated_at) VALUES (?, 'released', ?, ?)`,
+				`INSERT INTO reservations (order_id, status, expires_at, updated_at) VALUES ($1, 'released', $2, $3)`,
 				orderID, now.UnixMilli(), now.UnixMilli()); err != nil {
 				return fmt.Errorf("insert released reservation: %w", err)
 			}
@@ -252,10 +280,13 @@ func (s *Store) Release(ctx context.Context, orderID string, now time.Time) (Res
 // hold whose time is up: no operation ever acts on a lapsed hold.
 func (s *Store) changeReservation(ctx context.Context, orderID string, now time.Time, change func(tx *sql.Tx, r Reservation, found bool) error) error {
 	return s.InTx(ctx, func(tx *sql.Tx) error {
-		if _, err := expireHeld(ctx, tx, now); err != nil {
+		if err := s.Lock(ctx, tx, "order "+orderID); err != nil {
 			return err
 		}
-		r, found, err := getReservation(ctx, tx, orderID)
+		if _, err := s.expireHeld(ctx, tx, now); err != nil {
+			return err
+		}
+		r, found, err := s.getReservation(ctx, tx, orderID)
 		if err != nil {
 			return err
 		}
@@ -269,7 +300,7 @@ func (s *Store) ExpireReservations(ctx context.Context, now time.Time) (int, err
 	var n int
 	err := s.InTx(ctx, func(tx *sql.Tx) error {
 		var err error
-		n, err = expireHeld(ctx, tx, now)
+		n, err = s.expireHeld(ctx, tx, now)
 		return err
 	})
 	return n, err
@@ -310,12 +341,13 @@ type Ledger struct {
 // Total is every unit ever stocked: it never changes through reservations.
 func (l Ledger) Total() int { return l.Available + l.Held + l.Committed }
 
-func getReservation(ctx context.Context, tx *sql.Tx, orderID string) (Reservation, bool, error) {
+// getReservation reads orderID's reservation, locking its row.
+func (s *Store) getReservation(ctx context.Context, tx *sql.Tx, orderID string) (Reservation, bool, error) {
 	var (
 		r         Reservation
 		expiresAt int64
 	)
-	err := tx.QueryRowContext(ctx, `SELECT order_id, status, expires_at FROM reservations WHERE order_id = ?`, orderID).
+	err := tx.QueryRowContext(ctx, `SELECT order_id, status, expires_at FROM reservations WHERE order_id = $1`+s.Dialect().ForUpdate(), orderID).
 		Scan(&r.OrderID, &r.Status, &expiresAt)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Reservation{}, false, nil
@@ -324,7 +356,7 @@ func getReservation(ctx context.Context, tx *sql.Tx, orderID string) (Reservatio
 		return Reservation{}, false, fmt.Errorf("read reservation %s: %w", orderID, err)
 	}
 	r.ExpiresAt = time.UnixMilli(expiresAt).UTC()
-	rows, err := tx.QueryContext(ctx, `SELECT sku, quantity FROM reservation_items WHERE order_id = ? ORDER BY sku`, orderID)
+	rows, err := tx.QueryContext(ctx, `SELECT sku, quantity FROM reservation_items WHERE order_id = $1 ORDER BY sku`, orderID)
 	if err != nil {
 		return Reservation{}, false, fmt.Errorf("read reservation items %s: %w", orderID, err)
 	}
@@ -341,7 +373,7 @@ func getReservation(ctx context.Context, tx *sql.Tx, orderID string) (Reservatio
 }
 
 func setStatus(ctx context.Context, tx *sql.Tx, orderID string, status ReservationStatus, now time.Time) error {
-	_, err := tx.ExecContext(ctx, `UPDATE reservations SET status = ?, updated_at = ? WHERE order_id = ?`, status, now.UnixMilli(), orderID)
+	_, err := tx.ExecContext(ctx, `UPDATE reservations SET status = $1, updated_at = $2 WHERE order_id = $3`, string(status), now.UnixMilli(), orderID)
 	if err != nil {
 		return fmt.Errorf("set reservation %s %s: %w", orderID, status, err)
 	}
@@ -351,8 +383,8 @@ func setStatus(ctx context.Context, tx *sql.Tx, orderID string, status Reservati
 func returnStock(ctx context.Context, tx *sql.Tx, orderID string) error {
 	_, err := tx.ExecContext(ctx, `
 		UPDATE products SET available = available + (
-			SELECT quantity FROM reservation_items i WHERE i.order_id = ? AND i.sku = products.sku)
-		WHERE sku IN (SELECT sku FROM reservation_items WHERE order_id = ?)`, orderID, orderID)
+			SELECT quantity FROM reservation_items i WHERE i.order_id = $1 AND i.sku = products.sku)
+		WHERE sku IN (SELECT sku FROM reservation_items WHERE order_id = $1)`, orderID)
 	if err != nil {
 		return fmt.Errorf("return stock of %s: %w", orderID, err)
 	}
@@ -360,9 +392,14 @@ func returnStock(ctx context.Context, tx *sql.Tx, orderID string) error {
 }
 
 // expireHeld expires held reservations whose time is up, returning their
-// units to stock.
-func expireHeld(ctx context.Context, tx *sql.Tx, now time.Time) (int, error) {
-	rows, err := tx.QueryContext(ctx, `SELECT order_id FROM reservations WHERE status = 'held' AND expires_at <= ?`, now.UnixMilli())
+// units to stock. It locks the holds it expires, in order: a concurrent
+// transaction that expired one first makes PostgreSQL read it again,
+// find it no longer held, and skip it, so no hold returns its units
+// twice.
+func (s *Store) expireHeld(ctx context.Context, tx *sql.Tx, now time.Time) (int, error) {
+	rows, err := tx.QueryContext(ctx,
+		`SELECT order_id FROM reservations WHERE status = 'held' AND expires_at <= $1 ORDER BY order_id`+s.Dialect().ForUpdate(),
+		now.UnixMilli())
 	if err != nil {
 		return 0, fmt.Errorf("find expired reservations: %w", err)
 	}

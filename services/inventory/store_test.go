@@ -2,16 +2,29 @@ package inventory_test
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
+	"sync"
 	"testing"
+	"time"
 
+	"github.com/glasshouse-dev/glasshouse/errs"
+
+	"github.com/glasshouse-dev/glasshouse/internal/testenv"
 	"github.com/glasshouse-dev/glasshouse/services/inventory"
 	"go.opentelemetry.io/otel/trace/noop"
 )
 
 func TestStoreSurvivesReopenAndSeedsOnce(t *testing.T) {
+	testenv.OnEachBackend(t, testStoreSurvivesReopenAndSeedsOnce)
+}
+
+func testStoreSurvivesReopenAndSeedsOnce(t *testing.T, b testenv.Backend) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "data", "inventory.db")
+	path := b.NewDatabase(t)
+	if b.Name == testenv.SQLite.Name {
+		path = filepath.Join(t.TempDir(), "data", "inventory.db") // a directory Open must create
+	}
 
 	store, err := inventory.OpenStore(ctx, path, noop.NewTracerProvider())
 	if err != nil {
@@ -57,5 +70,79 @@ func TestStoreSurvivesReopenAndSeedsOnce(t *testing.T) {
 	}
 	if err := store.Ping(ctx); err != nil {
 		t.Errorf("ping: %v", err)
+	}
+}
+
+// TestReplicasRaceForTheLastUnitsOnPostgreSQL is two replicas of the
+// service, each with its own store and connection pool on one PostgreSQL
+// database, taking 50 reservations at once for a product with 10 units
+// left: the row locks must let exactly 10 through and refuse the other
+// 40 as out of stock, without losing or inventing a unit.
+func TestReplicasRaceForTheLastUnitsOnPostgreSQL(t *testing.T) {
+	ctx := context.Background()
+	url := testenv.Postgres.NewDatabase(t)
+	var replicas [2]inventory.Service
+	var stores [2]*inventory.Store
+	for i := range replicas {
+		store, err := inventory.OpenStore(ctx, url, noop.NewTracerProvider())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { store.Close() })
+		if _, err := store.Seed(ctx, testCatalogue); err != nil { // the second finds the catalogue there
+			t.Fatal(err)
+		}
+		stores[i], replicas[i] = store, inventory.NewService(store, inventory.Options{ReservationTTL: time.Minute})
+	}
+
+	const callers, units = 50, 10 // testCatalogue has 10 of A
+	var (
+		wg                sync.WaitGroup
+		mu                sync.Mutex
+		reserved, refused int
+		perReplica        [2]int
+		unexpected        []error
+		start             = make(chan struct{})
+	)
+	for i := range callers {
+		wg.Go(func() {
+			<-start
+			replica := i % 2
+			_, err := replicas[replica].Reserve(ctx, fmt.Sprintf("order-%d", i), []inventory.Item{{SKU: "A", Quantity: 1}})
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				reserved++
+				perReplica[replica]++
+			case errs.CodeOf(err) == inventory.CodeOutOfStock:
+				refused++
+			default:
+				unexpected = append(unexpected, err)
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	t.Logf("%d reservations over 2 replicas for %d units: %d reserved (%d on replica 0, %d on replica 1), %d refused out of stock, %d other errors",
+		callers, units, reserved, perReplica[0], perReplica[1], refused, len(unexpected))
+	if len(unexpected) > 0 {
+		t.Fatalf("unexpected errors: %v", unexpected)
+	}
+	if reserved != units || refused != callers-units {
+		t.Errorf("reserved %d, refused %d; want %d and %d", reserved, refused, units, callers-units)
+	}
+	ledger, err := stores[1].StockLedger(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("ledger of A after the race: %+v", ledger["A"])
+	if got := ledger["A"]; got.Available != 0 || got.Held != units || got.Total() != units {
+		t.Errorf("ledger A = %+v, want 0 available and all %d held", got, units)
+	}
+	for _, p := range testCatalogue {
+		if got := ledger[p.SKU].Total(); got != p.Available {
+			t.Errorf("%s: %d units in all, want %d (stock conserved)", p.SKU, got, p.Available)
+		}
 	}
 }

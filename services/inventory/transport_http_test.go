@@ -19,12 +19,12 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 )
 
-// newServer serves a real inventory (real SQLite, full HTTP stack) on a
-// loopback port.
-func newServer(t testing.TB, rec sdktrace.SpanProcessor) (*httptest.Server, *inventory.Store) {
+// newServer serves a real inventory (a real database on backend b, full
+// HTTP stack) on a loopback port.
+func newServer(t testing.TB, b testenv.Backend, rec sdktrace.SpanProcessor) (*httptest.Server, *inventory.Store) {
 	t.Helper()
 	tel := testenv.Telemetry(t, inventory.ServiceName, testenv.RecordSpans(rec))
-	store := openTracedStore(t, tel.TracerProvider)
+	store := openTracedStore(t, b, tel.TracerProvider)
 	svc := inventory.Instrumenting(tel.Registry)(inventory.NewService(store, inventory.Options{}))
 	health := observability.NewHealth()
 	health.AddCheck("store", store.Ping)
@@ -35,7 +35,7 @@ func newServer(t testing.TB, rec sdktrace.SpanProcessor) (*httptest.Server, *inv
 }
 
 func TestBadInputIsRejectedAndChangesNothing(t *testing.T) {
-	srv, store := newServer(t, nil)
+	srv, store := newServer(t, testenv.SQLite, nil)
 	before, err := store.StockLedger(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -109,7 +109,7 @@ func TestBadInputIsRejectedAndChangesNothing(t *testing.T) {
 }
 
 func TestClientRoundTripKeepsTypedErrors(t *testing.T) {
-	srv, store := newServer(t, nil)
+	srv, store := newServer(t, testenv.SQLite, nil)
 	client := inventory.NewClient(testenv.Direct(t, srv.URL, testenv.Telemetry(t, "orders")))
 	ctx := context.Background()
 
@@ -171,7 +171,7 @@ func TestClientRoundTripKeepsTypedErrors(t *testing.T) {
 }
 
 func TestHealthAndMetricsEndpoints(t *testing.T) {
-	srv, _ := newServer(t, nil)
+	srv, _ := newServer(t, testenv.SQLite, nil)
 	if _, err := http.Get(srv.URL + "/products/A"); err != nil {
 		t.Fatal(err)
 	}
