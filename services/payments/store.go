@@ -41,7 +41,12 @@ type Store struct {
 }
 
 // OpenStore opens the store at path, creating and migrating it as needed.
+// It runs on SQLite only, until its queries are written for PostgreSQL
+// too (as inventory's are), so a postgres:// URL is refused at start.
 func OpenStore(ctx context.Context, path string, tp trace.TracerProvider) (*Store, error) {
+	if storage.IsPostgresURL(path) {
+		return nil, errors.New("the payments store runs on SQLite only for now: leave DATABASE_URL empty")
+	}
 	return storage.Open(ctx, path, tp, migrations, func(db *storage.DB) *Store { return &Store{db} })
 }
 
