@@ -24,7 +24,7 @@ import (
 // newFaultyService is the service behind fault knobs, as main wires it.
 func newFaultyService(t *testing.T, f *payments.Faults, rnd func() float64) (payments.Service, *payments.Store) {
 	t.Helper()
-	inner, store, _ := newService(t)
+	inner, store, _ := newService(t, testenv.SQLite)
 	return payments.InjectFaults(f, rnd)(inner), store
 }
 

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/glasshouse-dev/glasshouse/errs"
+	"github.com/glasshouse-dev/glasshouse/internal/testenv"
 	"github.com/glasshouse-dev/glasshouse/services/payments"
 )
 
@@ -18,7 +19,7 @@ var hostileIDs = []string{"", ".", "..", "a/b", "a b", "-rf", "é", "a\x00", "a\
 // malformed identifier itself: the store is closed, so any query would
 // fail as internal, and only the service's own check answers in kind.
 func TestInvalidIdentifiersNeverReachTheStore(t *testing.T) {
-	svc, store, _ := newService(t)
+	svc, store, _ := newService(t, testenv.SQLite)
 	ctx := context.Background()
 	if err := store.Close(); err != nil {
 		t.Fatal(err)

@@ -5,13 +5,14 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/glasshouse-dev/glasshouse/internal/testenv"
 	"github.com/glasshouse-dev/glasshouse/services/payments"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 func TestInstrumentingCountsChargesAndMoneyOnce(t *testing.T) {
-	inner, _, _ := newService(t)
+	inner, _, _ := newService(t, testenv.SQLite)
 	reg := prometheus.NewRegistry()
 	svc := payments.Instrumenting(reg)(inner)
 	ctx := context.Background()

@@ -20,18 +20,21 @@ import (
 	"go.opentelemetry.io/otel/trace/noop"
 )
 
-func openStore(t testing.TB) *payments.Store {
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+// openStore opens an empty store on backend b.
+func openStore(t testing.TB, b testenv.Backend) *payments.Store {
 	t.Helper()
-	return openTracedStore(t, noop.NewTracerProvider())
+	return openTracedStore(t, b, noop.NewTracerProvider())
 }
 
-func openTracedStore(t testing.TB, tp trace.TracerProvider) *payments.Store {
+func openTracedStore(t testing.TB, b testenv.Backend, tp trace.TracerProvider) *payments.Store {
 	t.Helper()
-	return testenv.OpenStore(t, payments.OpenStore, tp)
+	return testenv.OpenStoreOn(t, b, payments.OpenStore, tp)
 }
 
-func newService(t testing.TB) (payments.Service, *payments.Store, *testenv.Clock) {
-	store := openStore(t)
+func newService(t testing.TB, b testenv.Backend) (payments.Service, *payments.Store, *testenv.Clock) {
+	store := openStore(t, b)
 	// Nanoseconds on the clock prove the service keeps what the store
 	// keeps (milliseconds), so a replay equals the first answer.
 	clk := testenv.NewClock()
@@ -54,8 +57,10 @@ func listCharges(t *testing.T, store *payments.Store) []payments.Charge {
 
 var chargeIDPattern = regexp.MustCompile(`^ch_[0-9a-f]{32}$`)
 
-func TestApprovedCardIsCharged(t *testing.T) {
-	svc, store, clk := newService(t)
+func TestApprovedCardIsCharged(t *testing.T) { testenv.OnEachBackend(t, testApprovedCardIsCharged) }
+
+func testApprovedCardIsCharged(t *testing.T, b testenv.Backend) {
+	svc, store, clk := newService(t, b)
 	ctx := context.Background()
 
 	c, err := svc.Charge(ctx, charge("o1", payments.TestCardApproved))
@@ -78,7 +83,11 @@ func TestApprovedCardIsCharged(t *testing.T) {
 }
 
 func TestDeclinedCardIsRefusedAndRecorded(t *testing.T) {
-	svc, store, _ := newService(t)
+	testenv.OnEachBackend(t, testDeclinedCardIsRefusedAndRecorded)
+}
+
+func testDeclinedCardIsRefusedAndRecorded(t *testing.T, b testenv.Backend) {
+	svc, store, _ := newService(t, b)
 	ctx := context.Background()
 
 	_, err := svc.Charge(ctx, charge("o1", payments.TestCardDeclined))
@@ -95,8 +104,10 @@ func TestDeclinedCardIsRefusedAndRecorded(t *testing.T) {
 	}
 }
 
-func TestCardNumbers(t *testing.T) {
-	svc, store, _ := newService(t)
+func TestCardNumbers(t *testing.T) { testenv.OnEachBackend(t, testCardNumbers) }
+
+func testCardNumbers(t *testing.T, b testenv.Backend) {
+	svc, store, _ := newService(t, b)
 	ctx := context.Background()
 	tests := []struct {
 		name, card string
@@ -139,7 +150,11 @@ func TestCardNumbers(t *testing.T) {
 }
 
 func TestInvalidChargeRequestsAreRejected(t *testing.T) {
-	svc, store, _ := newService(t)
+	testenv.OnEachBackend(t, testInvalidChargeRequestsAreRejected)
+}
+
+func testInvalidChargeRequestsAreRejected(t *testing.T, b testenv.Backend) {
+	svc, store, _ := newService(t, b)
 	ctx := context.Background()
 	valid := charge("o1", payments.TestCardApproved)
 	tests := []struct {
@@ -180,7 +195,11 @@ func TestInvalidChargeRequestsAreRejected(t *testing.T) {
 }
 
 func TestChargeIsIdempotentPerOrder(t *testing.T) {
-	svc, store, clk := newService(t)
+	testenv.OnEachBackend(t, testChargeIsIdempotentPerOrder)
+}
+
+func testChargeIsIdempotentPerOrder(t *testing.T, b testenv.Backend) {
+	svc, store, clk := newService(t, b)
 	ctx := context.Background()
 
 	first, err := svc.Charge(ctx, charge("o1", payments.TestCardApproved))
@@ -202,8 +221,10 @@ func TestChargeIsIdempotentPerOrder(t *testing.T) {
 	}
 }
 
-func TestDeclineIsReplayed(t *testing.T) {
-	svc, store, _ := newService(t)
+func TestDeclineIsReplayed(t *testing.T) { testenv.OnEachBackend(t, testDeclineIsReplayed) }
+
+func testDeclineIsReplayed(t *testing.T, b testenv.Backend) {
+	svc, store, _ := newService(t, b)
 	ctx := context.Background()
 
 	_, first := svc.Charge(ctx, charge("o1", payments.TestCardDeclined))
@@ -221,12 +242,17 @@ func TestDeclineIsReplayed(t *testing.T) {
 }
 
 func TestChargeMismatchIsAConflict(t *testing.T) {
-	svc, store, _ := newService(t)
+	testenv.OnEachBackend(t, testChargeMismatchIsAConflict)
+}
+
+func testChargeMismatchIsAConflict(t *testing.T, b testenv.Backend) {
+	svc, store, clk := newService(t, b)
 	ctx := context.Background()
 	first, err := svc.Charge(ctx, charge("o1", payments.TestCardApproved))
 	if err != nil {
 		t.Fatal(err)
 	}
+	clk.Advance(time.Millisecond) // ListCharges lists by creation time: first stays first
 	if _, err := svc.Charge(ctx, charge("o2", payments.TestCardDeclined)); err == nil {
 		t.Fatal("declined card was charged")
 	}
@@ -254,7 +280,11 @@ func TestChargeMismatchIsAConflict(t *testing.T) {
 }
 
 func TestConcurrentChargesForOneOrderChargeOnce(t *testing.T) {
-	svc, store, _ := newService(t)
+	testenv.OnEachBackend(t, testConcurrentChargesForOneOrderChargeOnce)
+}
+
+func testConcurrentChargesForOneOrderChargeOnce(t *testing.T, b testenv.Backend) {
+	svc, store, _ := newService(t, b)
 	ctx := context.Background()
 
 	// Many retries of one checkout race each other: all must get the
@@ -292,8 +322,10 @@ func TestConcurrentChargesForOneOrderChargeOnce(t *testing.T) {
 	}
 }
 
-func TestRefund(t *testing.T) {
-	svc, _, clk := newService(t)
+func TestRefund(t *testing.T) { testenv.OnEachBackend(t, testRefund) }
+
+func testRefund(t *testing.T, b testenv.Backend) {
+	svc, _, clk := newService(t, b)
 	ctx := context.Background()
 	c, err := svc.Charge(ctx, charge("o1", payments.TestCardApproved))
 	if err != nil {
@@ -332,8 +364,10 @@ func TestRefund(t *testing.T) {
 	}
 }
 
-func TestRefundErrors(t *testing.T) {
-	svc, store, _ := newService(t)
+func TestRefundErrors(t *testing.T) { testenv.OnEachBackend(t, testRefundErrors) }
+
+func testRefundErrors(t *testing.T, b testenv.Backend) {
+	svc, store, _ := newService(t, b)
 	ctx := context.Background()
 	if _, err := svc.Charge(ctx, charge("o1", payments.TestCardDeclined)); err == nil {
 		t.Fatal("declined card was charged")
@@ -356,8 +390,10 @@ func TestRefundErrors(t *testing.T) {
 	}
 }
 
-func TestGetAndFindCharge(t *testing.T) {
-	svc, _, _ := newService(t)
+func TestGetAndFindCharge(t *testing.T) { testenv.OnEachBackend(t, testGetAndFindCharge) }
+
+func testGetAndFindCharge(t *testing.T, b testenv.Backend) {
+	svc, _, _ := newService(t, b)
 	ctx := context.Background()
 	c, err := svc.Charge(ctx, charge("o1", payments.TestCardApproved))
 	if err != nil {
@@ -405,7 +441,11 @@ func TestChargeRequestNeverPrintsTheCard(t *testing.T) {
 }
 
 func TestVoidFencesOffALateCharge(t *testing.T) {
-	svc, store, _ := newService(t)
+	testenv.OnEachBackend(t, testVoidFencesOffALateCharge)
+}
+
+func testVoidFencesOffALateCharge(t *testing.T, b testenv.Backend) {
+	svc, store, _ := newService(t, b)
 	ctx := context.Background()
 
 	// Compensation closes an order that was never charged...

@@ -7,13 +7,19 @@ import (
 	"testing"
 	"time"
 
+	"github.com/glasshouse-dev/glasshouse/internal/testenv"
 	"github.com/glasshouse-dev/glasshouse/services/payments"
 	"go.opentelemetry.io/otel/trace/noop"
 )
 
-func TestStoreSurvivesReopen(t *testing.T) {
+func TestStoreSurvivesReopen(t *testing.T) { testenv.OnEachBackend(t, testStoreSurvivesReopen) }
+
+func testStoreSurvivesReopen(t *testing.T, b testenv.Backend) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "data", "payments.db")
+	path := b.NewDatabase(t)
+	if b.Name == testenv.SQLite.Name {
+		path = filepath.Join(t.TempDir(), "data", "payments.db") // a directory Open must create
+	}
 
 	store, err := payments.OpenStore(ctx, path, noop.NewTracerProvider())
 	if err != nil {
@@ -67,7 +73,11 @@ func TestStoreSurvivesReopen(t *testing.T) {
 }
 
 func TestCreateChargeKeepsTheFirstChargeOfAnOrder(t *testing.T) {
-	store := openStore(t)
+	testenv.OnEachBackend(t, testCreateChargeKeepsTheFirstChargeOfAnOrder)
+}
+
+func testCreateChargeKeepsTheFirstChargeOfAnOrder(t *testing.T, b testenv.Backend) {
+	store := openStore(t, b)
 	ctx := context.Background()
 	at := time.UnixMilli(1_700_000_000_000).UTC()
 	first := payments.Charge{ID: "ch_1", OrderID: "o1", AmountCents: 100, Currency: "EUR", Status: payments.Succeeded, CardLast4: "4242", CreatedAt: at}

@@ -26,8 +26,12 @@ func eventAttr(attrs []attribute.KeyValue, key attribute.Key) string {
 }
 
 func TestInjectedFaultsShowOnTheEndpointSpan(t *testing.T) {
+	testenv.OnEachBackend(t, testInjectedFaultsShowOnTheEndpointSpan)
+}
+
+func testInjectedFaultsShowOnTheEndpointSpan(t *testing.T, b testenv.Backend) {
 	serverSpans, clientSpans := tracetest.NewSpanRecorder(), tracetest.NewSpanRecorder()
-	srv := newServer(t, serverSpans)
+	srv := newServer(t, b, serverSpans)
 	if err := srv.faults.Set(payments.FaultSettings{ErrorRate: 1, Latency: payments.Duration(2 * time.Millisecond)}); err != nil {
 		t.Fatal(err)
 	}
@@ -62,8 +66,12 @@ func TestInjectedFaultsShowOnTheEndpointSpan(t *testing.T) {
 }
 
 func TestDeclineDoesNotFailTheSpan(t *testing.T) {
+	testenv.OnEachBackend(t, testDeclineDoesNotFailTheSpan)
+}
+
+func testDeclineDoesNotFailTheSpan(t *testing.T, b testenv.Backend) {
 	serverSpans := tracetest.NewSpanRecorder()
-	srv := newServer(t, serverSpans)
+	srv := newServer(t, b, serverSpans)
 	clientTel := testenv.Telemetry(t, "orders")
 	client := payments.NewClient(testenv.Direct(t, srv.URL, clientTel))
 

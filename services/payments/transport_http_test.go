@@ -22,18 +22,19 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 )
 
-// testServer is a real payments instance (real SQLite, fault knobs, full
-// HTTP stack) on a loopback port, wired as cmd/payments wires it.
+// testServer is a real payments instance (a real database on backend b,
+// fault knobs, full HTTP stack) on a loopback port, wired as cmd/payments
+// wires it.
 type testServer struct {
 	*httptest.Server
 	store  *payments.Store
 	faults *payments.Faults
 }
 
-func newServer(t testing.TB, rec sdktrace.SpanProcessor) testServer {
+func newServer(t testing.TB, b testenv.Backend, rec sdktrace.SpanProcessor) testServer {
 	t.Helper()
 	tel := testenv.Telemetry(t, payments.ServiceName, testenv.RecordSpans(rec))
-	store := openTracedStore(t, tel.TracerProvider)
+	store := openTracedStore(t, b, tel.TracerProvider)
 	faults := payments.NewFaults(0, 0)
 	tel.Registry.MustRegister(faults)
 	var svc payments.Service = payments.NewService(store, payments.Options{})
@@ -75,7 +76,7 @@ func chargeJSON(orderID, card string) string {
 }
 
 func TestBadInputIsRejectedAndChangesNothing(t *testing.T) {
-	srv := newServer(t, nil)
+	srv := newServer(t, testenv.SQLite, nil)
 	if resp, body := srv.do(t, "POST", "/charges", chargeJSON("paid", payments.TestCardApproved)); resp.StatusCode != 201 {
 		t.Fatalf("charge = %d %s", resp.StatusCode, body)
 	}
@@ -172,7 +173,7 @@ func decodeFields(t *testing.T, raw []byte) (map[string]any, []string) {
 }
 
 func TestChargeLifecycleOverHTTP(t *testing.T) {
-	srv := newServer(t, nil)
+	srv := newServer(t, testenv.SQLite, nil)
 
 	resp, first := srv.do(t, "POST", "/charges", chargeJSON("o1", payments.TestCardApproved))
 	if resp.StatusCode != 201 || resp.Header.Get("Content-Type") != "application/json" {
@@ -208,7 +209,7 @@ func TestChargeLifecycleOverHTTP(t *testing.T) {
 }
 
 func TestFaultKnobsOverHTTP(t *testing.T) {
-	srv := newServer(t, nil)
+	srv := newServer(t, testenv.SQLite, nil)
 
 	if resp, raw := srv.do(t, "GET", "/admin/faults", ""); resp.StatusCode != 200 || string(raw) != `{"error_rate":0,"latency":"0s"}`+"\n" {
 		t.Errorf("GET /admin/faults = %d %s, want the knobs at zero", resp.StatusCode, raw)
@@ -240,7 +241,7 @@ func TestFaultKnobsOverHTTP(t *testing.T) {
 }
 
 func TestClientRoundTripKeepsTypedErrors(t *testing.T) {
-	srv := newServer(t, nil)
+	srv := newServer(t, testenv.SQLite, nil)
 	client := payments.NewClient(testenv.Direct(t, srv.URL, testenv.Telemetry(t, "orders")))
 	ctx := context.Background()
 
@@ -330,7 +331,7 @@ func TestClientRoundTripKeepsTypedErrors(t *testing.T) {
 }
 
 func TestHealthAndMetricsEndpoints(t *testing.T) {
-	srv := newServer(t, nil)
+	srv := newServer(t, testenv.SQLite, nil)
 	if resp, raw := srv.do(t, "POST", "/charges", chargeJSON("o1", payments.TestCardApproved)); resp.StatusCode != 201 {
 		t.Fatalf("charge = %d %s", resp.StatusCode, raw)
 	}
