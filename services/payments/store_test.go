@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/glasshouse-dev/glasshouse/errs"
 	"github.com/glasshouse-dev/glasshouse/internal/testenv"
 	"github.com/glasshouse-dev/glasshouse/services/payments"
 	"go.opentelemetry.io/otel/trace/noop"
@@ -93,5 +95,208 @@ func testCreateChargeKeepsTheFirstChargeOfAnOrder(t *testing.T, b testenv.Backen
 	}
 	if all := listCharges(t, store); len(all) != 1 {
 		t.Errorf("stored %+v, want only the first charge", all)
+	}
+}
+
+// twoReplicas is two replicas of the service on one PostgreSQL database,
+// each with its own store and connection pool, as two processes would be.
+func twoReplicas(t *testing.T) ([2]payments.Service, [2]*payments.Store) {
+	t.Helper()
+	ctx := context.Background()
+	url := testenv.Postgres.NewDatabase(t)
+	var (
+		replicas [2]payments.Service
+		stores   [2]*payments.Store
+	)
+	for i := range replicas {
+		store, err := payments.OpenStore(ctx, url, noop.NewTracerProvider()) // the second finds the schema migrated
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { store.Close() })
+		stores[i], replicas[i] = store, payments.NewService(store, payments.Options{})
+	}
+	return replicas, stores
+}
+
+// TestReplicasChargeAnOrderOnceOnPostgreSQL is a checkout whose retries
+// reach both replicas at once: 20 Charge calls for one order must all
+// answer with the same charge, and only one row may exist.
+func TestReplicasChargeAnOrderOnceOnPostgreSQL(t *testing.T) {
+	ctx := context.Background()
+	replicas, stores := twoReplicas(t)
+
+	const callers = 20
+	var (
+		wg         sync.WaitGroup
+		mu         sync.Mutex
+		ids        = map[string]int{}
+		perReplica [2]int
+		unexpected []error
+		start      = make(chan struct{})
+	)
+	for i := range callers {
+		wg.Go(func() {
+			<-start
+			replica := i % 2
+			c, err := replicas[replica].Charge(ctx, charge("contended", payments.TestCardApproved))
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				unexpected = append(unexpected, err)
+				return
+			}
+			ids[c.ID]++
+			perReplica[replica]++
+		})
+	}
+	close(start)
+	wg.Wait()
+	all := listCharges(t, stores[1])
+	t.Logf("%d charges of one order over 2 replicas: %d answered (%d on replica 0, %d on replica 1), %d distinct charge IDs, %d rows stored, %d errors",
+		callers, perReplica[0]+perReplica[1], perReplica[0], perReplica[1], len(ids), len(all), len(unexpected))
+	if len(unexpected) > 0 {
+		t.Fatalf("unexpected errors: %v", unexpected)
+	}
+	if len(ids) != 1 {
+		t.Errorf("callers saw charges %v, want one charge ID for all %d", ids, callers)
+	}
+	if len(all) != 1 || ids[all[0].ID] != callers {
+		t.Errorf("stored %+v, want the one charge every caller saw", all)
+	}
+}
+
+// TestReplicasVoidOrChargeButNeverBothOnPostgreSQL is the saga's
+// compensation racing a charge still in flight, on the other replica:
+// for each order either the charge is made and Void hands it back, or
+// the order is voided and the charge refused (charge_voided) — never a
+// charge for an order that Void reported voided.
+func TestReplicasVoidOrChargeButNeverBothOnPostgreSQL(t *testing.T) {
+	ctx := context.Background()
+	replicas, stores := twoReplicas(t)
+
+	const orders = 20
+	type outcome struct {
+		charge    payments.Charge
+		chargeErr error
+		void      payments.Charge
+		voidErr   error
+	}
+	var (
+		wg       sync.WaitGroup
+		outcomes [orders]outcome
+		start    = make(chan struct{})
+	)
+	for i := range orders {
+		order := fmt.Sprintf("order-%d", i)
+		wg.Go(func() {
+			<-start
+			outcomes[i].charge, outcomes[i].chargeErr = replicas[i%2].Charge(ctx, charge(order, payments.TestCardApproved))
+		})
+		wg.Go(func() {
+			<-start
+			outcomes[i].void, outcomes[i].voidErr = replicas[(i+1)%2].Void(ctx, order)
+		})
+	}
+	close(start)
+	wg.Wait()
+
+	stored := map[string]payments.Charge{}
+	for _, c := range listCharges(t, stores[0]) {
+		stored[c.OrderID] = c
+	}
+	var charged, voided int
+	for i, o := range outcomes {
+		order := fmt.Sprintf("order-%d", i)
+		if o.voidErr != nil {
+			t.Errorf("%s: Void: %v", order, o.voidErr)
+			continue
+		}
+		switch {
+		case o.chargeErr == nil && o.void.ID == o.charge.ID && o.void.Status == payments.Succeeded && stored[order].ID == o.charge.ID:
+			charged++
+		case errs.CodeOf(o.chargeErr) == payments.CodeChargeVoided && o.void.Status == payments.Voided && o.void.ID == "" && stored[order].ID == "":
+			voided++
+		default:
+			t.Errorf("%s: Charge = %+v, %v; Void = %+v; stored %+v; want charged and handed back by Void, or voided and refused",
+				order, o.charge, o.chargeErr, o.void, stored[order])
+		}
+	}
+	t.Logf("%d orders, each charged on one replica while voided on the other: %d charged first (Void handed the charge back), %d voided first (the charge refused), %d charges stored",
+		orders, charged, voided, len(stored))
+	if charged+voided != orders || len(stored) != charged {
+		t.Errorf("%d charged + %d voided of %d orders, %d charges stored; want every order one way or the other, and a charge only for the charged", charged, voided, orders, len(stored))
+	}
+}
+
+// TestReplicasRefundOnceWhileChargesReplayOnPostgreSQL is a refund
+// retried on both replicas while the checkout's Charge is replayed on
+// both: every refund answers with the same refund (one refunded_at),
+// every replay with the order's one charge, succeeded or refunded.
+func TestReplicasRefundOnceWhileChargesReplayOnPostgreSQL(t *testing.T) {
+	ctx := context.Background()
+	replicas, stores := twoReplicas(t)
+	first, err := replicas[0].Charge(ctx, charge("refunded", payments.TestCardApproved))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	const callers = 20 // half refund, half replay the charge
+	var (
+		wg          sync.WaitGroup
+		mu          sync.Mutex
+		refunds     = map[string]int{} // by the refund as printed
+		replays     = map[payments.ChargeStatus]int{}
+		replayedIDs = map[string]int{}
+		unexpected  []error
+		start       = make(chan struct{})
+	)
+	for i := range callers {
+		wg.Go(func() {
+			<-start
+			replica := replicas[i%2]
+			if i%4 < 2 {
+				c, err := replica.Refund(ctx, first.ID)
+				mu.Lock()
+				defer mu.Unlock()
+				if err != nil {
+					unexpected = append(unexpected, err)
+					return
+				}
+				refunds[fmt.Sprint(c)]++
+				return
+			}
+			c, err := replica.Charge(ctx, charge("refunded", payments.TestCardApproved))
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				unexpected = append(unexpected, err)
+				return
+			}
+			replays[c.Status]++
+			replayedIDs[c.ID]++
+		})
+	}
+	close(start)
+	wg.Wait()
+	all := listCharges(t, stores[1])
+	t.Logf("%d calls over 2 replicas on one charge: %d distinct refunds answered, replays saw %v, %d rows stored, %d errors",
+		callers, len(refunds), replays, len(all), len(unexpected))
+	if len(unexpected) > 0 {
+		t.Fatalf("unexpected errors: %v", unexpected)
+	}
+	if len(refunds) != 1 {
+		t.Errorf("refunds answered %v, want one refund for all", refunds)
+	}
+	if len(replayedIDs) != 1 || replayedIDs[first.ID] == 0 || replays[payments.Succeeded]+replays[payments.Refunded] != callers/2 {
+		t.Errorf("replays saw charges %v with statuses %v, want %s, succeeded or refunded", replayedIDs, replays, first.ID)
+	}
+	if len(all) != 1 || all[0].Status != payments.Refunded {
+		t.Fatalf("stored %+v, want the one charge, refunded", all)
+	}
+	for refund := range refunds {
+		if refund != fmt.Sprint(all[0]) {
+			t.Errorf("refund answered %s, stored %+v; want the same", refund, all[0])
+		}
 	}
 }
