@@ -3,10 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -16,20 +19,50 @@ import (
 	"github.com/glasshouse-dev/glasshouse/transport"
 )
 
+func TestMain(m *testing.M) { testenv.Main(m) }
+
 // TestRunServesAndShutsDownCleanly starts the real service through run,
-// as main does, on a free port and a temporary data directory, and calls
-// it the way orders will: found in Consul, through payments.NewClient.
+// as main does, on a free port and a temporary data directory, or a
+// PostgreSQL database whose password no log line may show, and calls it
+// the way orders will: found in Consul, through payments.NewClient.
 func TestRunServesAndShutsDownCleanly(t *testing.T) {
+	testenv.OnEachBackend(t, testRunServesAndShutsDownCleanly)
+}
+
+func testRunServesAndShutsDownCleanly(t *testing.T, b testenv.Backend) {
 	ctx := context.Background()
 	consul := testenv.StartConsul(t)
-	// Every log line must be JSON, and no line may hold a card number.
-	svc := testenv.RunService(t, run, map[string]string{"DATA_DIR": t.TempDir(), "LISTEN_ADDR": "127.0.0.1:0", "CONSUL_HTTP_ADDR": consul.Addr, "CHECK_INTERVAL": "1s"}, func(line []byte) {
-		for _, card := range []string{payments.TestCardApproved, payments.TestCardDeclined} {
-			if bytes.Contains(line, []byte(card)) {
-				t.Errorf("log line holds the card number %s: %s", card, line)
+	env := map[string]string{"DATA_DIR": t.TempDir(), "LISTEN_ADDR": "127.0.0.1:0", "CONSUL_HTTP_ADDR": consul.Addr, "CHECK_INTERVAL": "1s"}
+	secrets := []string{payments.TestCardApproved, payments.TestCardDeclined}
+	if b.Name == testenv.Postgres.Name {
+		dbURL := b.NewDatabase(t)
+		env["DATABASE_URL"] = dbURL
+		u, err := url.Parse(dbURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if password, ok := u.User.Password(); ok && password != "" {
+			secrets = append(secrets, password)
+		}
+	}
+	// Every log line must be JSON, and no line may hold a card number or
+	// the database's password.
+	var storeLine atomic.Value // the database named by the "store" log line
+	svc := testenv.RunService(t, run, env, func(line []byte) {
+		for _, secret := range secrets {
+			if bytes.Contains(line, []byte(secret)) {
+				t.Errorf("log line holds %s: %s", secret, line)
 			}
 		}
+		var rec struct{ Msg, Database string }
+		if json.Unmarshal(line, &rec) == nil && rec.Msg == "store" {
+			storeLine.Store(rec.Database)
+		}
 	})
+	// The store opens before the service serves.
+	if got, want := storeLine.Load(), map[string]string{"sqlite": "sqlite", "postgres": "postgresql"}[b.Name]; got != want {
+		t.Errorf("the store log line names database %v, want %q", got, want)
+	}
 	base, admin := "http://"+svc.Addr, "http://"+svc.AdminAddr // /metrics is on the admin listener
 
 	ids := consul.WaitPassing("payments", 1, 10*time.Second)
