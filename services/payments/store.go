@@ -54,8 +54,8 @@ var migrations = []string{
 // once by design: under the lock they queue and each gets the first
 // answer, where serializable transactions would abort each other. No
 // transaction holds one of these locks while it waits for another, so
-// they cannot deadlock. On SQLite every
-// write transaction holds the one write lock, and the locks are no-ops.
+// they cannot deadlock. On SQLite every write transaction holds the one
+// write lock, and the locks are no-ops.
 type Store struct {
 	*storage.DB // Ping, Close and InTx, as in every store
 }
