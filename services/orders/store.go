@@ -254,6 +254,26 @@ func (s *Store) stale(ctx context.Context, before time.Time) ([]record, error) {
 // claim takes a stale order for recovery: it succeeds only if nobody
 // touched the order since it was read, so two replicas never resume the
 // same saga at once.
+//
+// The lease is the updated_at it writes: the order is not stale again for
+// StaleAfter, longer than a resumed saga may take. A row lock cannot be
+// the lease, since resuming calls inventory and payments and no
+// transaction (nor a pooled connection) may stay open across those calls;
+// so the claim is one conditional UPDATE, a compare-and-set on the
+// updated_at that stale read. On PostgreSQL a second replica's UPDATE of
+// the row waits for the first's to commit, then tests its WHERE on the
+// new updated_at, and affects no row.
+//
+// We measured the alternative, picking the next stale order with a
+// subquery FOR UPDATE SKIP LOCKED and stamping it in the same UPDATE. On
+// this machine two claim-only passes at once over 1,000 stalled orders
+// took 0.79s with it and 1.0s with this compare-and-set, half of whose
+// 2,000 UPDATEs found the order already taken by the other replica. SKIP
+// LOCKED also splits the work more evenly, but it needs a PostgreSQL-only
+// clause and a pass shaped as "claim the next one until none is left".
+// Stalled sagas are few (the aftermath of a crash or an outage), and a
+// lost claim costs one indexed UPDATE beside a resume's remote calls, so
+// one statement for both databases wins.
 func (s *Store) claim(ctx context.Context, r record, now time.Time) (bool, error) {
 	res, err := s.SQL.ExecContext(ctx, `UPDATE orders SET updated_at = $1 WHERE id = $2 AND status = 'PENDING' AND updated_at = $3`,
 		now.UnixMilli(), r.ID, r.UpdatedAt.UnixMilli())
