@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/glasshouse-dev/glasshouse/errs"
+	"github.com/glasshouse-dev/glasshouse/internal/testenv"
 )
 
 // TestInvalidInputReachesNeitherStoreNorPeers: with inventory and payments
@@ -13,7 +14,7 @@ import (
 // would fail as unavailable or internal; a malformed identifier or a bad
 // order answers its own 400 instead.
 func TestInvalidInputReachesNeitherStoreNorPeers(t *testing.T) {
-	w := newWorld(t)
+	w := newWorld(t, testenv.SQLite)
 	ctx := context.Background()
 	w.inventory.down.Store(true)
 	w.payments.down.Store(true)
@@ -71,7 +72,7 @@ func TestInvalidInputReachesNeitherStoreNorPeers(t *testing.T) {
 // TestLinesOfOneSKUAreMergedThenCapped: lines naming the same SKU within
 // the cap make one line of their sum.
 func TestLinesOfOneSKUAreMergedThenCapped(t *testing.T) {
-	w := newWorld(t)
+	w := newWorld(t, testenv.SQLite)
 	o, err := w.place(t, "u1", "k1", approve, Item{"MUG", 3}, Item{"TEE", 1}, Item{"MUG", 2})
 	if err != nil || len(o.Items) != 2 || o.Items[0] != (Line{"MUG", 5, 1200}) || o.TotalCents != 5*1200+2500 {
 		t.Fatalf("order = %+v, %v; want MUG×5 and TEE×1", o, err)

@@ -4,29 +4,26 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/glasshouse-dev/glasshouse/errs"
 	"github.com/glasshouse-dev/glasshouse/ident"
+	"github.com/glasshouse-dev/glasshouse/internal/testenv"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 )
 
-// pagedWorld is an orders store with n orders of user u1 (and a few of
-// u2 between them), its queries traced into rec so a test can count them.
-func pagedWorld(t testing.TB, n int) (Service, *tracetest.SpanRecorder) {
+// pagedWorld is an orders store on backend b with n orders of user u1
+// (and a few of u2 between them), its queries traced into rec so a test
+// can count them.
+func pagedWorld(t testing.TB, b testenv.Backend, n int) (Service, *tracetest.SpanRecorder) {
 	t.Helper()
 	ctx := context.Background()
 	rec := tracetest.NewSpanRecorder()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
-	store, err := OpenStore(ctx, filepath.Join(t.TempDir(), "orders.db"), tp)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
+	store := testenv.OpenStoreOn(t, b, OpenStore, tp)
 	start := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
 	for i := range n {
 		// Three orders share each millisecond, so the page boundaries
@@ -63,8 +60,12 @@ func queries(rec *tracetest.SpanRecorder, from int) int {
 }
 
 func TestListOrdersPagesWithoutGapsOrRepeats(t *testing.T) {
+	testenv.OnEachBackend(t, testListOrdersPagesWithoutGapsOrRepeats)
+}
+
+func testListOrdersPagesWithoutGapsOrRepeats(t *testing.T, b testenv.Backend) {
 	// 277 orders, 27 of them (one in ten) another user's: 250 are u1's.
-	saga, rec := pagedWorld(t, 277)
+	saga, rec := pagedWorld(t, b, 277)
 	ctx := context.Background()
 
 	var (
@@ -121,7 +122,11 @@ func TestListOrdersPagesWithoutGapsOrRepeats(t *testing.T) {
 }
 
 func TestListOrdersDefaultsAndLimits(t *testing.T) {
-	saga, _ := pagedWorld(t, 30)
+	testenv.OnEachBackend(t, testListOrdersDefaultsAndLimits)
+}
+
+func testListOrdersDefaultsAndLimits(t *testing.T, b testenv.Backend) {
+	saga, _ := pagedWorld(t, b, 30)
 	ctx := context.Background()
 
 	page, err := saga.ListOrders(ctx, "u1", Page{})
@@ -225,7 +230,7 @@ func FuzzParsePage(f *testing.F) {
 // BenchmarkListOrdersPage compares the first page of 100 with one deep in
 // 5,000 orders: with keyset paging the two should cost about the same.
 func BenchmarkListOrdersPage(b *testing.B) {
-	saga, _ := pagedWorld(b, 5000)
+	saga, _ := pagedWorld(b, testenv.SQLite, 5000)
 	ctx := context.Background()
 	deep := Page{Limit: 100}
 	for range 40 {

@@ -120,7 +120,12 @@ func (f flakyPayments) FindCharge(ctx context.Context, orderID string) (payments
 	return f.svc.FindCharge(ctx, orderID)
 }
 
-func newWorld(t *testing.T) *world {
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+// newWorld is orders over real inventory and payments. Orders' store is on
+// backend b; inventory's and payments' stay in SQLite files, as they
+// stand for other services here.
+func newWorld(t *testing.T, b testenv.Backend) *world {
 	t.Helper()
 	ctx, dir, tp := context.Background(), t.TempDir(), noop.NewTracerProvider()
 	w := &world{clock: testenv.NewClock()} // 2026-01-01 12:00 UTC
@@ -134,10 +139,8 @@ func newWorld(t *testing.T) *world {
 	if w.payStore, err = payments.OpenStore(ctx, filepath.Join(dir, "payments.db"), tp); err != nil {
 		t.Fatal(err)
 	}
-	if w.store, err = OpenStore(ctx, filepath.Join(dir, "orders.db"), tp); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { w.invStore.Close(); w.payStore.Close(); w.store.Close() })
+	t.Cleanup(func() { w.invStore.Close(); w.payStore.Close() })
+	w.store = testenv.OpenStoreOn(t, b, OpenStore, tp)
 	w.inventory = &outage[inventory.Service]{svc: inventory.NewService(w.invStore, inventory.Options{Now: w.clock.Now})}
 	w.payments = &outage[payments.Service]{svc: payments.NewService(w.payStore, payments.Options{Now: w.clock.Now})}
 	inv, pay := flakyInventory{w.inventory, &w.crashInventoryOnCommit}, flakyPayments{w.payments}
@@ -204,7 +207,11 @@ func wantCode(t *testing.T, err error, code string) {
 }
 
 func TestCheckoutConfirmsAndReplays(t *testing.T) {
-	w := newWorld(t)
+	testenv.OnEachBackend(t, testCheckoutConfirmsAndReplays)
+}
+
+func testCheckoutConfirmsAndReplays(t *testing.T, b testenv.Backend) {
+	w := newWorld(t, b)
 	o, err := w.place(t, "u1", "k1", approve, Item{"MUG", 2}, Item{"TEE", 1}, Item{"MUG", 1})
 	if err != nil {
 		t.Fatal(err)
@@ -231,7 +238,11 @@ func TestCheckoutConfirmsAndReplays(t *testing.T) {
 }
 
 func TestDeclinedCardFailsAndGivesStockBack(t *testing.T) {
-	w := newWorld(t)
+	testenv.OnEachBackend(t, testDeclinedCardFailsAndGivesStockBack)
+}
+
+func testDeclinedCardFailsAndGivesStockBack(t *testing.T, b testenv.Backend) {
+	w := newWorld(t, b)
 	_, err := w.place(t, "u1", "k1", decline, Item{"TEE", 3})
 	wantCode(t, err, payments.CodeCardDeclined)
 	if errs.KindOf(err) != errs.Declined {
@@ -247,7 +258,11 @@ func TestDeclinedCardFailsAndGivesStockBack(t *testing.T) {
 }
 
 func TestOutOfStockIsRejectedAndChargesNothing(t *testing.T) {
-	w := newWorld(t)
+	testenv.OnEachBackend(t, testOutOfStockIsRejectedAndChargesNothing)
+}
+
+func testOutOfStockIsRejectedAndChargesNothing(t *testing.T, b testenv.Backend) {
+	w := newWorld(t, b)
 	_, err := w.place(t, "u1", "k1", approve, Item{"MUG", 1}, Item{"TEE", 4})
 	wantCode(t, err, inventory.CodeOutOfStock)
 	list, _ := w.listOrders(context.Background(), "u1")
@@ -261,7 +276,11 @@ func TestOutOfStockIsRejectedAndChargesNothing(t *testing.T) {
 }
 
 func TestBadRequestsCreateNoOrder(t *testing.T) {
-	w := newWorld(t)
+	testenv.OnEachBackend(t, testBadRequestsCreateNoOrder)
+}
+
+func testBadRequestsCreateNoOrder(t *testing.T, b testenv.Backend) {
+	w := newWorld(t, b)
 	for _, tt := range []struct {
 		key, card string
 		items     []Item
@@ -282,7 +301,11 @@ func TestBadRequestsCreateNoOrder(t *testing.T) {
 }
 
 func TestPaymentsDownFailsFastAndCompensates(t *testing.T) {
-	w := newWorld(t)
+	testenv.OnEachBackend(t, testPaymentsDownFailsFastAndCompensates)
+}
+
+func testPaymentsDownFailsFastAndCompensates(t *testing.T, b testenv.Backend) {
+	w := newWorld(t, b)
 	ctx := context.Background()
 	w.payments.down.Store(true)
 	_, err := w.place(t, "u1", "k1", approve, Item{"TEE", 2})
@@ -313,7 +336,11 @@ func TestPaymentsDownFailsFastAndCompensates(t *testing.T) {
 }
 
 func TestInventoryLostAtCommitIsCompensatedByRecovery(t *testing.T) {
-	w := newWorld(t)
+	testenv.OnEachBackend(t, testInventoryLostAtCommitIsCompensatedByRecovery)
+}
+
+func testInventoryLostAtCommitIsCompensatedByRecovery(t *testing.T, b testenv.Backend) {
+	w := newWorld(t, b)
 	ctx := context.Background()
 	// Inventory goes away just as the saga commits: the customer has paid,
 	// the stock is held, and neither can be given back right now.
@@ -343,7 +370,11 @@ func TestInventoryLostAtCommitIsCompensatedByRecovery(t *testing.T) {
 }
 
 func TestRecoveryDrivesEveryInterruptedStepToAnEnd(t *testing.T) {
-	w := newWorld(t)
+	testenv.OnEachBackend(t, testRecoveryDrivesEveryInterruptedStepToAnEnd)
+}
+
+func testRecoveryDrivesEveryInterruptedStepToAnEnd(t *testing.T, b testenv.Backend) {
+	w := newWorld(t, b)
 	ctx := context.Background()
 	// Interrupted sagas, built as a crash would leave them: the store says
 	// where the saga was, the other services show what really happened.
@@ -416,7 +447,11 @@ func TestRecoveryDrivesEveryInterruptedStepToAnEnd(t *testing.T) {
 }
 
 func TestConcurrentRequestsWithOneKeyPlaceOneOrder(t *testing.T) {
-	w := newWorld(t)
+	testenv.OnEachBackend(t, testConcurrentRequestsWithOneKeyPlaceOneOrder)
+}
+
+func testConcurrentRequestsWithOneKeyPlaceOneOrder(t *testing.T, b testenv.Backend) {
+	w := newWorld(t, b)
 	var wg sync.WaitGroup
 	results := make(chan error, 8)
 	for range 8 {
@@ -442,7 +477,11 @@ func TestConcurrentRequestsWithOneKeyPlaceOneOrder(t *testing.T) {
 }
 
 func TestOrdersAreVisibleOnlyToTheirOwner(t *testing.T) {
-	w := newWorld(t)
+	testenv.OnEachBackend(t, testOrdersAreVisibleOnlyToTheirOwner)
+}
+
+func testOrdersAreVisibleOnlyToTheirOwner(t *testing.T, b testenv.Backend) {
+	w := newWorld(t, b)
 	first, _ := w.place(t, "u1", "k1", approve, Item{"MUG", 1})
 	w.clock.Advance(time.Second)
 	second, _ := w.place(t, "u1", "k2", approve, Item{"MUG", 1})

@@ -41,7 +41,7 @@ func serve(t *testing.T, w *world) (*httptest.Server, observability.Telemetry, s
 }
 
 func TestBadOrderRequestsAreRejectedAndCreateNothing(t *testing.T) {
-	w := newWorld(t)
+	w := newWorld(t, testenv.SQLite)
 	srv, _, token := serve(t, w)
 	_, otherKey, _ := ed25519.GenerateKey(rand.Reader)
 	forged, _, _ := users.NewIssuer(otherKey, time.Hour, nil).Issue("u1")
@@ -100,7 +100,7 @@ func TestBadOrderRequestsAreRejectedAndCreateNothing(t *testing.T) {
 }
 
 func TestClientRoundTripCarriesTheTokenAndTypedErrors(t *testing.T) {
-	w := newWorld(t)
+	w := newWorld(t, testenv.SQLite)
 	srv, tel, token := serve(t, w)
 	build, err := transport.NewDirectFactory(srv.URL, tel, 5*time.Second)
 	if err != nil {
