@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,33 +17,66 @@ import (
 	"github.com/glasshouse-dev/glasshouse/services/users"
 )
 
+func TestMain(m *testing.M) { testenv.Main(m) }
+
 // TestRunServesAndShutsDownCleanly starts the real service through run,
-// as main does, on a free port, a temporary data directory and a key file
-// that does not exist yet.
+// as main does, on a free port, a key file that does not exist yet, and a
+// temporary data directory or a PostgreSQL database whose password no log
+// line may show.
 func TestRunServesAndShutsDownCleanly(t *testing.T) {
+	testenv.OnEachBackend(t, testRunServesAndShutsDownCleanly)
+}
+
+func testRunServesAndShutsDownCleanly(t *testing.T, b testenv.Backend) {
 	consul := testenv.StartConsul(t)
 	keyFile := filepath.Join(t.TempDir(), "keys", "users-jwt.key")
 	env := map[string]string{
 		"DATA_DIR": t.TempDir(), "LISTEN_ADDR": "127.0.0.1:0", "CONSUL_HTTP_ADDR": consul.Addr, "CHECK_INTERVAL": "1s",
 		"JWT_PRIVATE_KEY_FILE": keyFile, "BCRYPT_COST": "4", "TOKEN_TTL": "5m",
 	}
+	dbPassword := "" // PostgreSQL's, which no log line may show either
+	if b.Name == testenv.Postgres.Name {
+		dbURL := b.NewDatabase(t)
+		env["DATABASE_URL"] = dbURL
+		u, err := url.Parse(dbURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if dbPassword, _ = u.User.Password(); dbPassword == "" {
+			t.Fatalf("the test database's URL has no password to look for in the logs")
+		}
+	}
 
 	// Every log line must be JSON (RunService checks that), no line may
 	// hold the password, and one says where the key pair was generated.
 	const password = "Secr3t-password"
 	var keyLogged atomic.Bool
+	var storeLine atomic.Value // the database named by the "store" log line
 	svc := testenv.RunService(t, run, env, func(line []byte) {
 		if strings.Contains(string(line), password) {
 			t.Errorf("log line holds the password: %s", line)
 		}
+		if dbPassword != "" && strings.Contains(string(line), dbPassword) {
+			t.Errorf("a log line shows the database password: %s", line)
+		}
 		var rec map[string]any
-		if json.Unmarshal(line, &rec) == nil && rec["msg"] == "generated a token signing key pair" {
+		if json.Unmarshal(line, &rec) != nil {
+			return
+		}
+		switch rec["msg"] {
+		case "generated a token signing key pair":
 			keyLogged.Store(rec["private_key"] == keyFile && rec["public_key"] == users.PublicKeyPath(keyFile))
+		case "store":
+			storeLine.Store(rec["database"])
 		}
 	})
 	addr, adminAddr := svc.Addr, svc.AdminAddr // /metrics is on the admin listener
 	if !keyLogged.Load() {
 		t.Errorf("no log line saying the key pair was generated at %s and %s", keyFile, users.PublicKeyPath(keyFile))
+	}
+	// The store opens before the service serves.
+	if got, want := storeLine.Load(), map[string]string{"sqlite": "sqlite", "postgres": "postgresql"}[b.Name]; got != want {
+		t.Errorf("the store log line names database %v, want %q", got, want)
 	}
 
 	ids := consul.WaitPassing("users", 1, 10*time.Second)

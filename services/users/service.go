@@ -116,8 +116,8 @@ func (s *service) Register(ctx context.Context, email, password, name string) (U
 	if err := validateName(name); err != nil {
 		return User{}, err
 	}
-	// Hash before the store's transaction: bcrypt is slow on purpose, and
-	// SQLite's write lock must not wait for it.
+	// Hash before the store's insert: bcrypt is slow on purpose, and no
+	// database lock may wait for it.
 	release, err := s.gate.acquire(ctx, "register")
 	if err != nil {
 		return User{}, err

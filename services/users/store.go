@@ -5,69 +5,79 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/glasshouse-dev/glasshouse/errs"
 	"github.com/glasshouse-dev/glasshouse/storage"
 	"go.opentelemetry.io/otel/trace"
 )
 
-// migrations is the users schema, one step per version; append, never
-// edit a step that has shipped.
+// migrations is the users schema, one step per version, for SQLite and
+// PostgreSQL alike; append, never edit a step that has shipped.
+//
+// One edit was made, safely: step 1 said INTEGER for created_at until
+// PostgreSQL came, whose INTEGER is 32 bits, too small for unix
+// milliseconds. SQLite gives INTEGER and BIGINT the same integer
+// affinity, so a SQLite file made by either text stores and compares the
+// column alike.
 var migrations = []string{
 	`CREATE TABLE users (
 		id            TEXT PRIMARY KEY,     -- a v4 UUID
 		email         TEXT NOT NULL UNIQUE, -- trimmed and lower-cased by the service
 		name          TEXT NOT NULL,
 		password_hash TEXT NOT NULL,        -- bcrypt: algorithm, cost and salt included
-		created_at    INTEGER NOT NULL      -- unix milliseconds
+		created_at    BIGINT NOT NULL       -- unix milliseconds
 	);`,
 }
 
-// Store keeps accounts in the service's own SQLite file.
+// Store keeps accounts in the service's own database, a SQLite file or
+// PostgreSQL.
+//
+// Its one guarantee across replicas, one account per email, rests on the
+// UNIQUE constraint alone: a sign-up is a single INSERT … ON CONFLICT
+// (email) DO NOTHING, which both databases run atomically, so there is no
+// read-then-write for two replicas to interleave and nothing to lock. On
+// PostgreSQL a second insert of the same email waits for the first
+// transaction and, once it commits, inserts nothing; on SQLite the
+// insert holds the database's only write lock.
 type Store struct {
 	*storage.DB // Ping, Close and InTx, as in every store
 }
 
-// OpenStore opens the store at path, creating and migrating it as needed.
-// It runs on SQLite only, until its queries are written for PostgreSQL
-// too (as inventory's are), so a postgres:// URL is refused at start.
-func OpenStore(ctx context.Context, path string, tp trace.TracerProvider) (*Store, error) {
-	if storage.IsPostgresURL(path) {
-		return nil, errors.New("the users store runs on SQLite only for now: leave DATABASE_URL empty")
-	}
-	return storage.Open(ctx, path, tp, migrations, func(db *storage.DB) *Store { return &Store{db} })
+// OpenStore opens the store at source (a SQLite file path or a
+// postgres:// URL), creating and migrating it as needed.
+func OpenStore(ctx context.Context, source string, tp trace.TracerProvider) (*Store, error) {
+	return storage.Open(ctx, source, tp, migrations, func(db *storage.DB) *Store { return &Store{db} })
 }
 
 // CreateUser stores u (its email already normalized) with its password
 // hash, or fails with Conflict email_taken if the email has an account.
 func (s *Store) CreateUser(ctx context.Context, u User, passwordHash []byte, now time.Time) error {
-	return s.InTx(ctx, func(tx *sql.Tx) error {
-		// The transaction holds SQLite's write lock from its first
-		// statement (storage opens it with _txlock=immediate), so no other
-		// registration, in this process or another, can slip in between
-		// this check and the insert. The UNIQUE constraint stays as the
-		// last line of defence, but its error is never the answer.
-		var taken bool
-		if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM users WHERE email = ?)`, u.Email).Scan(&taken); err != nil {
-			return fmt.Errorf("look up email: %w", err)
-		}
-		if taken {
-			return errs.E(errs.Conflict, CodeEmailTaken, "email %s is already registered", u.Email)
-		}
-		if _, err := tx.ExecContext(ctx,
-			`INSERT INTO users (id, email, name, password_hash, created_at) VALUES (?, ?, ?, ?, ?)`,
-			u.ID, u.Email, u.Name, string(passwordHash), now.UnixMilli()); err != nil {
-			return fmt.Errorf("insert user %s: %w", u.ID, err)
-		}
-		return nil
-	})
+	// The conflict names email only: a clash of IDs (v4 UUIDs) is still an
+	// error, never mistaken for a taken email.
+	res, err := s.SQL.ExecContext(ctx,
+		`INSERT INTO users (id, email, name, password_hash, created_at) VALUES ($1, $2, $3, $4, $5)
+		ON CONFLICT (email) DO NOTHING`,
+		u.ID, u.Email, u.Name, string(passwordHash), now.UnixMilli())
+	if err != nil {
+		return fmt.Errorf("insert user %s: %w", u.ID, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("insert user %s: %w", u.ID, err)
+	}
+	if n == 0 {
+		return errs.E(errs.Conflict, CodeEmailTaken, "email %s is already registered", u.Email)
+	}
+	return nil
 }
 
 // GetUser returns the user with id, or NotFound user_not_found.
 func (s *Store) GetUser(ctx context.Context, id string) (User, error) {
 	var u User
-	err := s.SQL.QueryRowContext(ctx, `SELECT id, email, name FROM users WHERE id = ?`, id).Scan(&u.ID, &u.Email, &u.Name)
+	err := s.SQL.QueryRowContext(ctx, `SELECT id, email, name FROM users WHERE id = $1`, id).Scan(&u.ID, &u.Email, &u.Name)
 	if errors.Is(err, sql.ErrNoRows) {
 		return User{}, errUserNotFound(id)
 	}
@@ -85,7 +95,13 @@ func (s *Store) Credentials(ctx context.Context, email string) (User, []byte, er
 		u    User
 		hash string
 	)
-	err := s.SQL.QueryRowContext(ctx, `SELECT id, email, name, password_hash FROM users WHERE email = ?`, email).
+	// No account can have an email that is not valid UTF-8 or holds NUL
+	// (Register refuses both), and PostgreSQL refuses such text outright:
+	// answer as for any unknown email, on both databases.
+	if !utf8.ValidString(email) || strings.ContainsRune(email, 0) {
+		return User{}, nil, errs.E(errs.NotFound, CodeUserNotFound, "no user with that email")
+	}
+	err := s.SQL.QueryRowContext(ctx, `SELECT id, email, name, password_hash FROM users WHERE email = $1`, email).
 		Scan(&u.ID, &u.Email, &u.Name, &hash)
 	if errors.Is(err, sql.ErrNoRows) {
 		return User{}, nil, errs.E(errs.NotFound, CodeUserNotFound, "no user with that email")
