@@ -26,7 +26,7 @@ export CONSUL_BIN JAEGER_BIN PROMETHEUS_BIN PROMTOOL_BIN
 
 COMPOSE ?= docker compose
 
-.PHONY: all build run test chaos vet fmt-check unit tools consul jaeger prometheus clean help up down fuzz vuln generate
+.PHONY: all build run test chaos vet fmt-check unit tools postgres consul jaeger prometheus clean help up down fuzz vuln generate
 
 all: build
 
@@ -46,7 +46,7 @@ up: ## run the platform in containers with Grafana and the Jaeger UI (Docker Eng
 down: ## stop the containers (data stays in volumes; docker compose down --volumes wipes it)
 	$(COMPOSE) down
 
-test: fmt-check vet tools fuzz vuln ## vet, fuzz, govulncheck, then every test with the race detector (against the real tools)
+test: fmt-check vet tools postgres fuzz vuln ## vet, fuzz, govulncheck, then every test with the race detector (against the real tools)
 	$(GO) test -race -count=1 -timeout 20m ./...
 
 chaos: build tools ## kill services under load on a fresh local stack; report in reports/
@@ -70,6 +70,9 @@ vet: ## go vet
 fmt-check: ## fail when a file is not gofmt-ed
 	@out="$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))"; \
 	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+
+postgres: ## PostgreSQL's server binaries for the store tests (Debian's package, installed when missing)
+	@tools/postgres.sh
 
 tools: ## the pinned Consul, Jaeger and Prometheus (built once, in parallel)
 	@$(MAKE) --no-print-directory -j3 consul jaeger prometheus
