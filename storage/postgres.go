@@ -79,13 +79,14 @@ func openPostgres(ctx context.Context, rawURL string, tp trace.TracerProvider, m
 		return nil, err
 	}
 	name := Redact(rawURL)
-	db := otelsql.OpenDB(stdlib.GetConnector(*cfg), tracing(tp, semconv.DBSystemNamePostgreSQL)...)
+	durations := newQueryDuration()
+	db := otelsql.OpenDB(timedConnector{stdlib.GetConnector(*cfg), durations}, tracing(tp, semconv.DBSystemNamePostgreSQL)...)
 	db.SetMaxOpenConns(maxOpenConns)
 	db.SetMaxIdleConns(maxOpenConns)
 	if err := migratePostgres(ctx, db, migrations); err != nil {
 		return nil, errors.Join(fmt.Errorf("migrate %s: %w", name, err), db.Close())
 	}
-	return &DB{SQL: db, dialect: PostgreSQL}, nil
+	return &DB{SQL: db, dialect: PostgreSQL, durations: durations}, nil
 }
 
 // migratePostgres keeps the schema version in a one-row table. The

@@ -11,7 +11,7 @@ import (
 	"github.com/XSAM/otelsql"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
-	_ "modernc.org/sqlite" // pure-Go SQLite driver, registered as "sqlite"
+	"modernc.org/sqlite" // pure-Go SQLite driver
 )
 
 func openSQLite(ctx context.Context, path string, tp trace.TracerProvider, migrations []string) (*DB, error) {
@@ -29,14 +29,16 @@ func openSQLite(ctx context.Context, path string, tp trace.TracerProvider, migra
 	dsn := "file:" + path +
 		"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)" +
 		"&_pragma=foreign_keys(1)&_txlock=immediate"
-	db, err := otelsql.Open("sqlite", dsn, tracing(tp, semconv.DBSystemNameSQLite)...)
+	connector, err := sqlite.NewConnector(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
+	durations := newQueryDuration()
+	db := otelsql.OpenDB(timedConnector{connector, durations}, tracing(tp, semconv.DBSystemNameSQLite)...)
 	if err := migrateSQLite(ctx, db, migrations); err != nil {
 		return nil, errors.Join(fmt.Errorf("migrate %s: %w", path, err), db.Close())
 	}
-	return &DB{SQL: db, dialect: SQLite}, nil
+	return &DB{SQL: db, dialect: SQLite, durations: durations}, nil
 }
 
 // migrateSQLite keeps the schema version in SQLite's user_version. The

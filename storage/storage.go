@@ -62,6 +62,7 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -90,8 +91,9 @@ func (d Dialect) ForUpdate() string {
 // Ping (the readiness check), Close (shutdown) and InTx are the same in
 // every service, while the queries, on SQL, stay each store's own.
 type DB struct {
-	SQL     *sql.DB
-	dialect Dialect
+	SQL       *sql.DB
+	dialect   Dialect
+	durations *prometheus.HistogramVec // see Collectors
 }
 
 // Open opens the database at source, brings its schema up to date with

@@ -8,6 +8,7 @@ import (
 
 	"github.com/glasshouse-dev/glasshouse/cmd/internal/config"
 	"github.com/glasshouse-dev/glasshouse/storage"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -51,15 +52,19 @@ func (f StoreFlags) source() string {
 	return filepath.Join(*f.dataDir, f.service+".db")
 }
 
-// Store is what every service's store offers the platform.
+// Store is what every service's store offers the platform; each embeds a
+// *storage.DB, which provides all three.
 type Store interface {
 	Ping(context.Context) error
 	Close() error
+	Collectors(name string) []prometheus.Collector
 }
 
 // OpenStore opens the service's store with open, adds it to the health
-// checks (as "store") and closes it when the process closes, after the
-// server has stopped. The log names the database, never its password.
+// checks (as "store"), registers its pool and query metrics on the
+// process's registry (db_name is the service), and closes it when the
+// process closes, after the server has stopped. The log names the
+// database, never its password.
 func OpenStore[S Store](ctx context.Context, p *Process, f StoreFlags, open func(context.Context, string, trace.TracerProvider) (S, error)) (S, error) {
 	source := f.source()
 	if storage.IsPostgresURL(source) {
@@ -71,6 +76,7 @@ func OpenStore[S Store](ctx context.Context, p *Process, f StoreFlags, open func
 	if err != nil {
 		return s, err
 	}
+	p.Telemetry.Registry.MustRegister(s.Collectors(f.service)...)
 	p.Health.AddCheck("store", s.Ping)
 	p.closers = append(p.closers, s.Close)
 	return s, nil
