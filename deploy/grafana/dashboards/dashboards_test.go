@@ -2,6 +2,7 @@ package dashboards
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -9,6 +10,11 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/glasshouse-dev/glasshouse/storage"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"go.opentelemetry.io/otel/trace/noop"
 )
 
 // Grafana provisions the JSON, so the JSON must be exactly what the Go
@@ -191,5 +197,56 @@ func TestDataSourcesAreProvisioned(t *testing.T) {
 		if !regexp.MustCompile(want.pattern).Match(b) {
 			t.Errorf("provisioning/datasources/glasshouse.yml has no %s", want.what)
 		}
+	}
+}
+
+// The service dashboard's database panels query the series a store
+// exports, by the names it exports them under: a typo would be "No data"
+// on every service, caught here without a live Prometheus. The names come
+// from a real (SQLite) store's collectors, as platform.OpenStore
+// registers them.
+func TestDatabasePanelsQueryTheStoresMetrics(t *testing.T) {
+	db, err := storage.Open(context.Background(), filepath.Join(t.TempDir(), "store.db"), noop.NewTracerProvider(), nil,
+		func(db *storage.DB) *storage.DB { return db })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(db.Collectors("store")...)
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	exported := map[string]bool{}
+	for _, f := range families {
+		name := f.GetName()
+		exported[name] = true
+		if f.GetType() == dto.MetricType_HISTOGRAM {
+			exported[name+"_bucket"], exported[name+"_count"], exported[name+"_sum"] = true, true, true
+		}
+	}
+
+	metric := regexp.MustCompile(`\b(?:go_sql|glasshouse_db)_\w+`)
+	want := []string{"DB connections", "DB pool waits", "DB query latency"}
+	var found []string
+	for _, p := range Service().Panels {
+		for _, target := range p.Targets {
+			names := metric.FindAllString(target.Expr, -1)
+			if len(names) > 0 && !slices.Contains(found, p.Title) {
+				found = append(found, p.Title)
+			}
+			for _, name := range names {
+				if !exported[name] {
+					t.Errorf("panel %q queries %s, which no store exports", p.Title, name)
+				}
+				if !strings.Contains(target.Expr, `job="$service"`) {
+					t.Errorf("panel %q: %s does not select the dashboard's service", p.Title, target.Expr)
+				}
+			}
+		}
+	}
+	if !slices.Equal(found, want) {
+		t.Errorf("panels on the database: %q, want %q", found, want)
 	}
 }

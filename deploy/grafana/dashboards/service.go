@@ -6,21 +6,29 @@ const (
 	requestBuckets = "glasshouse_endpoint_request_duration_seconds_bucket"
 )
 
+// The pool and call metrics of a service's database (storage/metrics.go,
+// registered by platform.OpenStore): every service with a store has them,
+// a stateless one (the gateway) none, so its database row says "No data".
+const (
+	dbQueryBuckets = "glasshouse_db_query_duration_seconds_bucket"
+	dbQueryLatency = `sum by (le, operation) (rate(` + dbQueryBuckets + `{job="$service"}[$__rate_interval]))`
+)
+
 // endpointBuckets are the bucket rates of the chosen endpoint, from the
 // raw histogram so that exemplars come along.
 const endpointBuckets = `sum by (le) (rate(` + requestBuckets + `{job="$service", endpoint="$endpoint"}[$__rate_interval]))`
 
 // Service looks into one service ($service) and one of its endpoints
 // ($endpoint): the RED signals by endpoint and outcome, the latency
-// distribution with exemplars that open traces, and the Go runtime of
-// each instance.
+// distribution with exemplars that open traces, the Go runtime of each
+// instance, and each instance's database pool and calls.
 func Service() Dashboard {
 	vars := []Variable{
 		variable("service", "Service", requestCount, "job"),
 		variable("endpoint", "Endpoint", requestCount+`{job="$service"}`, "endpoint"),
 	}
 	return newDashboard(ServiceUID, "Service detail",
-		"One service and one of its endpoints: RED signals, latency distribution with exemplars (click one to open its trace in Jaeger), and each instance's Go runtime.",
+		"One service and one of its endpoints: RED signals, latency distribution with exemplars (click one to open its trace in Jaeger), each instance's Go runtime, and its database.",
 		vars,
 		newRow("$service",
 			timeSeries("Requests per second by endpoint", "reqps",
@@ -72,6 +80,24 @@ func Service() Dashboard {
 			timeSeries("CPU", "percentunit",
 				q(`rate(process_cpu_seconds_total{job="$service"}[$__rate_interval])`, "{{instance}}")).size(8, 7).atLeastZero().
 				describe("CPU time per second: 100 % is one core busy."),
+		),
+		newRow("$service: database, per instance",
+			timeSeries("DB connections", "none",
+				q(`go_sql_open_connections{job="$service"}`, "{{instance}} open"),
+				q(`go_sql_in_use_connections{job="$service"}`, "{{instance}} in use"),
+				q(`go_sql_idle_connections{job="$service"}`, "{{instance}} idle")).
+				size(8, 7).atLeastZero().
+				describe("The database/sql pool of each instance: open = in use + idle. In use stuck at the pool's limit (10 per instance on PostgreSQL) means calls queue for a connection; see DB pool waits."),
+			timeSeries("DB pool waits", "short",
+				q(`rate(go_sql_wait_count_total{job="$service"}[$__rate_interval])`, "{{instance}} waits/s"),
+				q(`rate(go_sql_wait_duration_seconds_total{job="$service"}[$__rate_interval])`, "{{instance}} seconds waited/s")).
+				size(8, 7).atLeastZero().
+				describe("Calls per second that found every connection of the pool busy and waited for one, and the seconds spent waiting per second (1 = one caller always waiting). Zero on SQLite, whose pool has no limit."),
+			timeSeries("DB query latency", "s",
+				q(`histogram_quantile(0.50, `+dbQueryLatency+`)`, "p50 {{operation}}"),
+				q(`histogram_quantile(0.99, `+dbQueryLatency+`)`, "p99 {{operation}}")).
+				size(8, 7).atLeastZero().
+				describe("Every instance together, by operation: exec and query, one statement each (a query until its first rows are ready); tx, a whole transaction from BEGIN to COMMIT or ROLLBACK, lock waits included."),
 		),
 	)
 }
