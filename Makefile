@@ -26,7 +26,7 @@ export CONSUL_BIN JAEGER_BIN PROMETHEUS_BIN PROMTOOL_BIN
 
 COMPOSE ?= docker compose
 
-.PHONY: all build run test chaos vet fmt-check unit tools postgres consul jaeger prometheus clean help up down fuzz vuln generate
+.PHONY: all build run run-postgres test chaos vet fmt-check unit tools postgres consul jaeger prometheus clean help up down fuzz vuln generate
 
 all: build
 
@@ -38,6 +38,9 @@ build: ## build every binary into bin/
 
 run: build tools ## run the whole platform locally: Consul, Jaeger, Prometheus, every service
 	$(BIN)/glasshouse up
+
+run-postgres: build tools postgres ## as run, with every store on a local PostgreSQL (run/postgres/), orders ×2
+	$(BIN)/glasshouse up --store postgres
 
 up: ## run the platform in containers with Grafana and the Jaeger UI (Docker Engine 25+)
 	GLASSHOUSE_VERSION=$(VERSION) $(COMPOSE) up --build --detach --wait

@@ -43,6 +43,11 @@ type Spec struct {
 	// Replicas is how many instances run, locally, in compose and in the
 	// Kubernetes base alike.
 	Replicas int
+	// PostgresReplicas, when set, is how many instances the local stack
+	// runs on its PostgreSQL store (`glasshouse up --store postgres`)
+	// instead of Replicas: a networked database lets replicas that would
+	// only contend for one SQLite file run side by side.
+	PostgresReplicas int
 	// Calls are the services it calls, found through Consul.
 	Calls []string
 	// Public marks the one entry reachable from outside the platform.
@@ -103,15 +108,16 @@ func All() []Spec {
 			CPUMilli:  50,
 		},
 		{
-			Name:      "orders",
-			Summary:   "orders and the checkout saga across inventory and payments",
-			Port:      8083,
-			Replicas:  1,
-			Calls:     []string{"inventory", "payments"},
-			Store:     "orders.db",
-			Tokens:    ChecksTokens,
-			MemoryMiB: 96,
-			CPUMilli:  50,
+			Name:             "orders",
+			Summary:          "orders and the checkout saga across inventory and payments",
+			Port:             8083,
+			Replicas:         1,
+			PostgresReplicas: 2,
+			Calls:            []string{"inventory", "payments"},
+			Store:            "orders.db",
+			Tokens:           ChecksTokens,
+			MemoryMiB:        96,
+			CPUMilli:         50,
 		},
 		{
 			Name:      "gateway",

@@ -33,8 +33,12 @@ type Proc struct {
 	// Consul dev agent skips its leave and exits 1), which is no error.
 	anyExitOnStop bool
 
+	// stop, when set, stops a process that start did not run (the
+	// PostgreSQL cluster, which pgcluster runs).
+	stop func(grace time.Duration) error
+
 	cmd    *exec.Cmd
-	exited chan struct{}
+	exited <-chan struct{}
 	err    error
 }
 
@@ -57,11 +61,12 @@ func (p *Proc) start() error {
 		log.Close()
 		return fmt.Errorf("start %s: %w", p.Name, err)
 	}
-	p.cmd, p.PID, p.exited = cmd, cmd.Process.Pid, make(chan struct{})
+	exited := make(chan struct{})
+	p.cmd, p.PID, p.exited = cmd, cmd.Process.Pid, exited
 	go func() {
 		p.err = cmd.Wait()
 		log.Close()
-		close(p.exited)
+		close(exited)
 	}()
 	return nil
 }
@@ -92,6 +97,9 @@ func (p *Proc) Kill() {
 func (p *Proc) Stop(grace time.Duration) error {
 	if !p.Running() {
 		return nil
+	}
+	if p.stop != nil {
+		return p.stop(grace)
 	}
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	select {

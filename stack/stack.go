@@ -1,7 +1,10 @@
 // Package stack runs the whole platform on one machine without Docker: a
 // real Consul agent, Jaeger and Prometheus, and every service as a child
 // process (inventory and payments with two replicas), each found through
-// Consul as in production. `glasshouse up` uses it, and so do the tests
+// Consul as in production. Each service's store is its SQLite file under
+// the run directory, or, with Store set to StorePostgres, its own
+// database in one PostgreSQL cluster the stack starts (orders then runs
+// two replicas too). `glasshouse up` uses it, and so do the tests
 // and the chaos runner, so what they prove is what a newcomer runs.
 package stack
 
@@ -23,7 +26,21 @@ import (
 
 	consul "github.com/hashicorp/consul/api"
 
+	"github.com/glasshouse-dev/glasshouse/internal/pgcluster"
 	"github.com/glasshouse-dev/glasshouse/services"
+)
+
+// Store is where the services keep their data.
+type Store string
+
+const (
+	// StoreSQLite gives each service a SQLite file under RunDir/data,
+	// shared by its replicas (all on this host).
+	StoreSQLite Store = "sqlite"
+	// StorePostgres starts one PostgreSQL cluster under RunDir/postgres,
+	// from the machine's own server binaries, with a database and a role
+	// per service that has a store: each role owns its database alone.
+	StorePostgres Store = "postgres"
 )
 
 // Pinned tool versions, built from source through the Go module proxy
@@ -53,6 +70,11 @@ type Config struct {
 	// Ports of the entry points; 0 means the default (8080, 8500, 16686,
 	// 4318, 9090), or a free port when RandomPorts is set.
 	GatewayPort, ConsulPort, JaegerPort, OTLPPort, PrometheusPort int
+	// Store is where the services keep their data; default StoreSQLite.
+	Store Store
+	// PostgresPort is the PostgreSQL cluster's port with StorePostgres;
+	// 0 means 5432, or a free port when RandomPorts is set.
+	PostgresPort int
 	// RandomPorts picks free ports for everything (tests, parallel stacks).
 	RandomPorts bool
 	// Replicas overrides a service's replicas in the catalogue
@@ -70,7 +92,14 @@ type Config struct {
 type Stack struct {
 	cfg   Config
 	procs []*Proc
+	pg    *pgcluster.Cluster
+	// databaseURLs holds each store-owning service's DATABASE_URL with
+	// StorePostgres.
+	databaseURLs map[string]string
 
+	// Postgres is the PostgreSQL cluster's postmaster with StorePostgres
+	// (nil with SQLite), among Procs as "postgres".
+	Postgres   *Proc
 	Consul     *Proc
 	Jaeger     *Proc
 	Prometheus *Proc
@@ -104,6 +133,13 @@ func (c *Config) defaults() error {
 	if c.Progress == nil {
 		c.Progress = io.Discard
 	}
+	switch c.Store {
+	case "":
+		c.Store = StoreSQLite
+	case StoreSQLite, StorePostgres:
+	default:
+		return fmt.Errorf("unknown store %q: choose %s or %s", c.Store, StoreSQLite, StorePostgres)
+	}
 	return nil
 }
 
@@ -128,6 +164,14 @@ func (c *Config) choosePorts() error {
 			*p.n = p.def
 		}
 		if err := c.reserve(p.n, p.flag); err != nil {
+			return err
+		}
+	}
+	if c.Store == StorePostgres {
+		if c.PostgresPort == 0 && !c.RandomPorts {
+			c.PostgresPort = 5432
+		}
+		if err := c.reserve(&c.PostgresPort, "--postgres-port"); err != nil {
 			return err
 		}
 	}
@@ -159,6 +203,9 @@ func (c *Config) replicas(service services.Spec) int {
 	if n, ok := c.Replicas[service.Name]; ok {
 		return n
 	}
+	if c.Store == StorePostgres && service.PostgresReplicas != 0 {
+		return service.PostgresReplicas
+	}
 	return service.Replicas
 }
 
@@ -169,6 +216,13 @@ func Up(ctx context.Context, cfg Config) (s *Stack, err error) {
 	start := time.Now()
 	if err := cfg.defaults(); err != nil {
 		return nil, err
+	}
+	if cfg.Store == StorePostgres {
+		// Before anything is built or started: a missing package is the
+		// first thing to say.
+		if _, err := pgcluster.BinDir(); err != nil {
+			return nil, fmt.Errorf("--store postgres: %w", err)
+		}
 	}
 	if err := cfg.choosePorts(); err != nil {
 		return nil, err
@@ -185,6 +239,11 @@ func Up(ctx context.Context, cfg Config) (s *Stack, err error) {
 	}
 	for _, dir := range []string{"logs", "data", "keys"} {
 		if err := os.MkdirAll(filepath.Join(cfg.RunDir, dir), 0o750); err != nil {
+			return s, err
+		}
+	}
+	if cfg.Store == StorePostgres {
+		if err := s.startPostgres(ctx); err != nil {
 			return s, err
 		}
 	}
@@ -383,7 +442,8 @@ func (s *Stack) startService(spec services.Spec, replica int) error {
 		"LISTEN_ADDR=" + s.addr(port),
 		"ADMIN_LISTEN_ADDR=" + s.addr(adminPort),
 		"CONSUL_HTTP_ADDR=" + s.Consul.Addr,
-		// Replicas on one host share their service's database file.
+		// With SQLite, replicas on one host share their service's
+		// database file.
 		"DATA_DIR=" + filepath.Join(s.cfg.RunDir, "data", service),
 		"JWT_PRIVATE_KEY_FILE=" + filepath.Join(keys, "users-jwt.key"),
 		"JWT_PUBLIC_KEY_FILE=" + filepath.Join(keys, "users-jwt.pub"),
@@ -408,6 +468,9 @@ func (s *Stack) startService(spec services.Spec, replica int) error {
 		// let a sign-up wait for a bcrypt slot rather than be refused.
 		env = append(env, "BCRYPT_WAIT=2s")
 	}
+	if url := s.databaseURLs[service]; url != "" {
+		env = append(env, "DATABASE_URL="+url)
+	}
 	env = append(env, s.cfg.Env["*"]...)
 	env = append(env, s.cfg.Env[service]...)
 	p := &Proc{
@@ -431,6 +494,9 @@ func (s *Stack) Restart(ctx context.Context, name string) error {
 	}
 	if p.Running() {
 		return fmt.Errorf("%s is still running", name)
+	}
+	if p == s.Postgres {
+		return s.runPostgres(ctx)
 	}
 	if err := p.start(); err != nil {
 		return err
@@ -473,8 +539,9 @@ func (s *Stack) Instances(service string) []*Proc {
 func (s *Stack) Procs() []*Proc { return append([]*Proc(nil), s.procs...) }
 
 // Down stops everything in order: the services first (each deregisters
-// from Consul and drains), then Prometheus, Jaeger and Consul. No process
-// is left behind: whatever does not stop in time is killed.
+// from Consul and drains), then Prometheus, Jaeger and Consul, and the
+// PostgreSQL cluster last, once nothing uses it. No process is left
+// behind: whatever does not stop in time is killed.
 func (s *Stack) Down(ctx context.Context) error {
 	var errs []error
 	// The gateway first, so no new request enters while the rest stops.
@@ -510,6 +577,11 @@ func (s *Stack) Down(ctx context.Context) error {
 			if err := p.Stop(10 * time.Second); err != nil {
 				errs = append(errs, err)
 			}
+		}
+	}
+	if s.pg != nil {
+		if err := s.pg.Stop(30 * time.Second); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
@@ -573,20 +645,23 @@ func (s *Stack) waitPassing(ctx context.Context, service string, n int, within t
 // State is what `glasshouse up` records in RunDir/state.json, so that
 // `down`, `status` and `kill` in another terminal can find the stack.
 type State struct {
-	UpPID         int     `json:"up_pid"`
-	GatewayURL    string  `json:"gateway_url"`
-	ConsulURL     string  `json:"consul_url"`
-	JaegerURL     string  `json:"jaeger_url"`
-	PrometheusURL string  `json:"prometheus_url"`
-	RunDir        string  `json:"run_dir"`
-	Procs         []*Proc `json:"procs"`
+	UpPID         int    `json:"up_pid"`
+	GatewayURL    string `json:"gateway_url"`
+	ConsulURL     string `json:"consul_url"`
+	JaegerURL     string `json:"jaeger_url"`
+	PrometheusURL string `json:"prometheus_url"`
+	RunDir        string `json:"run_dir"`
+	// Store is "sqlite" or "postgres"; with postgres, Procs has the
+	// cluster's postmaster as "postgres".
+	Store Store   `json:"store"`
+	Procs []*Proc `json:"procs"`
 }
 
 // State describes the running stack.
 func (s *Stack) State() State {
 	return State{
 		UpPID: os.Getpid(), GatewayURL: s.GatewayURL, ConsulURL: s.ConsulURL, JaegerURL: s.JaegerURL,
-		PrometheusURL: s.PrometheusURL, RunDir: s.cfg.RunDir, Procs: s.procs,
+		PrometheusURL: s.PrometheusURL, RunDir: s.cfg.RunDir, Store: s.cfg.Store, Procs: s.procs,
 	}
 }
 

@@ -42,11 +42,15 @@ func cmdUp(ctx context.Context, args []string, getenv func(string) string, stdou
 	fs.IntVar(&cfg.OTLPPort, "otlp-port", 4318, "Jaeger OTLP/HTTP port")
 	fs.IntVar(&cfg.PrometheusPort, "prometheus-port", 9090, "Prometheus port")
 	fs.BoolVar(&cfg.RandomPorts, "random-ports", false, "pick free ports for everything")
+	store := fs.String("store", string(stack.StoreSQLite), "where the services keep their data: sqlite (a file per service under the run dir) "+
+		"or postgres (a PostgreSQL cluster under the run dir, from this machine's server binaries, a database and a role per service)")
+	fs.IntVar(&cfg.PostgresPort, "postgres-port", 5432, "PostgreSQL port, with --store postgres")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	cfg.Store = stack.Store(*store)
 	if cfg.RandomPorts {
-		for _, p := range []*int{&cfg.GatewayPort, &cfg.ConsulPort, &cfg.JaegerPort, &cfg.OTLPPort, &cfg.PrometheusPort} {
+		for _, p := range []*int{&cfg.GatewayPort, &cfg.ConsulPort, &cfg.JaegerPort, &cfg.OTLPPort, &cfg.PrometheusPort, &cfg.PostgresPort} {
 			*p = 0
 		}
 	}
@@ -68,7 +72,11 @@ func cmdUp(ctx context.Context, args []string, getenv func(string) string, stdou
 	printReady(stdout, s, cfg.RunDir)
 
 	<-ctx.Done() // Ctrl-C, or SIGTERM from `glasshouse down`
-	fmt.Fprintln(stdout, "\nglasshouse: stopping services, then Prometheus, Jaeger and Consul")
+	last := "Prometheus, Jaeger and Consul"
+	if s.Postgres != nil {
+		last = "Prometheus, Jaeger, Consul and PostgreSQL"
+	}
+	fmt.Fprintf(stdout, "\nglasshouse: stopping services, then %s\n", last)
 	err = s.Down(context.Background())
 	_ = os.Remove(stack.StatePath(cfg.RunDir))
 	if err == nil {
@@ -84,6 +92,9 @@ func printReady(w io.Writer, s *stack.Stack, runDir string) {
 	fmt.Fprintf(tw, "  Jaeger API\t%s/api/services\t(glasshouse trace ID draws one; the UI comes with docker compose)\n", s.JaegerURL)
 	fmt.Fprintf(tw, "  Prometheus\t%s\n", s.PrometheusURL)
 	fmt.Fprintf(tw, "  Consul UI\t%s/ui\n", s.ConsulURL)
+	if s.Postgres != nil {
+		fmt.Fprintf(tw, "  PostgreSQL\t%s\t(a database and a role per service; URLs in each instance's DATABASE_URL)\n", s.Postgres.Addr)
+	}
 	fmt.Fprintf(tw, "  logs\t%s/logs/\n", strings.TrimSuffix(runDir, "/"))
 	tw.Flush()
 	fmt.Fprintf(w, `
@@ -181,7 +192,9 @@ func cmdKill(ctx context.Context, args []string, getenv func(string) string, std
 	return fmt.Errorf("no process %q; the stack has %s", name, strings.Join(names, ", "))
 }
 
-func isTool(name string) bool { return name == "consul" || name == "jaeger" || name == "prometheus" }
+func isTool(name string) bool {
+	return name == "consul" || name == "jaeger" || name == "prometheus" || name == "postgres"
+}
 
 func cmdStatus(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("status", flag.ContinueOnError)

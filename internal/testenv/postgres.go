@@ -2,26 +2,16 @@ package testenv
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
-	"errors"
 	"fmt"
-	"net/url"
 	"os"
-	"os/exec"
-	"os/user"
-	"path/filepath"
-	"runtime"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
-	_ "github.com/jackc/pgx/v5/stdlib" // registers "pgx" for the admin connection
+	"github.com/glasshouse-dev/glasshouse/internal/pgcluster"
 )
 
 // The PostgreSQL cluster for tests: one per test binary, started by the
@@ -114,219 +104,57 @@ func sanitize(name string) string {
 // PostgresBinDir finds the directory of the PostgreSQL server binaries
 // (initdb, postgres): `pg_config --bindir`, else the newest
 // /usr/lib/postgresql/*/bin, else wherever initdb is on PATH.
-func PostgresBinDir() (string, error) {
-	has := func(dir string) bool {
-		_, err1 := os.Stat(filepath.Join(dir, "initdb"))
-		_, err2 := os.Stat(filepath.Join(dir, "postgres"))
-		return err1 == nil && err2 == nil
-	}
-	if out, err := exec.Command("pg_config", "--bindir").Output(); err == nil {
-		if dir := strings.TrimSpace(string(out)); has(dir) {
-			return dir, nil
-		}
-	}
-	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
-	for i := len(dirs) - 1; i >= 0; i-- { // Glob sorts, so the newest is last (for one-digit versions and up)
-		if has(dirs[i]) {
-			return dirs[i], nil
-		}
-	}
-	if p, err := exec.LookPath("initdb"); err == nil && has(filepath.Dir(p)) {
-		return filepath.Dir(p), nil
-	}
-	return "", errors.New("no PostgreSQL server binaries (initdb, postgres) in `pg_config --bindir`, /usr/lib/postgresql/*/bin or PATH: " +
-		"install them (Debian: apt-get install postgresql; the system service need not run)")
-}
+func PostgresBinDir() (string, error) { return pgcluster.BinDir() }
 
-// pgCluster is a running throwaway cluster.
+// pgCluster is a running throwaway cluster in a temporary directory of
+// its own.
 type pgCluster struct {
-	dir      string
-	port     int
-	password string
-	admin    *sql.DB
-	cmd      *exec.Cmd
-	exited   chan struct{}
-	logPath  string
+	*pgcluster.Cluster
+	dir   string
+	admin *sql.DB
 }
 
-const pgSuperuser = "glasshouse"
+func (c *pgCluster) url(db string) string { return c.SuperuserURL(db) }
 
-func (c *pgCluster) url(db string) string {
-	u := url.URL{
-		Scheme: "postgres", User: url.UserPassword(pgSuperuser, c.password),
-		Host: "127.0.0.1:" + strconv.Itoa(c.port), Path: "/" + db, RawQuery: "sslmode=disable",
-	}
-	return u.String()
-}
+func (c *pgCluster) tail() string { return c.Tail(30) }
 
-func (c *pgCluster) tail() string {
-	b, _ := os.ReadFile(c.logPath)
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(lines) > 30 {
-		lines = lines[len(lines)-30:]
-	}
-	return "--- last lines of the PostgreSQL log (" + c.logPath + "):\n" + strings.Join(lines, "\n")
-}
-
-// startCluster runs initdb in a new temporary directory and starts
-// postgres on it: loopback and a socket in that directory only, a free
-// port, a random password, and durability off (fsync and friends), which
-// a cluster that dies with the tests does not need.
-//
-// PostgreSQL refuses to run as root. When the tests run as root (as in
-// CI here), initdb and postgres run as the "postgres" system user that
-// Debian's package creates, and the directory is theirs.
+// startCluster starts a cluster in a new temporary directory: loopback
+// only, a free port, and durability off (fsync and friends), which a
+// cluster that dies with the tests does not need. As root, it runs as the
+// postgres system user (see pgcluster); /tmp lets that user reach it.
 func startCluster() (_ *pgCluster, err error) {
-	bin, err := PostgresBinDir()
-	if err != nil {
+	if _, err := pgcluster.BinDir(); err != nil {
 		return nil, err
 	}
 	dir, err := os.MkdirTemp("", "glasshouse-pg-")
 	if err != nil {
 		return nil, err
 	}
-	c := &pgCluster{dir: dir, logPath: filepath.Join(dir, "postgres.log")}
+	c := &pgCluster{dir: dir}
 	defer func() {
 		if err != nil {
 			c.stop()
 		}
 	}()
-	cred, err := pgCredential(dir)
-	if err != nil {
-		return nil, err
-	}
-	c.password = randomHex(16)
-	pwfile := filepath.Join(dir, "pwfile")
-	if err := writeOwned(pwfile, c.password+"\n", cred); err != nil {
-		return nil, err
-	}
-	data := filepath.Join(dir, "data")
-	initdb := exec.Command(filepath.Join(bin, "initdb"), "-D", data, "-U", pgSuperuser, "--pwfile", pwfile,
-		"--auth", "scram-sha-256", "--encoding", "UTF8", "--locale", "C", "--no-sync", "--no-instructions")
-	initdb.Dir = dir
-	initdb.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
-	if out, err := initdb.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("initdb: %v\n%s", err, out)
-	}
-
 	ports, err := freePorts(1)
 	if err != nil {
 		return nil, fmt.Errorf("a free port for PostgreSQL: %w", err)
 	}
-	c.port = ports[0]
-	logFile, err := os.Create(c.logPath)
+	c.Cluster, err = pgcluster.Open(pgcluster.Config{Dir: dir, Port: ports[0], Throwaway: true})
 	if err != nil {
 		return nil, err
 	}
-	c.cmd = exec.Command(filepath.Join(bin, "postgres"), "-D", data,
-		"-h", "127.0.0.1", "-p", strconv.Itoa(c.port), "-k", dir,
-		"-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
-		"-c", "max_connections=200", "-c", "shared_buffers=32MB")
-	c.cmd.Dir = dir
-	c.cmd.Stdout, c.cmd.Stderr = logFile, logFile
-	// Its own process group, so stop can kill the postmaster and every
-	// backend at once; and killed by the kernel if the test binary dies
-	// without running Main's cleanup (a panic, a -timeout).
-	c.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL, Credential: cred}
-	c.exited = make(chan struct{})
-	started := make(chan error, 1)
-	// Pdeathsig fires when the thread that started the child ends, not
-	// the process, so the child is started and waited for on one locked
-	// thread that lives exactly as long as it does.
-	go func() {
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		defer close(c.exited)
-		defer logFile.Close()
-		if err := c.cmd.Start(); err != nil {
-			started <- fmt.Errorf("start postgres: %w", err)
-			return
-		}
-		started <- nil
-		_ = c.cmd.Wait()
-	}()
-	if err := <-started; err != nil {
-		c.cmd = nil
+	if err := c.Start(context.Background()); err != nil {
 		return nil, err
 	}
-
-	c.admin, err = sql.Open("pgx", c.url("postgres"))
-	if err != nil {
-		return nil, err
-	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		err = c.admin.PingContext(ctx)
-		cancel()
-		if err == nil {
-			return c, nil
-		}
-		select {
-		case <-c.exited:
-			return nil, fmt.Errorf("postgres exited at start\n%s", c.tail())
-		default:
-		}
-		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("postgres not answering within 30s: %v\n%s", err, c.tail())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	c.admin = c.Admin()
+	return c, nil
 }
 
-// stop shuts the cluster down (a fast shutdown, then SIGKILL to the whole
-// process group if it lingers) and removes its directory.
+// stop shuts the cluster down and removes its directory.
 func (c *pgCluster) stop() {
-	if c.admin != nil {
-		c.admin.Close()
-	}
-	if c.cmd != nil && c.cmd.Process != nil {
-		_ = c.cmd.Process.Signal(syscall.SIGINT) // fast shutdown: end sessions, checkpoint, exit
-		select {
-		case <-c.exited:
-		case <-time.After(10 * time.Second):
-		}
-		_ = syscall.Kill(-c.cmd.Process.Pid, syscall.SIGKILL) // any backend left behind
-		<-c.exited
+	if c.Cluster != nil {
+		_ = c.Stop(10 * time.Second)
 	}
 	os.RemoveAll(c.dir)
-}
-
-// pgCredential is who initdb and postgres run as: nil (this process's
-// user) unless that is root, then the postgres system user, who is given
-// dir.
-func pgCredential(dir string) (*syscall.Credential, error) {
-	if os.Geteuid() != 0 {
-		return nil, nil
-	}
-	u, err := user.Lookup("postgres")
-	if err != nil {
-		return nil, fmt.Errorf("tests run as root, and PostgreSQL refuses to; no postgres user to run it as (Debian's postgresql package creates one): %w", err)
-	}
-	uid, err1 := strconv.ParseUint(u.Uid, 10, 32)
-	gid, err2 := strconv.ParseUint(u.Gid, 10, 32)
-	if err := errors.Join(err1, err2); err != nil {
-		return nil, err
-	}
-	if err := os.Chown(dir, int(uid), int(gid)); err != nil {
-		return nil, err
-	}
-	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), NoSetGroups: true}, nil
-}
-
-// writeOwned writes a private file that cred (if any) owns.
-func writeOwned(path, content string, cred *syscall.Credential) error {
-	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
-		return err
-	}
-	if cred == nil {
-		return nil
-	}
-	return os.Chown(path, int(cred.Uid), int(cred.Gid))
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b) // crypto/rand.Read never fails
-	return hex.EncodeToString(b)
 }
