@@ -176,7 +176,7 @@ func (r *Registrar) ID() string { return r.reg.ID }
 func (r *Registrar) Run() error {
 	r.running.Lock()
 	defer r.running.Unlock()
-	backoff := newBackoff(100*time.Millisecond, 10*time.Second)
+	backoff := NewBackoff(100*time.Millisecond, 10*time.Second)
 	for {
 		select {
 		case <-r.stop:
@@ -187,11 +187,11 @@ func (r *Registrar) Run() error {
 		if err := r.ensureRegistered(); err != nil {
 			r.registered.Set(0)
 			r.failures.Inc()
-			wait = backoff.next()
+			wait = backoff.Next()
 			r.logger.Warn("cannot register in Consul; serving anyway and retrying",
 				"consul_id", r.reg.ID, "retry_in", wait.String(), "error", err)
 		} else {
-			backoff.reset()
+			backoff.Reset()
 		}
 		select {
 		case <-r.stop:
@@ -282,23 +282,28 @@ func (r *Registrar) Deregister(ctx context.Context) error {
 	return nil
 }
 
-// backoff is capped exponential backoff with full jitter, so a fleet that
-// lost Consul at the same moment does not return in lockstep.
-type backoff struct {
+// Backoff is capped exponential backoff with full jitter, so a fleet that
+// lost Consul (or its database) at the same moment does not return in
+// lockstep. It is not safe for concurrent use: one per retry loop.
+type Backoff struct {
 	base, max, cur time.Duration
 }
 
-func newBackoff(base, max time.Duration) *backoff {
-	return &backoff{base: base, max: max, cur: base}
+// NewBackoff starts at base and doubles up to max.
+func NewBackoff(base, max time.Duration) *Backoff {
+	return &Backoff{base: base, max: max, cur: base}
 }
 
-func (b *backoff) next() time.Duration {
+// Next is the wait before the next attempt: a random time between half
+// the current step and the step, which then doubles, up to max.
+func (b *Backoff) Next() time.Duration {
 	d := b.cur/2 + rand.N(b.cur/2+1)
 	b.cur = min(2*b.cur, b.max)
 	return d
 }
 
-func (b *backoff) reset() { b.cur = b.base }
+// Reset starts again from base, after a success.
+func (b *Backoff) Reset() { b.cur = b.base }
 
 // registerOrGet registers c, or returns the collector already registered
 // under the same name, so several clients in one process share metrics.
