@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"strings"
 
@@ -18,11 +19,12 @@ import (
 	"go.opentelemetry.io/otel/trace"
 )
 
-// maxOpenConns caps each process's connections. database/sql opens as
-// many as there are concurrent queries, but PostgreSQL's max_connections
-// (100 by default) is shared by every replica of every service on the
-// server, and past a few connections per core more only queue inside it.
-const maxOpenConns = 10
+// DefaultMaxConns caps each process's connections unless SetMaxConns
+// says otherwise. database/sql opens as many as there are concurrent
+// queries, but PostgreSQL's max_connections (100 by default) is shared by
+// every replica of every service on the server, and past a few
+// connections per core more only queue inside it.
+const DefaultMaxConns = 10
 
 // IsPostgresURL reports whether source names a PostgreSQL database (a
 // postgres:// or postgresql:// URL) rather than a SQLite file.
@@ -81,8 +83,8 @@ func openPostgres(ctx context.Context, rawURL string, tp trace.TracerProvider, m
 	name := Redact(rawURL)
 	durations := newQueryDuration()
 	db := otelsql.OpenDB(timedConnector{stdlib.GetConnector(*cfg), durations}, tracing(tp, semconv.DBSystemNamePostgreSQL)...)
-	db.SetMaxOpenConns(maxOpenConns)
-	db.SetMaxIdleConns(maxOpenConns)
+	db.SetMaxOpenConns(DefaultMaxConns)
+	db.SetMaxIdleConns(DefaultMaxConns)
 	if err := migratePostgres(ctx, db, migrations); err != nil {
 		return nil, errors.Join(fmt.Errorf("migrate %s: %w", name, err), db.Close())
 	}
@@ -124,6 +126,24 @@ func lockName(ctx context.Context, tx *sql.Tx, name string) error {
 		return fmt.Errorf("lock %q: %w", name, err)
 	}
 	return nil
+}
+
+// Unreachable reports whether err, from opening a PostgreSQL database,
+// says that the server could not be reached or is not accepting
+// connections yet: nothing listening, a name that does not resolve, a
+// timeout, a server starting up or shutting down. Waiting may cure
+// those. A server that answers and refuses (a wrong password, a
+// database or role that does not exist, a bad migration) is not
+// unreachable: waiting cures nothing, and the error must be seen.
+func Unreachable(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		// cannot_connect_now (starting up, recovering), admin_shutdown,
+		// too_many_connections: the server's state, not the request.
+		return pgErr.Code == "57P03" || pgErr.Code == "57P01" || pgErr.Code == "53300"
+	}
+	var netErr net.Error // *net.OpError (refused, unreachable), *net.DNSError, timeouts
+	return errors.As(err, &netErr) || errors.Is(err, context.DeadlineExceeded)
 }
 
 // retryable reports whether PostgreSQL aborted the transaction for its

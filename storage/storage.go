@@ -216,3 +216,15 @@ func inTx(ctx context.Context, db *sql.DB, fn func(*sql.Tx) error) (err error) {
 	}
 	return nil
 }
+
+// SetMaxConns caps the connections the DB holds open (and idle) to
+// PostgreSQL at n, DefaultMaxConns until then. On SQLite it does
+// nothing: openSQLite sizes that pool for SQLite's locking, and a file
+// has no server whose connections run out.
+func (db *DB) SetMaxConns(n int) {
+	if db.dialect != PostgreSQL {
+		return
+	}
+	db.SQL.SetMaxOpenConns(n)
+	db.SQL.SetMaxIdleConns(n)
+}
