@@ -20,6 +20,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -116,6 +117,57 @@ type Process struct {
 	shutdownTelemetry func(context.Context) error
 	remotes           []*transport.Remote
 	closers           []func() error // stores, closed in reverse order
+
+	// admin is the admin listener's server once it serves: from Serve,
+	// or earlier, from OpenStore while it waits for the database.
+	// adminRoutes is AdminRoutes as Serve found it; until then the
+	// service's own admin routes are 404s.
+	admin       *runningServer
+	adminRoutes atomic.Pointer[http.Handler]
+	served      bool // Serve ran, and stopped the admin server itself
+}
+
+// runningServer is a transport.Server whose Run is under way in a
+// goroutine of its own; wait returns what Run returned.
+type runningServer struct {
+	*transport.Server
+	done chan struct{}
+	err  error
+}
+
+func (r *runningServer) wait() error {
+	<-r.done
+	return r.err
+}
+
+// serveAdmin starts the admin server unless it is already serving:
+// /healthz, /readyz, /metrics and profiles, and, once Serve has set
+// them, AdminRoutes. It may start before Serve, so that a process waiting
+// for its database already answers its probes (/readyz failing, saying
+// why) and can be scraped; it is only ever called from the goroutine
+// that runs Start, OpenStore and Serve.
+func (p *Process) serveAdmin() *runningServer {
+	if p.admin != nil {
+		return p.admin
+	}
+	// The admin drain is short: nothing waits on it but a scrape, a probe
+	// or a profile, and it begins only after the public drain has ended.
+	cfg := transport.ServerConfig{Name: "admin", DrainTimeout: 2 * time.Second}
+	routes := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := p.adminRoutes.Load()
+		if h == nil || *h == nil {
+			transport.NewRouter().ServeHTTP(w, r) // none (yet): a 404 problem
+			return
+		}
+		(*h).ServeHTTP(w, r)
+	})
+	srv := transport.NewServer(p.adminLn, transport.AdminHandler(p.Telemetry, p.Health, routes), p.Telemetry, p.Health, cfg)
+	p.admin = &runningServer{Server: srv, done: make(chan struct{})}
+	go func() {
+		defer close(p.admin.done)
+		p.admin.err = srv.Run()
+	}()
+	return p.admin
 }
 
 // Start listens (first: the port names the instance in Consul and in
@@ -191,8 +243,10 @@ func (p *Process) Remote(service string, cfg transport.ClientConfig) *transport.
 	return r
 }
 
-// Close stops watching remotes, closes the stores and flushes buffered
-// spans, joining any failure into *err.
+// Close stops the admin server if Serve did not (a start that failed or
+// was cancelled while waiting for the database), stops watching remotes,
+// closes the stores and flushes buffered spans, joining any failure into
+// *err.
 //
 // Spans that could not be flushed are logged, not joined: the exit status
 // says whether the service stopped cleanly (requests drained, stores
@@ -200,6 +254,13 @@ func (p *Process) Remote(service string, cfg transport.ClientConfig) *transport.
 // export queue drops them under load too). A trace collector that is slow
 // or gone at shutdown must not make a clean stop look like a crash.
 func (p *Process) Close(ctx context.Context, err *error) {
+	if errors.Is(*err, errStoppedStarting) {
+		*err = nil // told to stop before it served: a clean stop
+	}
+	if p.admin != nil && !p.served {
+		p.admin.Stop(nil)
+		*err = errors.Join(*err, p.admin.wait())
+	}
 	for _, r := range p.remotes {
 		r.Close()
 	}
@@ -222,10 +283,10 @@ func (p *Process) Close(ctx context.Context, err *error) {
 func (p *Process) Serve(ctx context.Context, routes http.Handler, background ...func(context.Context) error) error {
 	p.server.Public = p.PublicEndpoint
 	srv := transport.NewServer(p.ln, transport.PublicHandler(p.Telemetry, routes, p.server), p.Telemetry, p.Health, p.server)
-	// The admin drain is short: nothing waits on it but a scrape, a probe
-	// or a profile, and it begins only after the public drain has ended.
-	adminCfg := transport.ServerConfig{Name: "admin", DrainTimeout: 2 * time.Second}
-	admin := transport.NewServer(p.adminLn, transport.AdminHandler(p.Telemetry, p.Health, p.AdminRoutes), p.Telemetry, p.Health, adminCfg)
+	adminRoutes := p.AdminRoutes
+	p.adminRoutes.Store(&adminRoutes)
+	admin := p.serveAdmin()
+	p.served = true
 	registrar := transport.NewRegistrar(p.Consul, p.registration, p.Telemetry.Logger, p.Telemetry.Registry)
 	// Leave Consul before draining, so callers stop choosing this
 	// instance while it still answers the requests in flight.
@@ -245,7 +306,7 @@ func (p *Process) Serve(ctx context.Context, routes http.Handler, background ...
 	// The admin server stops after the public one has drained, whatever
 	// order the group interrupts in: srv.Stop runs once, and a second
 	// call waits for the first to finish.
-	g.Add(admin.Run, func(err error) { srv.Stop(err); admin.Stop(err) })
+	g.Add(admin.wait, func(err error) { srv.Stop(err); admin.Stop(err) })
 	// oklog/run returns only the error that ended the group; the
 	// shutdown sequences' own errors are joined so none is lost.
 	return errors.Join(g.Run(), srv.ShutdownErr(), admin.ShutdownErr())
