@@ -282,7 +282,7 @@ func (r *Registrar) Deregister(ctx context.Context) error {
 	return nil
 }
 
-// Backoff is capped exponential backoff with full jitter, so a fleet that
+// Backoff is capped exponential backoff with equal jitter, so a fleet that
 // lost Consul (or its database) at the same moment does not return in
 // lockstep. It is not safe for concurrent use: one per retry loop.
 type Backoff struct {
