@@ -75,11 +75,14 @@ func TestChaosSuite(t *testing.T) {
 //   - INVENTORY_CLIENT_ATTEMPTS=1 on the gateway and orders: a call sent
 //     to the killed inventory replica is not retried on the live one, so
 //     kill-inventory-replica's browses and checkouts fail. inventory's
-//     CHECK_INTERVAL=5s keeps the dead replica in their lists for
-//     seconds, as a slower health check would: with the default 1s check
-//     the gateway has dropped it as soon as 0.3s after the kill, when only
-//     three or four browses can have chosen it, and a run in which none
-//     did proved nothing about the retries.
+//     CHECK_INTERVAL=10s keeps the dead replica in their lists for
+//     seconds, as a slower health check would. Consul's next check of
+//     the dead replica falls anywhere in the interval after the kill:
+//     with the default 1s the gateway had dropped it 0.3s after, and
+//     even with 5s a run dropped it after 0.1s, when no browse had chosen
+//     it yet, and proved nothing about the retries. With about a dozen
+//     one-attempt browses a second choosing the dead replica, a run in
+//     which none does is now about one in 120 (it was one in 60).
 //   - orders' PAYMENTS_CLIENT_BREAKER_FAILURES=1000000000: orders' breakers
 //     on payments never open, so slow-payments' slow instance keeps being
 //     waited for.
@@ -120,7 +123,7 @@ func TestChaosVerdictsFailWhenTheirMechanismIsBroken(t *testing.T) {
 		// experiment may start.
 		broken: map[string][]string{
 			"gateway":   {"INVENTORY_CLIENT_ATTEMPTS=1"},
-			"inventory": {"CHECK_INTERVAL=5s"},
+			"inventory": {"CHECK_INTERVAL=10s"},
 			"orders":    {"INVENTORY_CLIENT_ATTEMPTS=1", "PAYMENTS_CLIENT_ATTEMPTS=1000000", "PAYMENTS_CLIENT_BREAKER_FAILURES=1000000000"},
 		},
 		exps: []chaos.Experiment{chaos.KillInventoryReplica(), chaos.PaymentsDown()},
