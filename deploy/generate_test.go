@@ -5,7 +5,6 @@ package deploy_test
 
 import (
 	"bytes"
-	"fmt"
 	"go/parser"
 	"go/token"
 	"os"
@@ -17,6 +16,7 @@ import (
 	"testing"
 
 	"github.com/glasshouse-dev/glasshouse/deploy/generate"
+	"github.com/glasshouse-dev/glasshouse/internal/testenv"
 	"github.com/glasshouse-dev/glasshouse/services"
 )
 
@@ -36,7 +36,7 @@ func TestGeneratedFilesAreUpToDate(t *testing.T) {
 		}
 		if !bytes.Equal(have, f.Content) {
 			t.Errorf("%s differs from what %s and services/catalog.go generate (%s); run `%s`",
-				f.Path, f.Template, firstDifference(have, f.Content), generate.Command)
+				f.Path, f.Template, testenv.FirstDifference(have, f.Content), generate.Command)
 		}
 		if !generate.IsGenerated(f.Content) {
 			t.Errorf("%s: %s does not start with the generated-file header", f.Path, f.Template)
@@ -68,24 +68,6 @@ func TestNoStrayGeneratedManifests(t *testing.T) {
 			t.Errorf("%s is generated, but no service in services/catalog.go generates it any more; run `%s`", rel, generate.Command)
 		}
 	}
-}
-
-// firstDifference points at the first line where two files differ.
-func firstDifference(have, want []byte) string {
-	h, w := strings.Split(string(have), "\n"), strings.Split(string(want), "\n")
-	for i := range max(len(h), len(w)) {
-		var hl, wl string
-		if i < len(h) {
-			hl = h[i]
-		}
-		if i < len(w) {
-			wl = w[i]
-		}
-		if hl != wl {
-			return fmt.Sprintf("line %d is %q, generated %q", i+1, strings.TrimSpace(hl), strings.TrimSpace(wl))
-		}
-	}
-	return "same lines"
 }
 
 // Every service package has its entry in the catalogue and a program, and

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/glasshouse-dev/glasshouse/internal/testenv"
 	"github.com/glasshouse-dev/glasshouse/transport/clientgen"
 )
 
@@ -50,7 +51,7 @@ func TestGeneratedClientsAreUpToDate(t *testing.T) {
 				t.Errorf("%s: %v; run `%s`", path, err, clientgen.Command)
 			case !bytes.Equal(have, want):
 				t.Errorf("%s differs from what clientgen writes from services/%s (%s); run `%s`",
-					path, dir, clientgen.FirstDifference(have, want), clientgen.Command)
+					path, dir, testenv.FirstDifference(have, want), clientgen.Command)
 			}
 		})
 	}

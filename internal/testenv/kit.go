@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"path/filepath"
@@ -200,4 +201,24 @@ func Send(t testing.TB, method, url, body string) (int, string) {
 		t.Fatal(err)
 	}
 	return resp.StatusCode, string(raw)
+}
+
+// FirstDifference points at the first line where a checked-in file
+// (have) differs from what its generator writes now (want), for a drift
+// test's message.
+func FirstDifference(have, want []byte) string {
+	h, w := strings.Split(string(have), "\n"), strings.Split(string(want), "\n")
+	for i := range max(len(h), len(w)) {
+		var hl, wl string
+		if i < len(h) {
+			hl = h[i]
+		}
+		if i < len(w) {
+			wl = w[i]
+		}
+		if hl != wl {
+			return fmt.Sprintf("line %d is %q, generated %q", i+1, strings.TrimSpace(hl), strings.TrimSpace(wl))
+		}
+	}
+	return "same lines"
 }

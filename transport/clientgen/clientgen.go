@@ -632,22 +632,3 @@ func render(pkgName, from string, imports map[string]string, methods []string) [
 	}
 	return b.Bytes()
 }
-
-// FirstDifference points at the first line where a file differs from
-// what was generated, for a test's message.
-func FirstDifference(have, want []byte) string {
-	h, w := strings.Split(string(have), "\n"), strings.Split(string(want), "\n")
-	for i := range max(len(h), len(w)) {
-		var hl, wl string
-		if i < len(h) {
-			hl = h[i]
-		}
-		if i < len(w) {
-			wl = w[i]
-		}
-		if hl != wl {
-			return fmt.Sprintf("line %d is %q, generated %q", i+1, strings.TrimSpace(hl), strings.TrimSpace(wl))
-		}
-	}
-	return "same lines"
-}

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/glasshouse-dev/glasshouse/internal/testenv"
 	"github.com/glasshouse-dev/glasshouse/storage"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
@@ -32,27 +33,9 @@ func TestCheckedInJSONIsGenerated(t *testing.T) {
 		}
 		if !bytes.Equal(have, want) {
 			t.Errorf("%s differs from what the Go source generates (%s); run `go generate ./deploy/grafana/dashboards`",
-				f.Name, firstDifference(have, want))
+				f.Name, testenv.FirstDifference(have, want))
 		}
 	}
-}
-
-// firstDifference points at the first line where two files differ.
-func firstDifference(have, want []byte) string {
-	h, w := strings.Split(string(have), "\n"), strings.Split(string(want), "\n")
-	for i := range max(len(h), len(w)) {
-		var hl, wl string
-		if i < len(h) {
-			hl = h[i]
-		}
-		if i < len(w) {
-			wl = w[i]
-		}
-		if hl != wl {
-			return fmt.Sprintf("line %d is %q, generated %q", i+1, strings.TrimSpace(hl), strings.TrimSpace(wl))
-		}
-	}
-	return "same lines"
 }
 
 // Grafana would keep showing a dashboard whose Go source is gone.
