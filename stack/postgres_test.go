@@ -40,7 +40,7 @@ func TestOrdersRunsTwoReplicasOnPostgresOnly(t *testing.T) {
 }
 
 // The whole stack on PostgreSQL, as `glasshouse up --store postgres`
-// starts it: one cluster, a database and a role per service that has a
+// starts it: a cluster, a database and a role per service that has a
 // store, and a checkout through the gateway that the second orders
 // replica can read back.
 func TestUpOnPostgresGivesEachServiceItsOwnDatabase(t *testing.T) {
@@ -63,7 +63,7 @@ func TestUpOnPostgresGivesEachServiceItsOwnDatabase(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pgPID := s.Postgres.PID
+	dbs := s.Databases()
 	t.Cleanup(func() {
 		if err := s.Down(context.Background()); err != nil {
 			t.Errorf("stack down: %v", err)
@@ -73,19 +73,34 @@ func TestUpOnPostgresGivesEachServiceItsOwnDatabase(t *testing.T) {
 				t.Errorf("%s still running after down", p.Name)
 			}
 		}
-		// The postmaster's process group holds every backend: none may
+		// A postmaster's process group holds every backend: none may
 		// outlive Down (a zombie waiting for its reaper aside, briefly).
 		deadline := time.Now().Add(5 * time.Second)
-		for syscall.Kill(-pgPID, 0) == nil {
-			if time.Now().After(deadline) {
-				t.Errorf("a postgres process (group %d) is still there after down", pgPID)
-				break
+		for _, db := range dbs {
+			for syscall.Kill(-db.PID, 0) == nil {
+				if time.Now().After(deadline) {
+					t.Errorf("a postgres process of %s (group %d) is still there after down", db.Name, db.PID)
+					break
+				}
+				time.Sleep(50 * time.Millisecond)
 			}
-			time.Sleep(50 * time.Millisecond)
 		}
 	})
-	if s.Proc("postgres") != s.Postgres || !s.Postgres.Running() {
-		t.Fatalf("no running postgres among the stack's processes")
+	// A cluster per store-owning service, each running on its own port.
+	ports := map[string]bool{}
+	for _, svc := range services.All() {
+		db := s.Database(svc.Name)
+		switch {
+		case svc.Store == "" && db != nil:
+			t.Errorf("%s has no store but a database %s", svc.Name, db.Name)
+		case svc.Store == "":
+		case db == nil || s.Proc(DatabaseProc(svc.Name)) != db || !db.Running():
+			t.Fatalf("no running %s among the stack's processes", DatabaseProc(svc.Name))
+		case ports[db.Addr]:
+			t.Errorf("%s shares its address %s with another cluster", db.Name, db.Addr)
+		default:
+			ports[db.Addr] = true
+		}
 	}
 
 	// Every instance of a store-owning service has its own database.
@@ -104,9 +119,10 @@ func TestUpOnPostgresGivesEachServiceItsOwnDatabase(t *testing.T) {
 				continue
 			}
 			u, err := url.Parse(got)
+			addr := s.Database(svc.Name).Addr
 			if err != nil || u.Scheme != "postgres" || u.User.Username() != svc.Name || u.Path != "/"+svc.Name ||
-				u.Host != s.Postgres.Addr || u.Query().Get("sslmode") != "disable" {
-				t.Errorf("%s: DATABASE_URL %q; want postgres://%s:…@%s/%s?sslmode=disable", p.Name, got, svc.Name, s.Postgres.Addr, svc.Name)
+				u.Host != addr || u.Query().Get("sslmode") != "disable" {
+				t.Errorf("%s: DATABASE_URL %q; want postgres://%s:…@%s/%s?sslmode=disable", p.Name, got, svc.Name, addr, svc.Name)
 			}
 			if prev, ok := urls[svc.Name]; ok && prev != got {
 				t.Errorf("%s's replicas have different DATABASE_URLs", svc.Name)
@@ -137,19 +153,20 @@ func TestUpOnPostgresGivesEachServiceItsOwnDatabase(t *testing.T) {
 		}
 	}
 
-	// Each role reaches its own database and no other.
+	// Each role reaches its own database and no other: another service's
+	// cluster does not know it.
 	for owner, ownURL := range urls {
 		for db := range urls {
 			u, _ := url.Parse(ownURL)
-			u.Path = "/" + db
+			u.Host, u.Path = s.Database(db).Addr, "/"+db
 			err := ping(u.String())
 			switch {
 			case db == owner && err != nil:
 				t.Errorf("%s cannot connect to its own database: %v", owner, err)
 			case db != owner && err == nil:
 				t.Errorf("%s's role connects to %s's database", owner, db)
-			case db != owner && !strings.Contains(err.Error(), "permission denied"):
-				t.Errorf("%s's role on %s's database: %v; want permission denied", owner, db, err)
+			case db != owner && !strings.Contains(err.Error(), "password authentication failed"):
+				t.Errorf("%s's role on %s's cluster: %v; want password authentication failed", owner, db, err)
 			}
 		}
 	}

@@ -1,6 +1,7 @@
 package stack
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -13,11 +14,14 @@ import (
 
 // Proc is one child process of the stack: a tool or a service instance.
 type Proc struct {
-	// Name is unique in the stack: "consul", "jaeger", "prometheus", or
-	// "SERVICE/N" for the Nth replica of a service (from 1).
+	// Name is unique in the stack: "consul", "jaeger", "prometheus",
+	// "SERVICE/N" for the Nth replica of a service (from 1), or
+	// "SERVICE-db" for a service's PostgreSQL cluster.
 	Name    string `json:"name"`
 	Service string `json:"service,omitempty"`
 	Replica int    `json:"replica,omitempty"`
+	// Database names the service whose PostgreSQL cluster this is.
+	Database string `json:"database,omitempty"`
 	// Addr is the host:port it serves HTTP on: a service's public API.
 	Addr string `json:"addr"`
 	// AdminAddr is a service instance's admin listener (/readyz,
@@ -33,9 +37,10 @@ type Proc struct {
 	// Consul dev agent skips its leave and exits 1), which is no error.
 	anyExitOnStop bool
 
-	// stop, when set, stops a process that start did not run (the
-	// PostgreSQL cluster, which pgcluster runs).
-	stop func(grace time.Duration) error
+	// stop and restart, when set, stop and start again a process that
+	// start did not run (a PostgreSQL cluster, which pgcluster runs).
+	stop    func(grace time.Duration) error
+	restart func(ctx context.Context) error
 
 	cmd    *exec.Cmd
 	exited <-chan struct{}

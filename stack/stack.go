@@ -3,8 +3,8 @@
 // process (inventory and payments with two replicas), each found through
 // Consul as in production. Each service's store is its SQLite file under
 // the run directory, or, with Store set to StorePostgres, its own
-// database in one PostgreSQL cluster the stack starts (orders then runs
-// two replicas too). `glasshouse up` uses it, and so do the tests
+// PostgreSQL cluster the stack starts (orders then runs two replicas
+// too). `glasshouse up` uses it, and so do the tests
 // and the chaos runner, so what they prove is what a newcomer runs.
 package stack
 
@@ -37,9 +37,10 @@ const (
 	// StoreSQLite gives each service a SQLite file under RunDir/data,
 	// shared by its replicas (all on this host).
 	StoreSQLite Store = "sqlite"
-	// StorePostgres starts one PostgreSQL cluster under RunDir/postgres,
-	// from the machine's own server binaries, with a database and a role
-	// per service that has a store: each role owns its database alone.
+	// StorePostgres starts a PostgreSQL cluster per service that has a
+	// store, under RunDir/postgres/SERVICE, from the machine's own server
+	// binaries, each with a database and a role named after its service:
+	// the role owns the database alone.
 	StorePostgres Store = "postgres"
 )
 
@@ -72,8 +73,10 @@ type Config struct {
 	GatewayPort, ConsulPort, JaegerPort, OTLPPort, PrometheusPort int
 	// Store is where the services keep their data; default StoreSQLite.
 	Store Store
-	// PostgresPort is the PostgreSQL cluster's port with StorePostgres;
-	// 0 means 5432, or a free port when RandomPorts is set.
+	// PostgresPort is the port of the first PostgreSQL cluster with
+	// StorePostgres (users'); the others follow it in catalogue order
+	// (inventory, payments, orders: 5433, 5434, 5435 by default). 0 means
+	// 5432, or free ports when RandomPorts is set.
 	PostgresPort int
 	// RandomPorts picks free ports for everything (tests, parallel stacks).
 	RandomPorts bool
@@ -85,21 +88,20 @@ type Config struct {
 	// Progress receives one line per step; nil discards.
 	Progress io.Writer
 
-	chosen map[int]bool // ports handed out, so no port is chosen twice
+	chosen        map[int]bool   // ports handed out, so no port is chosen twice
+	postgresPorts map[string]int // each store-owning service's cluster's port
 }
 
 // Stack is a running platform.
 type Stack struct {
 	cfg   Config
 	procs []*Proc
-	pg    *pgcluster.Cluster
-	// databaseURLs holds each store-owning service's DATABASE_URL with
-	// StorePostgres.
+	// databases are the PostgreSQL clusters' postmasters by service with
+	// StorePostgres, among procs as "SERVICE-db"; databaseURLs holds each
+	// store-owning service's DATABASE_URL.
+	databases    map[string]*Proc
 	databaseURLs map[string]string
 
-	// Postgres is the PostgreSQL cluster's postmaster with StorePostgres
-	// (nil with SQLite), among Procs as "postgres".
-	Postgres   *Proc
 	Consul     *Proc
 	Jaeger     *Proc
 	Prometheus *Proc
@@ -171,9 +173,21 @@ func (c *Config) choosePorts() error {
 		if c.PostgresPort == 0 && !c.RandomPorts {
 			c.PostgresPort = 5432
 		}
-		if err := c.reserve(&c.PostgresPort, "--postgres-port"); err != nil {
-			return err
+		c.postgresPorts = map[string]int{}
+		for i, svc := range storeServices() {
+			port, flag := 0, "--postgres-port"
+			if c.PostgresPort != 0 {
+				port = c.PostgresPort + i
+			}
+			if i > 0 {
+				flag = fmt.Sprintf("%s's PostgreSQL, --postgres-port+%d", svc.Name, i)
+			}
+			if err := c.reserve(&port, flag); err != nil {
+				return err
+			}
+			c.postgresPorts[svc.Name] = port
 		}
+		c.PostgresPort = c.postgresPorts[storeServices()[0].Name]
 	}
 	return nil
 }
@@ -495,8 +509,8 @@ func (s *Stack) Restart(ctx context.Context, name string) error {
 	if p.Running() {
 		return fmt.Errorf("%s is still running", name)
 	}
-	if p == s.Postgres {
-		return s.runPostgres(ctx)
+	if p.restart != nil {
+		return p.restart(ctx)
 	}
 	if err := p.start(); err != nil {
 		return err
@@ -540,7 +554,7 @@ func (s *Stack) Procs() []*Proc { return append([]*Proc(nil), s.procs...) }
 
 // Down stops everything in order: the services first (each deregisters
 // from Consul and drains), then Prometheus, Jaeger and Consul, and the
-// PostgreSQL cluster last, once nothing uses it. No process is left
+// PostgreSQL clusters last, once nothing uses them. No process is left
 // behind: whatever does not stop in time is killed.
 func (s *Stack) Down(ctx context.Context) error {
 	var errs []error
@@ -579,10 +593,8 @@ func (s *Stack) Down(ctx context.Context) error {
 			}
 		}
 	}
-	if s.pg != nil {
-		if err := s.pg.Stop(30 * time.Second); err != nil {
-			errs = append(errs, err)
-		}
+	if err := s.stopDatabases(30 * time.Second); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }
@@ -651,8 +663,8 @@ type State struct {
 	JaegerURL     string `json:"jaeger_url"`
 	PrometheusURL string `json:"prometheus_url"`
 	RunDir        string `json:"run_dir"`
-	// Store is "sqlite" or "postgres"; with postgres, Procs has the
-	// cluster's postmaster as "postgres".
+	// Store is "sqlite" or "postgres"; with postgres, Procs has each
+	// store-owning service's cluster's postmaster as "SERVICE-db".
 	Store Store   `json:"store"`
 	Procs []*Proc `json:"procs"`
 }

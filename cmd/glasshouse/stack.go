@@ -43,8 +43,8 @@ func cmdUp(ctx context.Context, args []string, getenv func(string) string, stdou
 	fs.IntVar(&cfg.PrometheusPort, "prometheus-port", 9090, "Prometheus port")
 	fs.BoolVar(&cfg.RandomPorts, "random-ports", false, "pick free ports for everything")
 	store := fs.String("store", string(stack.StoreSQLite), "where the services keep their data: sqlite (a file per service under the run dir) "+
-		"or postgres (a PostgreSQL cluster under the run dir, from this machine's server binaries, a database and a role per service)")
-	fs.IntVar(&cfg.PostgresPort, "postgres-port", 5432, "PostgreSQL port, with --store postgres")
+		"or postgres (a PostgreSQL cluster per service under the run dir, from this machine's server binaries, each with the service's database and role)")
+	fs.IntVar(&cfg.PostgresPort, "postgres-port", 5432, "with --store postgres, the first PostgreSQL cluster's port (users'); inventory's, payments' and orders' follow it")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -73,7 +73,7 @@ func cmdUp(ctx context.Context, args []string, getenv func(string) string, stdou
 
 	<-ctx.Done() // Ctrl-C, or SIGTERM from `glasshouse down`
 	last := "Prometheus, Jaeger and Consul"
-	if s.Postgres != nil {
+	if len(s.Databases()) > 0 {
 		last = "Prometheus, Jaeger, Consul and PostgreSQL"
 	}
 	fmt.Fprintf(stdout, "\nglasshouse: stopping services, then %s\n", last)
@@ -92,8 +92,8 @@ func printReady(w io.Writer, s *stack.Stack, runDir string) {
 	fmt.Fprintf(tw, "  Jaeger API\t%s/api/services\t(glasshouse trace ID draws one; the UI comes with docker compose)\n", s.JaegerURL)
 	fmt.Fprintf(tw, "  Prometheus\t%s\n", s.PrometheusURL)
 	fmt.Fprintf(tw, "  Consul UI\t%s/ui\n", s.ConsulURL)
-	if s.Postgres != nil {
-		fmt.Fprintf(tw, "  PostgreSQL\t%s\t(a database and a role per service; URLs in each instance's DATABASE_URL)\n", s.Postgres.Addr)
+	for _, db := range s.Databases() {
+		fmt.Fprintf(tw, "  %s\t%s\t(PostgreSQL: %s's database and role; the URL is in its instances' DATABASE_URL)\n", db.Name, db.Addr, db.Database)
 	}
 	fmt.Fprintf(tw, "  logs\t%s/logs/\n", strings.TrimSuffix(runDir, "/"))
 	tw.Flush()
@@ -168,15 +168,15 @@ func cmdKill(ctx context.Context, args []string, getenv func(string) string, std
 		return err
 	}
 	if fs.NArg() != 1 {
-		return errors.New("usage: glasshouse kill SERVICE[/N]   e.g. glasshouse kill inventory/2")
-	}
-	name := fs.Arg(0)
-	if !strings.Contains(name, "/") && !isTool(name) {
-		name += "/1"
+		return errors.New("usage: glasshouse kill SERVICE[/N] | TOOL   e.g. glasshouse kill inventory/2, glasshouse kill orders-db")
 	}
 	st, err := stack.ReadState(*runDir)
 	if err != nil {
 		return err
+	}
+	name := fs.Arg(0)
+	if !slices.ContainsFunc(st.Procs, func(p *stack.Proc) bool { return p.Name == name }) && !strings.Contains(name, "/") {
+		name += "/1" // a service's first replica
 	}
 	var names []string
 	for _, p := range st.Procs {
@@ -190,10 +190,6 @@ func cmdKill(ctx context.Context, args []string, getenv func(string) string, std
 		}
 	}
 	return fmt.Errorf("no process %q; the stack has %s", name, strings.Join(names, ", "))
-}
-
-func isTool(name string) bool {
-	return name == "consul" || name == "jaeger" || name == "prometheus" || name == "postgres"
 }
 
 func cmdStatus(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
@@ -237,12 +233,12 @@ func cmdStatus(ctx context.Context, args []string, getenv func(string) string, s
 	tw.Flush()
 	fmt.Fprintln(stdout)
 	for _, p := range st.Procs {
-		if isTool(p.Name) {
+		if p.Service == "" { // a tool or a database
 			state := "running"
 			if !processAlive(p.PID) {
 				state = "NOT RUNNING"
 			}
-			fmt.Fprintf(stdout, "%-11s %s  %s\n", p.Name, p.Addr, state)
+			fmt.Fprintf(stdout, "%-13s %s  %s\n", p.Name, p.Addr, state)
 		}
 	}
 	return nil
