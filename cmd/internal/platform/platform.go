@@ -27,6 +27,7 @@ import (
 	"github.com/glasshouse-dev/glasshouse/cmd/internal/config"
 	"github.com/glasshouse-dev/glasshouse/observability"
 	"github.com/glasshouse-dev/glasshouse/services"
+	"github.com/glasshouse-dev/glasshouse/storage"
 	"github.com/glasshouse-dev/glasshouse/transport"
 	"github.com/go-kit/kit/endpoint"
 	consul "github.com/hashicorp/consul/api"
@@ -228,9 +229,20 @@ func (p *Process) AdminAddr() net.Addr { return p.adminLn.Addr() }
 
 // EndpointMiddleware is the middleware for the endpoint of the service's
 // named method: tracing, RED metrics and logging, then the per-request
-// faults of chaos tests when they are enabled.
+// faults of chaos tests when they are enabled, and innermost the
+// database's errors: one that says the database was lost answers 503
+// unavailable, naming the database as the upstream (storage.Unavailable),
+// instead of 500, so a caller neither retries it elsewhere nor counts it
+// against this instance's breaker.
 func (p *Process) EndpointMiddleware(name string) endpoint.Middleware {
-	return endpoint.Chain(p.Telemetry.ServerEndpoint(name), transport.BaggageFaults(p.faults, p.service, name))
+	return endpoint.Chain(p.Telemetry.ServerEndpoint(name), transport.BaggageFaults(p.faults, p.service, name), databaseErrors)
+}
+
+func databaseErrors(next endpoint.Endpoint) endpoint.Endpoint {
+	return func(ctx context.Context, req any) (any, error) {
+		resp, err := next(ctx, req)
+		return resp, storage.Unavailable(err)
+	}
 }
 
 // Remote watches another service in Consul for this process's clients,
