@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -30,8 +29,7 @@ type Env struct {
 	// Customer is the runner's own shopper, for single checkouts.
 	Customer *Customer
 
-	consul  *consul.Client
-	dataDir string
+	consul *consul.Client
 }
 
 func newEnv(ctx context.Context, s *stack.Stack) (*Env, error) {
@@ -43,11 +41,10 @@ func newEnv(ctx context.Context, s *stack.Stack) (*Env, error) {
 		return nil, err
 	}
 	env := &Env{
-		Stack:   s,
-		Jaeger:  traces.NewClient(s.JaegerURL, nil),
-		HTTP:    &http.Client{Timeout: 2 * time.Second},
-		consul:  c,
-		dataDir: filepath.Join(s.State().RunDir, "data"),
+		Stack:  s,
+		Jaeger: traces.NewClient(s.JaegerURL, nil),
+		HTTP:   &http.Client{Timeout: 2 * time.Second},
+		consul: c,
 	}
 	env.Customer, err = newCustomer(ctx, s.GatewayURL)
 	if err != nil {
@@ -89,7 +86,7 @@ func (e *Env) passing(ctx context.Context, service string) (int, error) {
 // pendingOrders counts PENDING orders in orders' own store: the sagas
 // that are running, or that a crash left half-done.
 func (e *Env) pendingOrders(ctx context.Context) (int, error) {
-	st, err := orders.OpenStore(ctx, filepath.Join(e.dataDir, "orders", "orders.db"), noop.NewTracerProvider())
+	st, err := orders.OpenStore(ctx, e.Stack.StoreSource("orders"), noop.NewTracerProvider())
 	if err != nil {
 		return 0, err
 	}

@@ -11,21 +11,29 @@ import (
 	"github.com/glasshouse-dev/glasshouse/loadgen"
 	"github.com/glasshouse-dev/glasshouse/services"
 	"github.com/glasshouse-dev/glasshouse/services/orders"
+	"github.com/glasshouse-dev/glasshouse/stack"
 	"github.com/glasshouse-dev/glasshouse/transport"
 )
 
-// All returns the suite's experiments, in the order they run.
-func All() []Experiment {
-	return []Experiment{
+// All returns the suite's experiments for a stack on store, in the order
+// they run. kill-orders-database runs on PostgreSQL only, where orders'
+// database is a server of its own to kill.
+func All(store stack.Store) []Experiment {
+	var database []Experiment
+	if store == stack.StorePostgres {
+		database = append(database, KillOrdersDatabase())
+	}
+	return slices.Concat([]Experiment{
 		KillInventoryReplica(),
 		PaymentsDown(),
 		KillOrdersMidCheckout(),
+	}, database, []Experiment{
 		ConsulDown(),
 		JaegerDown(),
 		SlowPayments(),
 		RequestFaults(),
 		HostileClient(),
-	}
+	})
 }
 
 // The steady load most experiments run: the load generator's default mix

@@ -604,7 +604,7 @@ func measureHostile(ctx context.Context, env *Env, run *Run) error {
 		read[r.Kind]++
 		hr.Traces = append(hr.Traces, env.hostileTrace(ctx, r))
 	}
-	hr.Stores = readHostileStores(ctx, env.dataDir, hr.User)
+	hr.Stores = readHostileStores(ctx, env.Stack.StoreSource, hr.User)
 	if len(hr.Requests) > 0 {
 		for name, v := range summarizeHostile(run).values(hr) {
 			run.SetValue(name, v)

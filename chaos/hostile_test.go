@@ -259,7 +259,8 @@ func TestReadHostileStores(t *testing.T) {
 	}
 
 	const hostile, customer = "6f1c1d2e-3a4b-4c5d-8e9f-0a1b2c3d4e5f", "0a1b2c3d-3a4b-4c5d-8e9f-6f1c1d2e4e5f"
-	if got := readHostileStores(ctx, dir, hostile); got != (HostileStores{}) {
+	src := func(service string) string { return filepath.Join(dir, service, service+".db") }
+	if got := readHostileStores(ctx, src, hostile); got != (HostileStores{}) {
 		t.Fatalf("empty stores: %+v", got)
 	}
 	// orders offers no way to write an order but a checkout: write the
@@ -287,10 +288,10 @@ func TestReadHostileStores(t *testing.T) {
 		}
 	}
 	want := HostileStores{Orders: 2, Reservations: 2, Charges: 1}
-	if got := readHostileStores(ctx, dir, hostile); got != want {
+	if got := readHostileStores(ctx, src, hostile); got != want {
 		t.Errorf("readHostileStores = %+v, want %+v", got, want)
 	}
-	if got := readHostileStores(ctx, dir, ""); got.Err == "" {
+	if got := readHostileStores(ctx, src, ""); got.Err == "" {
 		t.Errorf("an unknown user reads as %+v, want an error", got)
 	}
 }

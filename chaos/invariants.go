@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -13,12 +12,15 @@ import (
 	"github.com/glasshouse-dev/glasshouse/services/inventory"
 	"github.com/glasshouse-dev/glasshouse/services/orders"
 	"github.com/glasshouse-dev/glasshouse/services/payments"
+	"github.com/glasshouse-dev/glasshouse/storage"
+	_ "github.com/jackc/pgx/v5/stdlib" // "pgx", for reading a PostgreSQL store directly
 	"go.opentelemetry.io/otel/trace/noop"
 )
 
 // Invariants are the checkout's promises, read from the services' own
-// stores (replicas share their service's file on one host). They are read
-// only, never changed: the runner checks what the services did.
+// stores (each service's SQLite file or PostgreSQL database, which its
+// replicas share). They are read only, never changed: the runner checks
+// what the services did.
 type Invariants struct {
 	// Quiet is how long after the load every saga had ended (no order
 	// PENDING) and the promises held; or, if they never did, how long the
@@ -70,21 +72,24 @@ func (inv Invariants) Of(kind string) []Violation {
 	return out
 }
 
-// readInvariants reads the stores under dataDir and lists every broken
-// promise.
-func readInvariants(ctx context.Context, dataDir string) (inv Invariants, err error) {
+// Sources says where each service keeps its data: a SQLite file or a
+// PostgreSQL URL, as its instances are told (stack.Stack.StoreSource).
+type Sources func(service string) string
+
+// readInvariants reads the stores and lists every broken promise.
+func readInvariants(ctx context.Context, src Sources) (inv Invariants, err error) {
 	tp := noop.NewTracerProvider()
-	invStore, err := inventory.OpenStore(ctx, filepath.Join(dataDir, "inventory", "inventory.db"), tp)
+	invStore, err := inventory.OpenStore(ctx, src("inventory"), tp)
 	if err != nil {
 		return inv, err
 	}
 	defer func() { err = errors.Join(err, invStore.Close()) }()
-	payStore, err := payments.OpenStore(ctx, filepath.Join(dataDir, "payments", "payments.db"), tp)
+	payStore, err := payments.OpenStore(ctx, src("payments"), tp)
 	if err != nil {
 		return inv, err
 	}
 	defer func() { err = errors.Join(err, payStore.Close()) }()
-	ordStore, err := orders.OpenStore(ctx, filepath.Join(dataDir, "orders", "orders.db"), tp)
+	ordStore, err := orders.OpenStore(ctx, src("orders"), tp)
 	if err != nil {
 		return inv, err
 	}
@@ -152,11 +157,11 @@ func readInvariants(ctx context.Context, dataDir string) (inv Invariants, err er
 // awaitInvariants reads the invariants until they hold or within passes,
 // and returns the last reading. Sagas interrupted by an experiment end
 // within the recovery timings the stack runs orders with.
-func awaitInvariants(ctx context.Context, dataDir string, within time.Duration) Invariants {
+func awaitInvariants(ctx context.Context, src Sources, within time.Duration) Invariants {
 	start := time.Now()
 	var last Invariants
 	err := poll(ctx, within, 250*time.Millisecond, func() error {
-		inv, err := readInvariants(ctx, dataDir)
+		inv, err := readInvariants(ctx, src)
 		if err != nil {
 			inv.Err = err.Error()
 		}
@@ -174,13 +179,13 @@ func awaitInvariants(ctx context.Context, dataDir string, within time.Duration) 
 // readHostileStores counts what the stores hold of user: their orders,
 // and the reservations and charges of those orders. The stores' packages
 // offer no lookup by user, so this reads their tables directly, read-only.
-func readHostileStores(ctx context.Context, dataDir, user string) HostileStores {
+func readHostileStores(ctx context.Context, src Sources, user string) HostileStores {
 	var st HostileStores
 	if user == "" {
 		st.Err = "the hostile user is unknown"
 		return st
 	}
-	ids, err := queryStrings(ctx, filepath.Join(dataDir, "orders", "orders.db"), `SELECT id FROM orders WHERE user_id = ?`, user)
+	ids, err := queryStrings(ctx, src("orders"), `SELECT id FROM orders WHERE user_id = $1`, user)
 	if err != nil {
 		st.Err = err.Error()
 		return st
@@ -189,14 +194,15 @@ func readHostileStores(ctx context.Context, dataDir, user string) HostileStores 
 	if len(ids) == 0 {
 		return st
 	}
-	in := "(" + strings.TrimSuffix(strings.Repeat("?,", len(ids)), ",") + ")"
+	marks := make([]string, len(ids))
 	args := make([]any, len(ids))
 	for i, id := range ids {
-		args[i] = id
+		marks[i], args[i] = fmt.Sprintf("$%d", i+1), id
 	}
-	res, err := queryStrings(ctx, filepath.Join(dataDir, "inventory", "inventory.db"), `SELECT order_id FROM reservations WHERE order_id IN `+in, args...)
+	in := "(" + strings.Join(marks, ",") + ")"
+	res, err := queryStrings(ctx, src("inventory"), `SELECT order_id FROM reservations WHERE order_id IN `+in, args...)
 	st.Reservations = len(res)
-	charges, cerr := queryStrings(ctx, filepath.Join(dataDir, "payments", "payments.db"), `SELECT id FROM charges WHERE order_id IN `+in, args...)
+	charges, cerr := queryStrings(ctx, src("payments"), `SELECT id FROM charges WHERE order_id IN `+in, args...)
 	st.Charges = len(charges)
 	if err = errors.Join(err, cerr); err != nil {
 		st.Err = err.Error()
@@ -204,17 +210,25 @@ func readHostileStores(ctx context.Context, dataDir, user string) HostileStores 
 	return st
 }
 
-// queryStrings runs a query returning one text column on the SQLite file
-// at path, opened read-only.
-func queryStrings(ctx context.Context, path, query string, args ...any) (out []string, err error) {
-	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro&_pragma=busy_timeout(5000)")
+// queryStrings runs a query returning one text column on the store at
+// source (a SQLite file or a PostgreSQL URL), read-only.
+func queryStrings(ctx context.Context, source, query string, args ...any) (out []string, err error) {
+	driver, dsn := "sqlite", "file:"+source+"?mode=ro&_pragma=busy_timeout(5000)"
+	if storage.IsPostgresURL(source) {
+		// pgx sends an unknown URL parameter as a session setting.
+		driver, dsn = "pgx", source+"&default_transaction_read_only=on"
+		if !strings.Contains(source, "?") {
+			dsn = source + "?default_transaction_read_only=on"
+		}
+	}
+	db, err := sql.Open(driver, dsn)
 	if err != nil {
 		return nil, err
 	}
 	defer func() { err = errors.Join(err, db.Close()) }()
 	rows, err := db.QueryContext(ctx, query, args...)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", filepath.Base(path), err)
+		return nil, fmt.Errorf("%s: %w", storage.Redact(source), err)
 	}
 	defer rows.Close()
 	for rows.Next() {

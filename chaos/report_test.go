@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/glasshouse-dev/glasshouse/loadgen"
+	"github.com/glasshouse-dev/glasshouse/stack"
 )
 
 func TestWriteReport(t *testing.T) {
@@ -119,7 +120,7 @@ func TestResultPassedOnlyWhenEveryCheckHeldAndNothingWentWrong(t *testing.T) {
 
 func TestAllExperimentsAreDeclaredCompletely(t *testing.T) {
 	names := map[string]bool{}
-	for _, e := range All() {
+	for _, e := range All(stack.StorePostgres) {
 		if names[e.Name] || !regexp.MustCompile(`^[a-z][a-z-]*$`).MatchString(e.Name) {
 			t.Errorf("experiment name %q is not unique lower-case-with-dashes", e.Name)
 		}
@@ -135,7 +136,16 @@ func TestAllExperimentsAreDeclaredCompletely(t *testing.T) {
 			last = s.At
 		}
 	}
-	if len(names) != 8 {
-		t.Errorf("%d experiments, want 8", len(names))
+	if len(names) != 9 {
+		t.Errorf("%d experiments, want 9", len(names))
+	}
+	// On SQLite there is no database server to kill.
+	for _, e := range All(stack.StoreSQLite) {
+		if e.Name == "kill-orders-database" {
+			t.Errorf("kill-orders-database is among the experiments of a SQLite stack")
+		}
+	}
+	if n := len(All(stack.StoreSQLite)); n != 8 {
+		t.Errorf("%d experiments on SQLite, want 8", n)
 	}
 }

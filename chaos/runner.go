@@ -282,7 +282,7 @@ func (r *Runner) Run(ctx context.Context, e Experiment) (res Result) {
 	run.LoadEnded = at(loadEnded)
 
 	fmt.Fprintln(r.out, "  load done; waiting for every saga to end and reading the stores")
-	run.Invariants = awaitInvariants(ctx, r.env.dataDir, r.QuietWithin)
+	run.Invariants = awaitInvariants(ctx, r.env.Stack.StoreSource, r.QuietWithin)
 	if e.Measure != nil {
 		if err := e.Measure(ctx, r.env, run); err != nil {
 			res.Err = errors.Join(res.Err, fmt.Errorf("measure: %w", err))

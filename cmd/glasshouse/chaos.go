@@ -24,7 +24,11 @@ import (
 // timeline per experiment, the results as JSON and waterfalls of failed
 // requests. It fails when any experiment fails.
 //
-//	glasshouse chaos [-run REGEXP] [-report-dir DIR] [-env SERVICE:KEY=VALUE]... [-list]
+//	glasshouse chaos [-store sqlite|postgres] [-run REGEXP] [-report-dir DIR] [-env SERVICE:KEY=VALUE]... [-list]
+//
+// -store postgres runs the suite on a stack whose services keep their
+// data in PostgreSQL clusters of their own (as `glasshouse up --store
+// postgres`), and adds the experiment that kills orders' database.
 //
 // -env adds a setting to a service's instances ("*" for every service),
 // after the suite's own: the way to break a mechanism on purpose and watch
@@ -36,6 +40,7 @@ func cmdChaos(ctx context.Context, args []string, getenv func(string) string, st
 	runPattern := flags.String("run", "", "", "run only the experiments whose name matches this regexp")
 	list := flags.Bool("list", "", false, "list the experiments (those -run selects), then exit")
 	root := flags.String("root", "", ".", "the repository root: services are built from it, tools found in its bin/tools")
+	store := flags.String("store", "", string(stack.StoreSQLite), "where the suite's stack keeps its data: sqlite, or postgres (a PostgreSQL cluster per service, and kill-orders-database among the experiments)")
 	settings := chaosSettings{}
 	flags.Var(settings, "env", "SERVICE:KEY=VALUE to set for a service ('*' for all), after the suite's own settings; repeatable")
 	if err := flags.Parse(args); err != nil {
@@ -45,7 +50,10 @@ func cmdChaos(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return fmt.Errorf("-run: %w", err)
 	}
-	exps := chaos.Select(chaos.All(), match.MatchString)
+	if *store != string(stack.StoreSQLite) && *store != string(stack.StorePostgres) {
+		return fmt.Errorf("-store %q: choose %s or %s", *store, stack.StoreSQLite, stack.StorePostgres)
+	}
+	exps := chaos.Select(chaos.All(stack.Store(*store)), match.MatchString)
 	if *list {
 		tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 		for _, e := range exps {
@@ -79,6 +87,7 @@ func cmdChaos(ctx context.Context, args []string, getenv func(string) string, st
 			RunDir:   filepath.Join(*reportDir, "run"), // the stack's logs and data stay with the report
 			BinDir:   binDir,
 			ToolsDir: filepath.Join(absRoot, "bin", "tools"),
+			Store:    stack.Store(*store),
 		},
 		Extra:       settings,
 		Experiments: exps,
