@@ -5,6 +5,8 @@ import (
 	"os"
 	"sync"
 	"testing"
+
+	"github.com/glasshouse-dev/glasshouse/internal/testenv"
 )
 
 // failures keeps every verdict failure of the long tests, to print them
@@ -26,7 +28,7 @@ func failf(t *testing.T, format string, args ...any) {
 }
 
 func TestMain(m *testing.M) {
-	code := m.Run()
+	code := testenv.Run(m) // the shop's PostgreSQL cluster, when a test started one
 	if len(failures.lines) > 0 {
 		fmt.Println("e2e: what failed, once more:")
 		for _, l := range failures.lines {

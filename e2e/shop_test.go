@@ -21,10 +21,12 @@ import (
 	"time"
 
 	"github.com/glasshouse-dev/glasshouse/internal/testenv"
+	"github.com/glasshouse-dev/glasshouse/services"
 	"github.com/glasshouse-dev/glasshouse/services/inventory"
 	"github.com/glasshouse-dev/glasshouse/services/orders"
 	"github.com/glasshouse-dev/glasshouse/services/payments"
 	"github.com/glasshouse-dev/glasshouse/services/users"
+	"github.com/glasshouse-dev/glasshouse/storage"
 	"go.opentelemetry.io/otel/trace/noop"
 )
 
@@ -34,11 +36,14 @@ const (
 )
 
 // shop is the platform running as processes: two inventory and two
-// payments replicas, one of each other service.
+// payments replicas, one of each other service, each service's store on
+// one backend: a SQLite file its replicas share, or a PostgreSQL database
+// of its own.
 type shop struct {
 	t         *testing.T
 	consul    *testenv.Consul
 	dir       string
+	stores    map[string]string // each store-owning service's source
 	users     *testenv.Service
 	inventory []*testenv.Service
 	payments  []*testenv.Service
@@ -48,9 +53,14 @@ type shop struct {
 }
 
 func (s *shop) env(service string, extra ...string) []string {
+	database := ""
+	if src := s.stores[service]; storage.IsPostgresURL(src) {
+		database = src
+	}
 	return append([]string{
 		"CONSUL_HTTP_ADDR=" + s.consul.Addr,
 		"DATA_DIR=" + filepath.Join(s.dir, service),
+		"DATABASE_URL=" + database,
 		"JWT_PRIVATE_KEY_FILE=" + filepath.Join(s.dir, "keys", "users-jwt.key"),
 		"JWT_PUBLIC_KEY_FILE=" + filepath.Join(s.dir, "keys", "users-jwt.pub"),
 		"BCRYPT_COST=4",
@@ -59,7 +69,22 @@ func (s *shop) env(service string, extra ...string) []string {
 
 func startShop(t *testing.T, ordersEnv ...string) *shop {
 	t.Helper()
-	s := &shop{t: t, consul: testenv.StartConsul(t), dir: t.TempDir(), ordersEnv: ordersEnv}
+	return startShopOn(t, testenv.SQLite, ordersEnv...)
+}
+
+// startShopOn is startShop with every store on backend b.
+func startShopOn(t *testing.T, b testenv.Backend, ordersEnv ...string) *shop {
+	t.Helper()
+	s := &shop{t: t, consul: testenv.StartConsul(t), dir: t.TempDir(), ordersEnv: ordersEnv, stores: map[string]string{}}
+	for _, svc := range services.All() {
+		switch {
+		case svc.Store == "":
+		case b.Name == testenv.SQLite.Name:
+			s.stores[svc.Name] = filepath.Join(s.dir, svc.Name, svc.Store)
+		default:
+			s.stores[svc.Name] = b.NewDatabase(t)
+		}
+	}
 	s.users = testenv.StartService(t, "users", s.env("users")...)
 	for range 2 {
 		s.inventory = append(s.inventory, testenv.StartService(t, "inventory", s.env("inventory")...))
@@ -173,7 +198,7 @@ func (s *shop) available(sku string) int {
 func (s *shop) ledgers() (map[string]inventory.Ledger, []payments.Charge, *orders.Store) {
 	s.t.Helper()
 	ctx, tp := context.Background(), noop.NewTracerProvider()
-	inv, err := inventory.OpenStore(ctx, filepath.Join(s.dir, "inventory", "inventory.db"), tp)
+	inv, err := inventory.OpenStore(ctx, s.stores["inventory"], tp)
 	if err != nil {
 		s.t.Fatal(err)
 	}
@@ -182,7 +207,7 @@ func (s *shop) ledgers() (map[string]inventory.Ledger, []payments.Charge, *order
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	pay, err := payments.OpenStore(ctx, filepath.Join(s.dir, "payments", "payments.db"), tp)
+	pay, err := payments.OpenStore(ctx, s.stores["payments"], tp)
 	if err != nil {
 		s.t.Fatal(err)
 	}
@@ -191,7 +216,7 @@ func (s *shop) ledgers() (map[string]inventory.Ledger, []payments.Charge, *order
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	ord, err := orders.OpenStore(ctx, filepath.Join(s.dir, "orders", "orders.db"), tp)
+	ord, err := orders.OpenStore(ctx, s.stores["orders"], tp)
 	if err != nil {
 		s.t.Fatal(err)
 	}
@@ -241,8 +266,10 @@ func (s *shop) checkInvariants() {
 	}
 }
 
-func TestShopThroughTheGateway(t *testing.T) {
-	s := startShop(t)
+func TestShopThroughTheGateway(t *testing.T) { testenv.OnEachBackend(t, testShopThroughTheGateway) }
+
+func testShopThroughTheGateway(t *testing.T, b testenv.Backend) {
+	s := startShopOn(t, b)
 	token := s.signUp("ada@example.com")
 
 	var list inventory.ListProductsResponse
@@ -333,7 +360,11 @@ func TestShopThroughTheGateway(t *testing.T) {
 }
 
 func TestPaymentsDownFailsFastAndRecovers(t *testing.T) {
-	s := startShop(t)
+	testenv.OnEachBackend(t, testPaymentsDownFailsFastAndRecovers)
+}
+
+func testPaymentsDownFailsFastAndRecovers(t *testing.T, b testenv.Backend) {
+	s := startShopOn(t, b)
 	token := s.signUp("ada@example.com")
 	if r := s.order(token, "warm-up", approveCard, orders.Item{SKU: "GH-PEN-01", Quantity: 1}); r.status != 201 {
 		t.Fatalf("warm-up checkout: %d %s", r.status, r.body)
@@ -384,9 +415,13 @@ func TestPaymentsDownFailsFastAndRecovers(t *testing.T) {
 }
 
 func TestOrdersKilledMidCheckoutLosesNothing(t *testing.T) {
+	testenv.OnEachBackend(t, testOrdersKilledMidCheckoutLosesNothing)
+}
+
+func testOrdersKilledMidCheckoutLosesNothing(t *testing.T, b testenv.Backend) {
 	// Recovery is tuned for a test: a checkout untouched for 2s is taken
 	// over.
-	s := startShop(t, "SAGA_TIMEOUT=1500ms", "SAGA_STALE_AFTER=2s", "RECOVERY_INTERVAL=500ms")
+	s := startShopOn(t, b, "SAGA_TIMEOUT=1500ms", "SAGA_STALE_AFTER=2s", "RECOVERY_INTERVAL=500ms")
 	tokens := []string{s.signUp("a@example.com"), s.signUp("b@example.com"), s.signUp("c@example.com")}
 
 	// Slow payments down so that sagas are caught between steps.
@@ -409,7 +444,7 @@ func TestOrdersKilledMidCheckoutLosesNothing(t *testing.T) {
 			}
 		}()
 	}
-	ordersDB := filepath.Join(s.dir, "orders", "orders.db")
+	ordersDB := s.stores["orders"]
 	testenv.Eventually(t, 20*time.Second, "some checkouts done and others in flight", func() error {
 		counts, err := orderCounts(ordersDB)
 		if err != nil || counts[orders.Confirmed] < 3 || counts[orders.Pending] < 3 {

@@ -26,15 +26,23 @@ import (
 // as `glasshouse up` does, and takes it down when the test ends.
 func startStack(t *testing.T, env map[string][]string) *stack.Stack {
 	t.Helper()
+	return startStackOn(t, stack.StoreSQLite, env)
+}
+
+// startStackOn is startStack with the services' data in store, as
+// `glasshouse up --store` does.
+func startStackOn(t *testing.T, store stack.Store, env map[string][]string) *stack.Stack {
+	t.Helper()
 	root := testenv.RepoRoot(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	s, err := stack.Up(ctx, stack.Config{
 		Root:        root,
-		RunDir:      t.TempDir(),
+		RunDir:      runDir(t),
 		BinDir:      t.TempDir(),
 		ToolsDir:    filepath.Join(root, "bin", "tools"),
 		RandomPorts: true,
+		Store:       store,
 		Env:         env,
 		Progress:    testWriter{t},
 	})
@@ -52,6 +60,20 @@ func startStack(t *testing.T, env map[string][]string) *stack.Stack {
 		}
 	})
 	return s
+}
+
+// runDir is a run directory for a stack, removed when the test ends. Not
+// t.TempDir: as root, PostgreSQL runs as the postgres user, who must pass
+// through the directories above its data, and t.TempDir's parent is
+// private.
+func runDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "glasshouse-e2e-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
 }
 
 type testWriter struct{ t *testing.T }
@@ -105,7 +127,14 @@ func waitTrace(t *testing.T, jaeger *traces.Client, id string, want ...string) *
 }
 
 func TestLocalStackTracesLogsAndMetrics(t *testing.T) {
-	s := startStack(t, nil)
+	for _, store := range []stack.Store{stack.StoreSQLite, stack.StorePostgres} {
+		t.Run(string(store), func(t *testing.T) { testLocalStack(t, store) })
+	}
+}
+
+func testLocalStack(t *testing.T, store stack.Store) {
+	s := startStackOn(t, store, nil)
+	system := map[stack.Store]string{stack.StoreSQLite: "sqlite", stack.StorePostgres: "postgresql"}[store]
 
 	// A short open-loop load, so every service has traffic and metrics.
 	rep, err := loadgen.Run(context.Background(), loadgen.Config{
@@ -140,11 +169,12 @@ func TestLocalStackTracesLogsAndMetrics(t *testing.T) {
 			t.Errorf("%s %q: parent %+v, want an orders client span", sp.Service, sp.Operation, parent)
 		}
 	}
-	// Database work shows under each service that owns data.
+	// Database work shows under each service that owns data, marked
+	// with the database it went to.
 	for _, svc := range []string{"orders", "inventory", "payments"} {
-		db := tr.Find(func(sp traces.Span) bool { return sp.Service == svc && sp.Tags["db.system.name"] == "sqlite" })
+		db := tr.Find(func(sp traces.Span) bool { return sp.Service == svc && sp.Tags["db.system.name"] == system })
 		if len(db) == 0 {
-			t.Errorf("no SQLite spans from %s in the checkout trace", svc)
+			t.Errorf("no %s spans from %s in the checkout trace", system, svc)
 		}
 	}
 	if orphans := tr.Orphans(); len(orphans) != 0 {
@@ -186,7 +216,7 @@ func TestLocalStackTracesLogsAndMetrics(t *testing.T) {
 	// Prometheus found every instance through Consul and scrapes it.
 	instances := 0
 	for _, svc := range services.All() {
-		instances += svc.Replicas
+		instances += len(s.Instances(svc.Name))
 	}
 	testenv.Eventually(t, 60*time.Second, "Prometheus scrapes every instance", func() error {
 		res, err := promQuery(s.PrometheusURL, `up{job=~"gateway|users|inventory|orders|payments"} == 1`)

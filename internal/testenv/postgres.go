@@ -35,7 +35,11 @@ var shared struct {
 // tests use PostgreSQL needs, in a _test.go file:
 //
 //	func TestMain(m *testing.M) { testenv.Main(m) }
-func Main(m *testing.M) {
+func Main(m *testing.M) { os.Exit(Run(m)) }
+
+// Run is Main for a TestMain with more to do after the tests: it runs
+// them, stops what they shared, and returns the exit code.
+func Run(m *testing.M) int {
 	shared.Lock()
 	shared.mainRuns = true
 	shared.Unlock()
@@ -46,7 +50,7 @@ func Main(m *testing.M) {
 		shared.cluster = nil
 	}
 	shared.Unlock()
-	os.Exit(code)
+	return code
 }
 
 // PostgresDatabase returns the URL of a new, empty database, for this
