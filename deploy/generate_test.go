@@ -219,8 +219,8 @@ func TestAddingAServiceIsOneCatalogueEntry(t *testing.T) {
 	if _, ok := o.services["search"]; !ok {
 		t.Errorf("no Service search")
 	}
-	if _, ok := o.claims["search-data"]; !ok {
-		t.Errorf("no PersistentVolumeClaim search-data")
+	if cl, ok := o.clusters["search-db"]; !ok || cl.Spec.Bootstrap.InitDB.Database != "search" || cl.Spec.Bootstrap.InitDB.Owner != "search" {
+		t.Errorf("no CloudNativePG Cluster search-db creating database search, owned by search")
 	}
 	if pol, ok := o.policies["search-api"]; !ok || len(pol.Spec.Ingress) != 1 || len(pol.Spec.Ingress[0].From) != 1 ||
 		pol.Spec.Ingress[0].From[0].PodSelector.MatchLabels["app.kubernetes.io/name"] != "gateway" {
