@@ -6,7 +6,9 @@ import (
 	"bufio"
 	"context"
 	"maps"
+	"net/url"
 	"os"
+	"os/exec"
 	"path"
 	"path/filepath"
 	"reflect"
@@ -119,8 +121,8 @@ func TestComposeRunsEveryServiceWithItsReplicas(t *testing.T) {
 	advertised := map[string]string{}
 	for _, name := range serviceNames(t) {
 		got := instances[name]
-		if spec, _ := services.Lookup(name); len(got) != spec.Replicas {
-			t.Errorf("%s: %d compose instances, want %d (its replicas in services/catalog.go, as the local stack runs it)", name, len(got), spec.Replicas)
+		if spec, _ := services.Lookup(name); len(got) != spec.DeployReplicas || len(got) < 2 {
+			t.Errorf("%s: %d compose instances, want its DeployReplicas in services/catalog.go (%d), and at least 2", name, len(got), spec.DeployReplicas)
 		}
 		for _, s := range got {
 			where := "compose service " + s.Name
@@ -172,34 +174,257 @@ func TestComposeRunsEveryServiceWithItsReplicas(t *testing.T) {
 	}
 }
 
-func TestComposeReplicasShareTheirServicesData(t *testing.T) {
+// composeArgs is the command line a compose service runs.
+func composeArgs(s types.ServiceConfig) []string {
+	return append(slices.Clone([]string(s.Entrypoint)), s.Command...)
+}
+
+// flagValue is the value of -name in args, "" if absent.
+func flagValue(args []string, name string) string {
+	for i, a := range args {
+		if a == "-"+name && i+1 < len(args) {
+			return args[i+1]
+		}
+	}
+	return ""
+}
+
+// composePostgres returns the compose services that run a PostgreSQL
+// image, by name.
+func composePostgres(p *types.Project) map[string]types.ServiceConfig {
+	out := map[string]types.ServiceConfig{}
+	for name, s := range p.AllServices() {
+		if repo, _, _ := imageRef(s.Image); path.Base(repo) == "postgres" {
+			out[name] = s
+		}
+	}
+	return out
+}
+
+func TestComposeGivesEachStoreItsOwnDatabase(t *testing.T) {
 	p := loadCompose(t)
-	owner := map[string]string{} // volume -> service
+	servers := composePostgres(p)
+	if len(servers) == 0 {
+		t.Fatal("no compose service runs PostgreSQL")
+	}
+	owner := map[string]string{} // database -> service
+	for _, spec := range services.All() {
+		for _, s := range composeInstances(p)[spec.Name] {
+			if dir := env(s, "DATA_DIR"); dir != "" {
+				t.Errorf("%s: DATA_DIR=%s; in compose every store is in PostgreSQL, and no container keeps data", s.Name, dir)
+			}
+			raw := env(s, "DATABASE_URL")
+			if spec.Store == "" {
+				if raw != "" {
+					t.Errorf("%s has no store, but DATABASE_URL=%q", s.Name, raw)
+				}
+				continue
+			}
+			u, err := url.Parse(raw)
+			if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+				t.Errorf("%s: DATABASE_URL=%q is not a postgres:// URL (%v)", s.Name, raw, err)
+				continue
+			}
+			server, ok := servers[u.Hostname()]
+			if !ok {
+				t.Errorf("%s: DATABASE_URL names host %q, which is no PostgreSQL compose service", s.Name, u.Hostname())
+			}
+			db := strings.TrimPrefix(u.Path, "/")
+			if db != spec.Name || u.User.Username() != spec.Name {
+				t.Errorf("%s: DATABASE_URL connects as %q to database %q; each service uses its own, named after it (%s)", s.Name, u.User.Username(), db, spec.Name)
+			}
+			if o, dup := owner[db]; dup && o != spec.Name {
+				t.Errorf("database %s is used by both %s and %s", db, o, spec.Name)
+			}
+			owner[db] = spec.Name
+			if _, ok := s.DependsOn[u.Hostname()]; ok && s.DependsOn[u.Hostname()].Condition != types.ServiceConditionHealthy {
+				t.Errorf("%s: waits for %s to start, not to be healthy", s.Name, u.Hostname())
+			} else if !ok {
+				t.Errorf("%s: does not wait for its database server %s (depends_on, service_healthy)", s.Name, u.Hostname())
+			}
+			if ok && (server.HealthCheck == nil || len(server.HealthCheck.Test) < 2 || server.HealthCheck.Test[1] != "pg_isready") {
+				t.Errorf("compose service %s: its healthcheck must ask pg_isready, which %s waits for", u.Hostname(), s.Name)
+			}
+		}
+	}
+}
+
+func TestComposeServicesKeepNothingOnAVolume(t *testing.T) {
+	p := loadCompose(t)
 	for service, instances := range composeInstances(p) {
 		for _, s := range instances {
-			dir := env(s, "DATA_DIR")
-			if dir == "" {
-				continue
+			for _, v := range s.Volumes {
+				if v.Type != types.VolumeTypeVolume && v.Type != types.VolumeTypeBind {
+					continue
+				}
+				// The one kind of mount left is a key file's directory,
+				// written before the service starts and read-only to it.
+				keyDir := false
+				for _, key := range []string{"JWT_PRIVATE_KEY_FILE", "JWT_PUBLIC_KEY_FILE"} {
+					keyDir = keyDir || (env(s, key) != "" && path.Clean(path.Dir(env(s, key))) == path.Clean(v.Target))
+				}
+				if !v.ReadOnly || !keyDir {
+					t.Errorf("%s (%s) mounts %s at %s (read-only %v): a service's instances share no volume; data belongs in its database", s.Name, service, v.Source, v.Target, v.ReadOnly)
+				}
 			}
-			// The root file system is read only: the data directory must
-			// be a named volume, the one every replica of the service uses
-			// (one SQLite file per service, on one host).
-			v := mountAt(s, dir)
-			if v == nil || v.Type != types.VolumeTypeVolume || v.ReadOnly {
-				t.Errorf("%s: DATA_DIR %s is not on a writable named volume", s.Name, dir)
-				continue
-			}
-			if o, ok := owner[v.Source]; ok && o != service {
-				t.Errorf("volume %s holds the data of both %s and %s: each service owns its database", v.Source, o, service)
-			}
-			owner[v.Source] = service
 		}
 	}
-	for _, s := range services.All() {
-		if s.Store != "" && !slices.Contains(slices.Collect(maps.Values(owner)), s.Name) {
-			t.Errorf("%s keeps its data (%s) on no volume", s.Name, s.Store)
+}
+
+// postgresSetting is the value of `-c name=value` in a PostgreSQL
+// server's command line, or def.
+func postgresSetting(s types.ServiceConfig, name string, def int) int {
+	args := composeArgs(s)
+	for i, a := range args {
+		if a == "-c" && i+1 < len(args) {
+			if v, ok := strings.CutPrefix(args[i+1], name+"="); ok {
+				n, err := strconv.Atoi(v)
+				if err == nil {
+					return n
+				}
+			}
 		}
 	}
+	return def
+}
+
+func TestComposeConnectionPoolsFitThePostgresServer(t *testing.T) {
+	p := loadCompose(t)
+	servers := composePostgres(p)
+	opened := map[string]int{} // server -> connections its clients may open
+	for _, instances := range composeInstances(p) {
+		for _, s := range instances {
+			u, err := url.Parse(env(s, "DATABASE_URL"))
+			if err != nil || u.Host == "" {
+				continue
+			}
+			n := 10 // storage.DefaultMaxConns, what an unset DATABASE_MAX_CONNS means
+			if v := env(s, "DATABASE_MAX_CONNS"); v != "" {
+				if n, err = strconv.Atoi(v); err != nil || n < 1 {
+					t.Errorf("%s: DATABASE_MAX_CONNS=%q is no positive number", s.Name, v)
+				}
+			}
+			opened[u.Hostname()] += n
+		}
+	}
+	for name, server := range servers {
+		// PostgreSQL's defaults: 100 connections, 3 kept for superusers.
+		usable := postgresSetting(server, "max_connections", 100) - postgresSetting(server, "superuser_reserved_connections", 3)
+		if opened[name] > usable {
+			t.Errorf("the services' pools may open %d connections to %s, which takes %d from them: lower DATABASE_MAX_CONNS or raise max_connections", opened[name], name, usable)
+		}
+	}
+}
+
+func TestPostgresInitCreatesEachServicesDatabaseAndRole(t *testing.T) {
+	p := loadCompose(t)
+	bash, err := exec.LookPath("bash")
+	if err != nil {
+		t.Skip("no bash to run the init script with")
+	}
+	for name, server := range composePostgres(p) {
+		var script string
+		for _, v := range server.Volumes {
+			if strings.HasPrefix(path.Clean(v.Target), "/docker-entrypoint-initdb.d/") && strings.HasSuffix(v.Target, ".sh") {
+				script = v.Source
+			}
+		}
+		if script == "" {
+			t.Errorf("compose service %s mounts no init script into /docker-entrypoint-initdb.d", name)
+			continue
+		}
+		// Run the script as the image does, with the container's
+		// environment and a psql that records what it is asked.
+		calls := runInitScript(t, bash, script, server)
+		created := map[string]string{} // database -> its role's password
+		for _, c := range calls {
+			if c.vars["name"] == "" {
+				continue
+			}
+			sql := strings.Join(strings.Fields(c.sql), " ")
+			for _, stmt := range []string{`CREATE ROLE :"name" LOGIN PASSWORD :'password'`, `CREATE DATABASE :"name" OWNER :"name"`, `REVOKE ALL ON DATABASE :"name" FROM PUBLIC`} {
+				if !strings.Contains(sql, stmt) {
+					t.Errorf("init script, database %s: the SQL lacks %s:\n%s", c.vars["name"], stmt, c.sql)
+				}
+			}
+			created[c.vars["name"]] = c.vars["password"]
+		}
+		for _, spec := range services.All() {
+			if spec.Store == "" {
+				continue
+			}
+			password, ok := created[spec.Name]
+			if !ok {
+				t.Errorf("the init script of %s creates no database and role for %s (it creates %v)", name, spec.Name, slices.Sorted(maps.Keys(created)))
+				continue
+			}
+			// Every instance connects with the password the role got.
+			for _, s := range composeInstances(p)[spec.Name] {
+				u, err := url.Parse(env(s, "DATABASE_URL"))
+				if err != nil || u.Hostname() != name {
+					continue
+				}
+				if got, _ := u.User.Password(); got != password {
+					t.Errorf("%s connects with password %q; the init script gave role %s %q", s.Name, got, spec.Name, password)
+				}
+			}
+		}
+	}
+}
+
+// psqlCall is one run of psql by the init script: its -v/--set
+// variables and the SQL on its standard input or in --command.
+type psqlCall struct {
+	vars map[string]string
+	sql  string
+}
+
+// runInitScript sources script as the postgres image does, in bash with
+// set -e and the server's environment, with a psql on PATH that records
+// each call instead of running it.
+func runInitScript(t *testing.T, bash, script string, server types.ServiceConfig) []psqlCall {
+	t.Helper()
+	dir := t.TempDir()
+	log := filepath.Join(dir, "calls")
+	fake := "#!" + bash + "\n" + `{ printf 'CALL\0'; for a in "$@"; do printf '%s\0' "$a"; done; printf 'STDIN\0'; cat; printf '\0'; } >> "$PSQL_LOG"` + "\n"
+	if err := os.WriteFile(filepath.Join(dir, "psql"), []byte(fake), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bash, "-c", `set -e; source "$1" </dev/null`, "init", script)
+	cmd.Env = []string{"PATH=" + dir + ":/usr/bin:/bin", "PSQL_LOG=" + log, "POSTGRES_USER=postgres", "POSTGRES_DB=postgres"}
+	for k, v := range server.Environment {
+		if v != nil {
+			cmd.Env = append(cmd.Env, k+"="+*v)
+		}
+	}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("the init script fails: %v\n%s", err, out)
+	}
+	b, err := os.ReadFile(log)
+	if err != nil {
+		t.Fatalf("the init script never runs psql: %v", err)
+	}
+	var calls []psqlCall
+	for _, raw := range strings.Split(string(b), "CALL\x00")[1:] {
+		fields := strings.Split(raw, "\x00")
+		c := psqlCall{vars: map[string]string{}}
+		for i := 0; i < len(fields); i++ {
+			switch f := fields[i]; {
+			case f == "STDIN" && i+1 < len(fields):
+				c.sql += fields[i+1]
+				i++
+			case (f == "--set" || f == "-v") && i+1 < len(fields):
+				k, v, _ := strings.Cut(fields[i+1], "=")
+				c.vars[k] = v
+				i++
+			case (f == "--command" || f == "-c") && i+1 < len(fields):
+				c.sql += fields[i+1]
+				i++
+			}
+		}
+		calls = append(calls, c)
+	}
+	return calls
 }
 
 func TestComposeSharesTheTokenKeys(t *testing.T) {
@@ -208,35 +433,60 @@ func TestComposeSharesTheTokenKeys(t *testing.T) {
 	if len(instances["users"]) == 0 {
 		t.Fatal("no users instance")
 	}
-	// users writes the pair on its first start, into a volume it can write.
-	writer := instances["users"][0]
-	private := env(writer, "JWT_PRIVATE_KEY_FILE")
-	keys := mountAt(writer, path.Dir(private))
+	// One job writes the pair before anything starts, on volumes it can
+	// write: the private key (with its public half beside it) on one, a
+	// copy of the public key on another.
+	var job *types.ServiceConfig
+	for name, s := range p.AllServices() {
+		if args := composeArgs(s); composeProgram(s) == "glasshouse" && len(args) > 1 && args[1] == "keygen" {
+			if job != nil {
+				t.Fatalf("two compose services run glasshouse keygen: %s and %s", job.Name, name)
+			}
+			job = &s
+		}
+	}
+	if job == nil {
+		t.Fatal("no compose service runs `glasshouse keygen`, which writes the token key pair")
+	}
+	private, published := flagValue(composeArgs(*job), "key"), flagValue(composeArgs(*job), "public")
+	keys, public := mountAt(*job, path.Dir(private)), mountAt(*job, path.Dir(published))
 	if private == "" || keys == nil || keys.Type != types.VolumeTypeVolume || keys.ReadOnly {
-		t.Fatalf("users: JWT_PRIVATE_KEY_FILE=%q must lie on a writable named volume", private)
+		t.Fatalf("%s: -key %q must lie on a writable named volume", job.Name, private)
 	}
-	// It publishes the public key on another writable volume, which holds
-	// no private key.
-	published := env(writer, "JWT_PUBLIC_KEY_FILE")
-	public := mountAt(writer, path.Dir(published))
 	if published == "" || public == nil || public.Type != types.VolumeTypeVolume || public.ReadOnly {
-		t.Fatalf("users: JWT_PUBLIC_KEY_FILE=%q must lie on a writable named volume", published)
-	}
-	if path.Base(published) != path.Base(users.PublicKeyPath(private)) {
-		t.Errorf("users: JWT_PUBLIC_KEY_FILE=%q; keep the name users gives the public key, %s", published, path.Base(users.PublicKeyPath(private)))
+		t.Fatalf("%s: -public %q must lie on a writable named volume", job.Name, published)
 	}
 	if public.Source == keys.Source {
-		t.Fatalf("users publishes the public key on %s, the volume of the private key: token checkers mounting it could read the signing key", keys.Source)
+		t.Fatalf("%s publishes the public key on %s, the volume of the private key: token checkers mounting it could read the signing key", job.Name, keys.Source)
 	}
-	// Readers find the public key where users publishes it, on that
-	// volume, mounted read-only; and no volume of theirs holds the private
-	// key (they run as the same uid as users, so file modes cannot stop
-	// them).
+	waitsForKeys := func(s types.ServiceConfig) {
+		if d, ok := s.DependsOn[job.Name]; !ok || d.Condition != types.ServiceConditionCompletedSuccessfully {
+			t.Errorf("%s: does not wait for %s to complete successfully (depends_on)", s.Name, job.Name)
+		}
+	}
+	// Every users replica signs with that one private key, read-only, and
+	// finds its public half beside it.
+	for _, s := range instances["users"] {
+		waitsForKeys(s)
+		if got := env(s, "JWT_PRIVATE_KEY_FILE"); got != private {
+			t.Errorf("%s: JWT_PRIVATE_KEY_FILE=%q, but %s writes the key to %q", s.Name, got, job.Name, private)
+		}
+		if v := mountAt(s, path.Dir(private)); v == nil || v.Source != keys.Source || !v.ReadOnly {
+			t.Errorf("%s: %s must be the volume %s, mounted read-only", s.Name, path.Dir(private), keys.Source)
+		}
+	}
+	// Readers find the public key where the job publishes it, mounted
+	// read-only; and no volume of theirs holds the private key (they run
+	// as the same uid as users, so file modes cannot stop them).
 	for _, name := range tokenReaders() {
 		for _, s := range instances[name] {
+			waitsForKeys(s)
 			key := env(s, "JWT_PUBLIC_KEY_FILE")
 			if key != published {
-				t.Errorf("%s: JWT_PUBLIC_KEY_FILE=%q, but users publishes its public key to %q", s.Name, key, published)
+				t.Errorf("%s: JWT_PUBLIC_KEY_FILE=%q, but %s publishes the public key to %q", s.Name, key, job.Name, published)
+			}
+			if path.Base(key) != path.Base(users.PublicKeyPath(private)) {
+				t.Errorf("%s: JWT_PUBLIC_KEY_FILE=%q; keep the name users gives the public key, %s", s.Name, key, path.Base(users.PublicKeyPath(private)))
 			}
 			v := mountAt(s, path.Dir(key))
 			if v == nil || v.Source != public.Source || !v.ReadOnly {
@@ -318,7 +568,12 @@ func composeHeader(t *testing.T) string {
 
 func TestComposePublishesOnlyTheEntryPointsOnLoopback(t *testing.T) {
 	p := loadCompose(t)
-	want := map[string]string{"gateway": "8080", "grafana": "3000", "jaeger": "16686", "prometheus": "9090", "consul": "8500"}
+	want := map[string]string{"grafana": "3000", "jaeger": "16686", "prometheus": "9090", "consul": "8500"}
+	// A host port takes one container: the gateway's first instance
+	// publishes it.
+	if gateways := composeInstances(p)["gateway"]; len(gateways) > 0 {
+		want[gateways[0].Name] = "8080"
+	}
 	for name, s := range p.AllServices() {
 		var published []string
 		for _, port := range s.Ports {
@@ -358,7 +613,7 @@ func TestComposeLoadProfileDrivesTheGateway(t *testing.T) {
 	p := loadCompose(t)
 	found := false
 	for name, s := range p.AllServices() {
-		if composeProgram(s) != "glasshouse" {
+		if args := composeArgs(s); composeProgram(s) != "glasshouse" || len(args) < 2 || args[1] != "load" {
 			continue
 		}
 		found = true

@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"go/parser"
 	"go/token"
+	"net/url"
 	"os"
 	"path"
 	"path/filepath"
@@ -159,7 +160,7 @@ func TestCatalogueHasOneSignerAndOnePublicEntry(t *testing.T) {
 func TestAddingAServiceIsOneCatalogueEntry(t *testing.T) {
 	search := services.Spec{
 		Name: "search", Summary: "full-text search over the products",
-		Port: 8085, Replicas: 2, Store: "search.db",
+		Port: 8085, Replicas: 2, DeployReplicas: 2, Store: "search.db",
 		MemoryMiB: 64, CPUMilli: 50,
 	}
 	all := services.All()
@@ -201,9 +202,14 @@ func TestAddingAServiceIsOneCatalogueEntry(t *testing.T) {
 		if env(s, "LISTEN_ADDR") != ":8085" || env(s, "ADMIN_LISTEN_ADDR") != ":9085" || env(s, "ADVERTISE_ADDR") != name {
 			t.Errorf("compose %s: LISTEN_ADDR %q, ADMIN_LISTEN_ADDR %q, ADVERTISE_ADDR %q", name, env(s, "LISTEN_ADDR"), env(s, "ADMIN_LISTEN_ADDR"), env(s, "ADVERTISE_ADDR"))
 		}
-		if v := mountAt(s, env(s, "DATA_DIR")); v == nil || v.Source != "search-data" {
-			t.Errorf("compose %s keeps its data on no search-data volume", name)
+		if u, err := url.Parse(env(s, "DATABASE_URL")); err != nil || u.Path != "/search" || u.User.Username() != "search" {
+			t.Errorf("compose %s: DATABASE_URL=%q names no database and role search", name, env(s, "DATABASE_URL"))
 		}
+	}
+
+	init, err := os.ReadFile(filepath.Join(dir, "deploy", "postgres", "init.sh"))
+	if err != nil || !bytes.Contains(init, []byte("create_service_database search ")) {
+		t.Errorf("deploy/postgres/init.sh creates no database search (%v)", err)
 	}
 
 	o := loadK8sFrom(t, filepath.Join(dir, "deploy", "k8s"))
@@ -213,8 +219,8 @@ func TestAddingAServiceIsOneCatalogueEntry(t *testing.T) {
 	if _, ok := o.services["search"]; !ok {
 		t.Errorf("no Service search")
 	}
-	if _, ok := o.claims["search-data"]; !ok {
-		t.Errorf("no PersistentVolumeClaim search-data")
+	if cl, ok := o.clusters["search-db"]; !ok || cl.Spec.Bootstrap.InitDB.Database != "search" || cl.Spec.Bootstrap.InitDB.Owner != "search" {
+		t.Errorf("no CloudNativePG Cluster search-db creating database search, owned by search")
 	}
 	if pol, ok := o.policies["search-api"]; !ok || len(pol.Spec.Ingress) != 1 || len(pol.Spec.Ingress[0].From) != 1 ||
 		pol.Spec.Ingress[0].From[0].PodSelector.MatchLabels["app.kubernetes.io/name"] != "gateway" {

@@ -21,6 +21,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	k8syaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
 
@@ -38,11 +39,39 @@ var kinds = map[string]struct {
 	apiVersion string
 	new        func() any
 }{
-	"Deployment":            {"apps/v1", func() any { return new(appsv1.Deployment) }},
-	"Service":               {"v1", func() any { return new(corev1.Service) }},
-	"ConfigMap":             {"v1", func() any { return new(corev1.ConfigMap) }},
-	"PersistentVolumeClaim": {"v1", func() any { return new(corev1.PersistentVolumeClaim) }},
-	"NetworkPolicy":         {"networking.k8s.io/v1", func() any { return new(networkingv1.NetworkPolicy) }},
+	"Deployment":    {"apps/v1", func() any { return new(appsv1.Deployment) }},
+	"Service":       {"v1", func() any { return new(corev1.Service) }},
+	"ConfigMap":     {"v1", func() any { return new(corev1.ConfigMap) }},
+	"NetworkPolicy": {"networking.k8s.io/v1", func() any { return new(networkingv1.NetworkPolicy) }},
+	"Cluster":       {"postgresql.cnpg.io/v1", func() any { return new(cnpgCluster) }},
+}
+
+// cnpgCluster is the part of CloudNativePG's Cluster (postgresql.cnpg.io/v1)
+// that the base uses. It is decoded strictly too, so a field the base
+// writes and this type lacks fails here: add it after checking it in the
+// CRD's reference (cloudnative-pg.io/documentation, API reference), as no
+// schema of the CRD is checked here. A PersistentVolumeClaim has no
+// place in the base any more: a service keeps its data in its Cluster.
+type cnpgCluster struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata"`
+	Spec              struct {
+		Instances int    `json:"instances"`
+		ImageName string `json:"imageName"`
+		Bootstrap struct {
+			InitDB struct {
+				Database string `json:"database"`
+				Owner    string `json:"owner"`
+			} `json:"initdb"`
+		} `json:"bootstrap"`
+		PostgreSQL struct {
+			Parameters map[string]string `json:"parameters"`
+		} `json:"postgresql"`
+		Storage struct {
+			Size string `json:"size"`
+		} `json:"storage"`
+		Resources corev1.ResourceRequirements `json:"resources"`
+	} `json:"spec"`
 }
 
 // k8sObjects is the base, decoded.
@@ -51,7 +80,7 @@ type k8sObjects struct {
 	deployments map[string]*appsv1.Deployment
 	services    map[string]*corev1.Service
 	configMaps  map[string]*corev1.ConfigMap
-	claims      map[string]*corev1.PersistentVolumeClaim
+	clusters    map[string]*cnpgCluster
 	policies    map[string]*networkingv1.NetworkPolicy
 }
 
@@ -71,7 +100,7 @@ func loadK8sFrom(t *testing.T, dir string) k8sObjects {
 		deployments: map[string]*appsv1.Deployment{},
 		services:    map[string]*corev1.Service{},
 		configMaps:  map[string]*corev1.ConfigMap{},
-		claims:      map[string]*corev1.PersistentVolumeClaim{},
+		clusters:    map[string]*cnpgCluster{},
 		policies:    map[string]*networkingv1.NetworkPolicy{},
 	}
 	paths, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
@@ -126,8 +155,8 @@ func loadK8sFrom(t *testing.T, dir string) k8sObjects {
 				o.services[obj.Name] = obj
 			case *corev1.ConfigMap:
 				o.configMaps[obj.Name] = obj
-			case *corev1.PersistentVolumeClaim:
-				o.claims[obj.Name] = obj
+			case *cnpgCluster:
+				o.clusters[obj.Name] = obj
 			case *networkingv1.NetworkPolicy:
 				o.policies[obj.Name] = obj
 			}
@@ -183,8 +212,8 @@ func TestKubernetesRunsEveryService(t *testing.T) {
 			t.Errorf("no Deployment %s", name)
 			continue
 		}
-		if spec, _ := services.Lookup(name); d.Spec.Replicas == nil || int(*d.Spec.Replicas) != spec.Replicas {
-			t.Errorf("Deployment %s: replicas %s, want %d as in services/catalog.go, compose and the local stack (stated, not defaulted)", name, optional(d.Spec.Replicas), spec.Replicas)
+		if spec, _ := services.Lookup(name); d.Spec.Replicas == nil || int(*d.Spec.Replicas) != spec.DeployReplicas || *d.Spec.Replicas < 2 {
+			t.Errorf("Deployment %s: replicas %s, want DeployReplicas in services/catalog.go (%d), as in compose, and at least 2 (stated, not defaulted)", name, optional(d.Spec.Replicas), spec.DeployReplicas)
 		}
 		c := glasshouseContainer(t, d)
 		if c == nil {
@@ -486,36 +515,89 @@ func TestKubernetesTokenKeysComeFromOneSecret(t *testing.T) {
 	}
 }
 
-func TestKubernetesSQLiteReplicasShareANode(t *testing.T) {
+func TestKubernetesPodsKeepNothingOnAVolume(t *testing.T) {
 	o := loadK8s(t)
 	for name, d := range o.deployments {
 		pod := d.Spec.Template.Spec
 		for _, v := range pod.Volumes {
-			if v.PersistentVolumeClaim == nil {
-				continue
+			// A claim, or a directory of the node, would tie a pod to its
+			// data: the data belongs in the service's database.
+			if v.PersistentVolumeClaim != nil || v.HostPath != nil || v.Ephemeral != nil {
+				t.Errorf("Deployment %s mounts volume %s, a claim or a node's disk: its pods must keep nothing that outlives them", name, v.Name)
 			}
-			claim, ok := o.claims[v.PersistentVolumeClaim.ClaimName]
-			if !ok {
-				t.Errorf("Deployment %s mounts claim %s, which the base lacks", name, v.PersistentVolumeClaim.ClaimName)
-				continue
+		}
+		// Nothing ties the replicas to one node any more.
+		if a := pod.Affinity; a != nil && a.PodAffinity != nil && len(a.PodAffinity.RequiredDuringSchedulingIgnoredDuringExecution) > 0 {
+			t.Errorf("Deployment %s requires its pods next to others (podAffinity); replicas on PostgreSQL can run on any node", name)
+		}
+	}
+}
+
+func TestKubernetesEachStoreHasItsOwnDatabaseCluster(t *testing.T) {
+	o := loadK8s(t)
+	// Which Deployments read each Secret's DATABASE_URL.
+	readers := map[string][]string{}
+	for _, spec := range services.All() {
+		d, ok := o.deployments[spec.Name]
+		if !ok {
+			continue // reported by TestKubernetesRunsEveryService
+		}
+		c := glasshouseContainer(t, d)
+		if c == nil {
+			continue
+		}
+		url := envVar(c, "DATABASE_URL")
+		if spec.Store == "" {
+			if url != nil {
+				t.Errorf("Deployment %s has no store, but sets DATABASE_URL", spec.Name)
 			}
-			if !reflect.DeepEqual(claim.Spec.AccessModes, []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce}) {
-				t.Errorf("claim %s: access modes %v; SQLite needs a local ReadWriteOnce volume, never a network file system", claim.Name, claim.Spec.AccessModes)
-			}
-			// Every pod of the Deployment, old and new ones during a
-			// rollout included, opens the same SQLite file: they must all
-			// run on the node that mounts the volume.
-			colocated := false
-			if a := pod.Affinity; a != nil && a.PodAffinity != nil {
-				for _, term := range a.PodAffinity.RequiredDuringSchedulingIgnoredDuringExecution {
-					if term.TopologyKey == corev1.LabelHostname && term.LabelSelector != nil && selects(term.LabelSelector.MatchLabels, d.Spec.Template.Labels) {
-						colocated = true
-					}
+			continue
+		}
+		if dir := envValue(c, "DATA_DIR"); dir != "" {
+			t.Errorf("Deployment %s: DATA_DIR=%s; its store is its PostgreSQL cluster", spec.Name, dir)
+		}
+		// The cluster that initialises the service's database, owned by
+		// the service's role.
+		var cluster *cnpgCluster
+		for _, cl := range o.clusters {
+			if cl.Spec.Bootstrap.InitDB.Database == spec.Name {
+				if cluster != nil {
+					t.Errorf("Clusters %s and %s both create database %s", cluster.Name, cl.Name, spec.Name)
 				}
+				cluster = cl
 			}
-			if !colocated {
-				t.Errorf("Deployment %s shares the ReadWriteOnce claim %s between its pods without requiring them on one node (podAffinity on %s)", name, claim.Name, corev1.LabelHostname)
-			}
+		}
+		if cluster == nil {
+			t.Errorf("%s has a store, but no CloudNativePG Cluster creates its database %s", spec.Name, spec.Name)
+			continue
+		}
+		if cluster.Spec.Bootstrap.InitDB.Owner != spec.Name {
+			t.Errorf("Cluster %s: database %s is owned by %q, want the service's own role %s", cluster.Name, spec.Name, cluster.Spec.Bootstrap.InitDB.Owner, spec.Name)
+		}
+		if cluster.Spec.Instances < 1 {
+			t.Errorf("Cluster %s: %d instances", cluster.Name, cluster.Spec.Instances)
+		}
+		checkPinned(t, "Cluster "+cluster.Name, cluster.Spec.ImageName)
+		// CloudNativePG writes the owner's connection URL into the
+		// Secret <cluster>-app, key uri: the Deployment must take
+		// DATABASE_URL from there, not from a literal or another Secret.
+		want := cluster.Name + "-app"
+		if url == nil || url.ValueFrom == nil || url.ValueFrom.SecretKeyRef == nil ||
+			url.ValueFrom.SecretKeyRef.Name != want || url.ValueFrom.SecretKeyRef.Key != "uri" {
+			t.Errorf("Deployment %s: DATABASE_URL must come from secretKeyRef %s, key uri, which CloudNativePG writes", spec.Name, want)
+		}
+		if url != nil && url.ValueFrom != nil && url.ValueFrom.SecretKeyRef != nil {
+			readers[url.ValueFrom.SecretKeyRef.Name] = append(readers[url.ValueFrom.SecretKeyRef.Name], spec.Name)
+		}
+	}
+	for secret, names := range readers {
+		if len(names) > 1 {
+			t.Errorf("%v all read DATABASE_URL from %s: each service has a database of its own", names, secret)
+		}
+	}
+	for name, cl := range o.clusters {
+		if spec, ok := services.Lookup(cl.Spec.Bootstrap.InitDB.Database); !ok || spec.Store == "" {
+			t.Errorf("Cluster %s creates database %q, which no service with a store owns", name, cl.Spec.Bootstrap.InitDB.Database)
 		}
 	}
 }

@@ -49,6 +49,16 @@ func wantEdges() map[edge]bool {
 			// welcome there as the internet (pods of the base are not:
 			// their egress rules name only the calls).
 			want[edge{"prometheus", s.Name, "http"}] = true
+			want[edge{"cnpg-operator", s.Name, "http"}] = true
+		}
+		if s.Store != "" {
+			// Its own database, and nobody else's; the cluster's
+			// instances replicate to each other, and CloudNativePG's
+			// operator asks each instance manager for its status.
+			db := s.Name + "-db"
+			want[edge{s.Name, db, "postgresql"}] = true
+			want[edge{db, db, "postgresql"}] = true
+			want[edge{"cnpg-operator", db, "status"}] = true
 		}
 		want[edge{s.Name, "consul", "http"}] = true
 		want[edge{s.Name, "jaeger", "otlp-http"}] = true
@@ -71,6 +81,22 @@ func TestNetworkPoliciesAllowOnlyThePlatformsEdges(t *testing.T) {
 		d := o.deployments[name]
 		c := &d.Spec.Template.Spec.Containers[0]
 		peers = append(peers, peer{name: name, labels: d.Spec.Template.Labels, inBase: true, container: c})
+	}
+	// CloudNativePG's pods: the operator in its own namespace, and each
+	// Cluster's instances in the base's, with the label and the ports
+	// the operator gives them.
+	peers = append(peers, peer{name: "cnpg-operator", labels: map[string]string{"app.kubernetes.io/name": "cloudnative-pg"}})
+	for _, name := range slices.Sorted(maps.Keys(o.clusters)) {
+		peers = append(peers, peer{
+			name:   name,
+			labels: map[string]string{"cnpg.io/cluster": name, "cnpg.io/podRole": "instance"},
+			inBase: true,
+			container: &corev1.Container{Ports: []corev1.ContainerPort{
+				{Name: "postgresql", ContainerPort: 5432},
+				{Name: "metrics", ContainerPort: 9187},
+				{Name: "status", ContainerPort: 8000},
+			}},
+		})
 	}
 	want := wantEdges()
 	got := map[edge]bool{}

@@ -40,20 +40,26 @@ type Spec struct {
 	Summary string
 	// Port is the public API port; the admin port is AdminOffset above.
 	Port int
-	// Replicas is how many instances run, locally, in compose and in the
-	// Kubernetes base alike.
+	// Replicas is how many instances the local stack runs on its SQLite
+	// files (`make run`), where replicas share one file on one host.
 	Replicas int
 	// PostgresReplicas, when set, is how many instances the local stack
 	// runs on its PostgreSQL store (`glasshouse up --store postgres`)
 	// instead of Replicas: a networked database lets replicas that would
 	// only contend for one SQLite file run side by side.
 	PostgresReplicas int
+	// DeployReplicas is how many instances docker compose and the
+	// Kubernetes base run. There every store is a PostgreSQL database of
+	// the service's own, so a service's instances share nothing but that
+	// database, and none runs alone: at least 2 (deploy/ tests it).
+	DeployReplicas int
 	// Calls are the services it calls, found through Consul.
 	Calls []string
 	// Public marks the one entry reachable from outside the platform.
 	Public bool
 	// Store is the SQLite file in the service's DATA_DIR; "" for a
-	// stateless service, which gets no volume.
+	// stateless service. A service with a store gets a PostgreSQL database
+	// and role named after it in compose and Kubernetes.
 	Store string
 	// Tokens is what the service does with bearer tokens.
 	Tokens TokenRole
@@ -79,39 +85,43 @@ func (s Spec) GoMemLimitMiB() int { return s.MemoryMiB * 7 / 8 }
 func All() []Spec {
 	return []Spec{
 		{
-			Name:      "users",
-			Summary:   "accounts, password hashes and the tokens everyone else checks",
-			Port:      8081,
-			Replicas:  1,
-			Store:     "users.db",
-			Tokens:    SignsTokens,
-			MemoryMiB: 64,
-			CPUMilli:  50,
+			Name:           "users",
+			Summary:        "accounts, password hashes and the tokens everyone else checks",
+			Port:           8081,
+			Replicas:       1,
+			DeployReplicas: 2,
+			Store:          "users.db",
+			Tokens:         SignsTokens,
+			MemoryMiB:      64,
+			CPUMilli:       50,
 		},
 		{
-			Name:      "inventory",
-			Summary:   "products, stock and reservations",
-			Port:      8082,
-			Replicas:  2,
-			Store:     "inventory.db",
-			MemoryMiB: 64,
-			CPUMilli:  50,
+			Name:           "inventory",
+			Summary:        "products, stock and reservations",
+			Port:           8082,
+			Replicas:       2,
+			DeployReplicas: 2,
+			Store:          "inventory.db",
+			MemoryMiB:      64,
+			CPUMilli:       50,
 		},
 		{
 			Name: "payments",
 			Summary: "charges and refunds, idempotent by order ID, with fault knobs (FAULT_ERROR_RATE, " +
 				"FAULT_LATENCY; PUT /admin/faults on an instance's admin port, never through the gateway)",
-			Port:      8084,
-			Replicas:  2,
-			Store:     "payments.db",
-			MemoryMiB: 64,
-			CPUMilli:  50,
+			Port:           8084,
+			Replicas:       2,
+			DeployReplicas: 2,
+			Store:          "payments.db",
+			MemoryMiB:      64,
+			CPUMilli:       50,
 		},
 		{
 			Name:             "orders",
 			Summary:          "orders and the checkout saga across inventory and payments",
 			Port:             8083,
 			Replicas:         1,
+			DeployReplicas:   2,
 			PostgresReplicas: 2,
 			Calls:            []string{"inventory", "payments"},
 			Store:            "orders.db",
@@ -120,15 +130,16 @@ func All() []Spec {
 			CPUMilli:         50,
 		},
 		{
-			Name:      "gateway",
-			Summary:   "the only public entry",
-			Port:      8080,
-			Replicas:  1,
-			Calls:     []string{"users", "inventory", "orders"},
-			Public:    true,
-			Tokens:    ChecksTokens,
-			MemoryMiB: 64,
-			CPUMilli:  100,
+			Name:           "gateway",
+			Summary:        "the only public entry",
+			Port:           8080,
+			Replicas:       1,
+			DeployReplicas: 2,
+			Calls:          []string{"users", "inventory", "orders"},
+			Public:         true,
+			Tokens:         ChecksTokens,
+			MemoryMiB:      64,
+			CPUMilli:       100,
 		},
 	}
 }

@@ -40,6 +40,7 @@ var commands = map[string]command{
 	"kill":   {"SIGKILL one instance: kill SERVICE[/N]", cmdKill},
 	"probe":  {"GET a URL; fail unless it answers 2xx (container healthchecks)", cmdProbe},
 	"chaos":  {"run the chaos experiments against a fresh stack and write a report", cmdChaos},
+	"keygen": {"write users' token key pair once, for docker compose (keeps an existing one)", cmdKeygen},
 }
 
 func main() {

@@ -16,7 +16,7 @@ func TestPublishPublicKeyCopiesOnlyThePublicHalf(t *testing.T) {
 	}
 	publicDir := filepath.Join(t.TempDir(), "public-keys")
 	published := filepath.Join(publicDir, "users-jwt.pub")
-	if err := publishPublicKey(users.PublicKeyPath(private), published); err != nil {
+	if err := users.PublishPublicKey(users.PublicKeyPath(private), published); err != nil {
 		t.Fatal(err)
 	}
 	want, _ := os.ReadFile(users.PublicKeyPath(private))
@@ -38,7 +38,7 @@ func TestPublishPublicKeyCopiesOnlyThePublicHalf(t *testing.T) {
 		t.Errorf("the public key directory holds %v; want only users-jwt.pub", names)
 	}
 	// Publishing again (a restart) replaces the file.
-	if err := publishPublicKey(users.PublicKeyPath(private), published); err != nil {
+	if err := users.PublishPublicKey(users.PublicKeyPath(private), published); err != nil {
 		t.Errorf("publishing again: %v", err)
 	}
 }
@@ -50,7 +50,7 @@ func TestPublishPublicKeyRefusesAKeyThatDoesNotParse(t *testing.T) {
 		t.Fatal(err)
 	}
 	to := filepath.Join(dir, "public", "users-jwt.pub")
-	if err := publishPublicKey(from, to); err == nil {
+	if err := users.PublishPublicKey(from, to); err == nil {
 		t.Fatal("a damaged key was published")
 	}
 	if _, err := os.Stat(to); !os.IsNotExist(err) {
@@ -65,8 +65,8 @@ func TestPublishPublicKeyBesideItselfIsANoOp(t *testing.T) {
 	}
 	pub := users.PublicKeyPath(private)
 	for _, to := range []string{"", pub, filepath.Join(filepath.Dir(pub), ".", "users-jwt.pub")} {
-		if err := publishPublicKey(pub, to); err != nil {
-			t.Errorf("publishPublicKey(%q, %q) = %v", pub, to, err)
+		if err := users.PublishPublicKey(pub, to); err != nil {
+			t.Errorf("users.PublishPublicKey(%q, %q) = %v", pub, to, err)
 		}
 	}
 }

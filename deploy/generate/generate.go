@@ -47,14 +47,27 @@ type output struct {
 
 // infraMiB are the compose memory limits of the containers that run no
 // service of ours; the compose header adds them up with the services'.
+// jwt-keys is the one-shot job that writes the token key pair.
 func infraMiB() map[string]int {
-	return map[string]int{"consul": 160, "jaeger": 384, "prometheus": 256, "grafana": 192, "load": 96}
+	return map[string]int{"consul": 160, "jaeger": 384, "prometheus": 256, "grafana": 192, "postgres": 192, "jwt-keys": 32, "load": 96}
 }
+
+// The connection budget of compose's one PostgreSQL server: each
+// instance of a service with a store opens at most composeMaxConns
+// connections (DATABASE_MAX_CONNS), and all of them together must stay
+// under the server's max_connections, less the 3 it reserves for
+// superusers (superuser_reserved_connections).
+const (
+	composeMaxConns   = 5
+	postgresMaxConns  = 50
+	superuserReserved = 3
+)
 
 // outputs lists every generated file.
 func outputs(all []services.Spec) []output {
 	outs := []output{
 		{path: "docker-compose.yml", template: "compose.yml.tmpl"},
+		{path: "deploy/postgres/init.sh", template: "postgres-init.sh.tmpl"},
 		{path: "Dockerfile", template: "Dockerfile.tmpl"},
 		{path: "deploy/k8s/kustomization.yaml", template: "k8s-kustomization.yaml.tmpl"},
 		{path: "deploy/k8s/networkpolicy.yaml", template: "k8s-networkpolicy.yaml.tmpl"},
@@ -178,7 +191,35 @@ func funcs(all []services.Spec, tmplPath string) template.FuncMap {
 			return callers
 		},
 		"adminOffset": func() int { return services.AdminOffset },
-		"add":         func(a, b int) int { return a + b },
+		// stores lists the services that own a database, in start order.
+		"stores": func() []services.Spec {
+			var out []services.Spec
+			for _, s := range all {
+				if s.Store != "" {
+					out = append(out, s)
+				}
+			}
+			return out
+		},
+		// cluster names a service's CloudNativePG Cluster: "orders-db".
+		"cluster": func(s services.Spec) string { return s.Name + "-db" },
+		// passwordVar is the compose variable of a service's database
+		// password: "ORDERS_DB_PASSWORD".
+		"passwordVar":      passwordVar,
+		"composeMaxConns":  func() int { return composeMaxConns },
+		"postgresMaxConns": func() int { return postgresMaxConns },
+		// connsAtMost is what every instance's pool may open together.
+		"connsAtMost": func() int {
+			n := 0
+			for _, s := range all {
+				if s.Store != "" {
+					n += s.DeployReplicas * composeMaxConns
+				}
+			}
+			return n
+		},
+		"superuserReserved": func() int { return superuserReserved },
+		"add":               func(a, b int) int { return a + b },
 		// gomemlimit applies the services' GOMEMLIMIT rule to another
 		// container's limit.
 		"gomemlimit": func(mib int) int { return services.Spec{MemoryMiB: mib}.GoMemLimitMiB() },
@@ -198,17 +239,17 @@ func funcs(all []services.Spec, tmplPath string) template.FuncMap {
 			}
 			return names
 		},
-		// replicated says which services run more than once:
-		// "inventory and payments twice".
+		// replicated says which services compose and Kubernetes run more
+		// than once: "users, inventory and payments twice".
 		"replicated": func() string {
 			byCount := map[int][]string{}
 			var counts []int
 			for _, s := range all {
-				if s.Replicas > 1 {
-					if byCount[s.Replicas] == nil {
-						counts = append(counts, s.Replicas)
+				if s.DeployReplicas > 1 {
+					if byCount[s.DeployReplicas] == nil {
+						counts = append(counts, s.DeployReplicas)
 					}
-					byCount[s.Replicas] = append(byCount[s.Replicas], s.Name)
+					byCount[s.DeployReplicas] = append(byCount[s.DeployReplicas], s.Name)
 				}
 			}
 			var parts []string
@@ -231,7 +272,7 @@ func funcs(all []services.Spec, tmplPath string) template.FuncMap {
 				}
 			}
 			for _, s := range all {
-				total += s.Replicas * s.MemoryMiB
+				total += s.DeployReplicas * s.MemoryMiB
 			}
 			return total
 		},
@@ -273,13 +314,18 @@ func sortedByPort(all []services.Spec) []services.Spec {
 	return slices.SortedFunc(slices.Values(all), func(a, b services.Spec) int { return cmp.Compare(a.Port, b.Port) })
 }
 
+// passwordVar is the compose variable that holds s's database password.
+func passwordVar(s services.Spec) string {
+	return strings.ToUpper(strings.ReplaceAll(s.Name, "-", "_")) + "_DB_PASSWORD"
+}
+
 // instances names a service's instances in compose: the service's own
 // name when it runs once, name-1, name-2, ... when it runs more often.
 func instances(s services.Spec) []string {
-	if s.Replicas == 1 {
+	if s.DeployReplicas <= 1 {
 		return []string{s.Name}
 	}
-	names := make([]string, s.Replicas)
+	names := make([]string, s.DeployReplicas)
 	for i := range names {
 		names[i] = fmt.Sprintf("%s-%d", s.Name, i+1)
 	}

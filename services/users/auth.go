@@ -288,3 +288,55 @@ func writeTemp(dir string, data []byte, perm fs.FileMode) (name string, err erro
 	}
 	return f.Name(), nil
 }
+
+// PublishPublicKey copies the public key that users keeps beside its
+// private key (from) to to, when to is another file: services that check
+// tokens can then mount a volume that holds the public key and nothing
+// else, instead of the one where the signing key lives. The copy is
+// written to a temporary file and renamed into place, so a reader waiting
+// for the file never reads half a key, and replicas publishing at the same
+// moment leave one whole file.
+func PublishPublicKey(from, to string) (err error) {
+	if to == "" || filepath.Clean(to) == filepath.Clean(from) {
+		return nil
+	}
+	// Parse before publishing: a damaged key must not reach the readers.
+	if _, err := LoadPublicKey(from); err != nil {
+		return err
+	}
+	pem, err := os.ReadFile(from)
+	if err != nil {
+		return err
+	}
+	dir := filepath.Dir(to)
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(dir, ".publish-*.pub")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, ignoreMissing(os.Remove(tmp.Name())))
+		}
+	}()
+	if _, err := tmp.Write(pem); err != nil {
+		return errors.Join(fmt.Errorf("write %s: %w", tmp.Name(), err), tmp.Close())
+	}
+	// 0644 like the .pub beside the private key: a public key is no secret.
+	if err := tmp.Chmod(0o644); err != nil {
+		return errors.Join(err, tmp.Close())
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), to)
+}
+
+func ignoreMissing(err error) error {
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	return err
+}
