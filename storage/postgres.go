@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/url"
 	"strings"
@@ -131,19 +132,34 @@ func lockName(ctx context.Context, tx *sql.Tx, name string) error {
 // Unreachable reports whether err, from opening a PostgreSQL database,
 // says that the server could not be reached or is not accepting
 // connections yet: nothing listening, a name that does not resolve, a
-// timeout, a server starting up or shutting down. Waiting may cure
-// those. A server that answers and refuses (a wrong password, a
+// timeout, a connection closed before the server said anything, a server
+// starting up, shutting down, recovering from a crash or full. Waiting
+// may cure those. A server that answers and refuses (a wrong password, a
 // database or role that does not exist, a bad migration) is not
 // unreachable: waiting cures nothing, and the error must be seen.
 func Unreachable(err error) bool {
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
+		switch pgErr.Code {
 		// cannot_connect_now (starting up, recovering), admin_shutdown,
-		// too_many_connections: the server's state, not the request.
-		return pgErr.Code == "57P03" || pgErr.Code == "57P01" || pgErr.Code == "53300"
+		// crash_shutdown, too_many_connections: the server's state, not
+		// the request.
+		case "57P03", "57P01", "57P02", "53300":
+			return true
+		}
+		// Class 08, connection exception. PostgreSQL itself sends these
+		// only about a broken connection, and poolers in front of it
+		// (PgBouncer) use them, 08P01 included, for "cannot connect to
+		// server".
+		return strings.HasPrefix(pgErr.Code, "08")
 	}
-	var netErr net.Error // *net.OpError (refused, unreachable), *net.DNSError, timeouts
-	return errors.As(err, &netErr) || errors.Is(err, context.DeadlineExceeded)
+	var netErr net.Error // *net.OpError (refused, reset, unreachable), *net.DNSError, timeouts
+	return errors.As(err, &netErr) || errors.Is(err, context.DeadlineExceeded) ||
+		// A connection closed without a word: a proxy whose server is not
+		// up (Docker's published port while the container starts), a
+		// server going down. Whether the client sees EOF or a reset (a
+		// net.Error, above) depends only on timing.
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
 // retryable reports whether PostgreSQL aborted the transaction for its
