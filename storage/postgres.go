@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/XSAM/otelsql"
 	"github.com/jackc/pgx/v5"
@@ -26,6 +27,16 @@ import (
 // every replica of every service on the server, and past a few
 // connections per core more only queue inside it.
 const DefaultMaxConns = 10
+
+// DefaultConnectTimeout bounds each new connection (dial, TLS and the
+// startup handshake together) unless the URL's connect_timeout sets
+// another bound. Without one, pgx waits as long as the caller's context,
+// and a service opening its store at start has no deadline: a host that
+// drops packets, or a port that accepts and never answers, would hold
+// the attempt for ever, and the service would neither retry nor say why.
+// A server that answers at all does so in milliseconds, so 5s is ample
+// even across a zone.
+const DefaultConnectTimeout = 5 * time.Second
 
 // IsPostgresURL reports whether source names a PostgreSQL database (a
 // postgres:// or postgresql:// URL) rather than a SQLite file.
@@ -81,12 +92,24 @@ func openPostgres(ctx context.Context, rawURL string, tp trace.TracerProvider, m
 	if err != nil {
 		return nil, err
 	}
+	// connect_timeout=0, which pgx (as libpq) reads as no bound, gets
+	// the default too: no attempt may wait for ever.
+	if cfg.ConnectTimeout == 0 {
+		cfg.ConnectTimeout = DefaultConnectTimeout
+	}
 	name := Redact(rawURL)
 	durations := newQueryDuration()
 	db := otelsql.OpenDB(timedConnector{stdlib.GetConnector(*cfg), durations}, tracing(tp, semconv.DBSystemNamePostgreSQL)...)
 	db.SetMaxOpenConns(DefaultMaxConns)
 	db.SetMaxIdleConns(DefaultMaxConns)
 	if err := migratePostgres(ctx, db, migrations); err != nil {
+		var connErr *pgconn.ConnectError
+		if errors.As(err, &connErr) && pgconn.Timeout(err) && ctx.Err() == nil {
+			// The bound above ran out, not the caller's context: say so,
+			// for the log and /readyz, rather than a bare "context
+			// deadline exceeded".
+			err = fmt.Errorf("no answer within connect_timeout (%s): %w", cfg.ConnectTimeout, err)
+		}
 		return nil, errors.Join(fmt.Errorf("migrate %s: %w", name, err), db.Close())
 	}
 	return &DB{SQL: db, dialect: PostgreSQL, durations: durations}, nil

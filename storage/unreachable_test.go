@@ -9,8 +9,10 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/glasshouse-dev/glasshouse/internal/testenv"
 	"github.com/glasshouse-dev/glasshouse/storage"
@@ -138,5 +140,58 @@ func TestUnreachableOnTheErrorsOpenReturns(t *testing.T) {
 				t.Errorf("Unreachable(%v) = %v, want %v", err, got, c.unreachable)
 			}
 		})
+	}
+}
+
+// A host that accepts the connection and never answers the startup
+// message (packets dropped after the handshake, a wedged proxy) must not
+// hold Open for ever: the connect timeout ends the attempt, with an error
+// that says so and counts as unreachable, so the service retries.
+func TestOpenGivesUpOnAServerThatNeverAnswers(t *testing.T) {
+	silent, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { silent.Close() })
+	go func() {
+		var held []net.Conn // open, never read or written, until the listener closes
+		defer func() {
+			for _, conn := range held {
+				conn.Close()
+			}
+		}()
+		for {
+			conn, err := silent.Accept()
+			if err != nil {
+				return
+			}
+			held = append(held, conn)
+		}
+	}()
+
+	done := make(chan error, 1)
+	go func() {
+		// No deadline of the caller's, as at a service's start: only the
+		// connect timeout can end the attempt.
+		db, err := storage.Open(context.Background(), "postgres://app:pw@"+silent.Addr().String()+"/app?sslmode=disable",
+			noop.NewTracerProvider(), testMigrations, func(db *storage.DB) *storage.DB { return db })
+		if err == nil {
+			db.Close()
+		}
+		done <- err
+	}()
+	select {
+	case err = <-done:
+	case <-time.After(60 * time.Second): // far past the bound; only a hang gets here
+		t.Fatalf("Open against a server that never answers still waiting after 60s; want it to give up after %s", storage.DefaultConnectTimeout)
+	}
+	if err == nil {
+		t.Fatal("Open succeeded against a server that never answers")
+	}
+	if !storage.Unreachable(err) {
+		t.Errorf("Unreachable(%v) = false; want true, so the service waits and retries", err)
+	}
+	if want := "no answer within connect_timeout (" + storage.DefaultConnectTimeout.String() + ")"; !strings.Contains(err.Error(), want) {
+		t.Errorf("Open = %v; want it to say %q", err, want)
 	}
 }
