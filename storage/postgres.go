@@ -5,9 +5,11 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/XSAM/otelsql"
 	"github.com/jackc/pgx/v5"
@@ -25,6 +27,16 @@ import (
 // every replica of every service on the server, and past a few
 // connections per core more only queue inside it.
 const DefaultMaxConns = 10
+
+// DefaultConnectTimeout bounds each new connection (dial, TLS and the
+// startup handshake together) unless the URL's connect_timeout sets
+// another bound. Without one, pgx waits as long as the caller's context,
+// and a service opening its store at start has no deadline: a host that
+// drops packets, or a port that accepts and never answers, would hold
+// the attempt for ever, and the service would neither retry nor say why.
+// A server that answers at all does so in milliseconds, so 5s is ample
+// even across a zone.
+const DefaultConnectTimeout = 5 * time.Second
 
 // IsPostgresURL reports whether source names a PostgreSQL database (a
 // postgres:// or postgresql:// URL) rather than a SQLite file.
@@ -80,12 +92,24 @@ func openPostgres(ctx context.Context, rawURL string, tp trace.TracerProvider, m
 	if err != nil {
 		return nil, err
 	}
+	// connect_timeout=0, which pgx (as libpq) reads as no bound, gets
+	// the default too: no attempt may wait for ever.
+	if cfg.ConnectTimeout == 0 {
+		cfg.ConnectTimeout = DefaultConnectTimeout
+	}
 	name := Redact(rawURL)
 	durations := newQueryDuration()
 	db := otelsql.OpenDB(timedConnector{stdlib.GetConnector(*cfg), durations}, tracing(tp, semconv.DBSystemNamePostgreSQL)...)
 	db.SetMaxOpenConns(DefaultMaxConns)
 	db.SetMaxIdleConns(DefaultMaxConns)
 	if err := migratePostgres(ctx, db, migrations); err != nil {
+		var connErr *pgconn.ConnectError
+		if errors.As(err, &connErr) && pgconn.Timeout(err) && ctx.Err() == nil {
+			// The bound above ran out, not the caller's context: say so,
+			// for the log and /readyz, rather than a bare "context
+			// deadline exceeded".
+			err = fmt.Errorf("no answer within connect_timeout (%s): %w", cfg.ConnectTimeout, err)
+		}
 		return nil, errors.Join(fmt.Errorf("migrate %s: %w", name, err), db.Close())
 	}
 	return &DB{SQL: db, dialect: PostgreSQL, durations: durations}, nil
@@ -131,19 +155,34 @@ func lockName(ctx context.Context, tx *sql.Tx, name string) error {
 // Unreachable reports whether err, from opening a PostgreSQL database,
 // says that the server could not be reached or is not accepting
 // connections yet: nothing listening, a name that does not resolve, a
-// timeout, a server starting up or shutting down. Waiting may cure
-// those. A server that answers and refuses (a wrong password, a
+// timeout, a connection closed before the server said anything, a server
+// starting up, shutting down, recovering from a crash or full. Waiting
+// may cure those. A server that answers and refuses (a wrong password, a
 // database or role that does not exist, a bad migration) is not
 // unreachable: waiting cures nothing, and the error must be seen.
 func Unreachable(err error) bool {
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
+		switch pgErr.Code {
 		// cannot_connect_now (starting up, recovering), admin_shutdown,
-		// too_many_connections: the server's state, not the request.
-		return pgErr.Code == "57P03" || pgErr.Code == "57P01" || pgErr.Code == "53300"
+		// crash_shutdown, too_many_connections: the server's state, not
+		// the request.
+		case "57P03", "57P01", "57P02", "53300":
+			return true
+		}
+		// Class 08, connection exception. PostgreSQL itself sends these
+		// only about a broken connection, and poolers in front of it
+		// (PgBouncer) use them, 08P01 included, for "cannot connect to
+		// server".
+		return strings.HasPrefix(pgErr.Code, "08")
 	}
-	var netErr net.Error // *net.OpError (refused, unreachable), *net.DNSError, timeouts
-	return errors.As(err, &netErr) || errors.Is(err, context.DeadlineExceeded)
+	var netErr net.Error // *net.OpError (refused, reset, unreachable), *net.DNSError, timeouts
+	return errors.As(err, &netErr) || errors.Is(err, context.DeadlineExceeded) ||
+		// A connection closed without a word: a proxy whose server is not
+		// up (Docker's published port while the container starts), a
+		// server going down. Whether the client sees EOF or a reset (a
+		// net.Error, above) depends only on timing.
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
 // retryable reports whether PostgreSQL aborted the transaction for its

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -183,6 +184,62 @@ func TestAStopWhileWaitingForTheDatabaseIsClean(t *testing.T) {
 	t.Logf("stopped in %s", took.Round(time.Millisecond))
 	if _, err := http.Get("http://" + svc.admin + "/healthz"); err == nil {
 		t.Error("the admin listener still answers after run returned")
+	}
+}
+
+// A database host that accepts connections and never answers (packets
+// dropped after the handshake, a wedged proxy) is waited for like one
+// that refuses: each attempt ends at the connect timeout, /readyz says
+// so, the next attempt follows, and a stop mid-attempt is clean.
+func TestADatabaseThatNeverAnswersIsRetriedNotHungOn(t *testing.T) {
+	silent, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { silent.Close() })
+	go func() {
+		var held []net.Conn // never read or written, until the listener closes
+		defer func() {
+			for _, conn := range held {
+				conn.Close()
+			}
+		}()
+		for {
+			conn, err := silent.Accept()
+			if err != nil {
+				return
+			}
+			held = append(held, conn)
+		}
+	}()
+	svc := startWaiting(t, map[string]string{
+		"DATABASE_URL":     "postgres://inventory:pw@" + silent.Addr().String() + "/inventory?sslmode=disable",
+		"CONSUL_HTTP_ADDR": fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)),
+	})
+	// Generous: the first attempt alone takes the 5s connect timeout.
+	testenv.Eventually(t, 30*time.Second, "/readyz 503 saying the last attempt got no answer", func() error {
+		code, store, err := svc.readyz()
+		if err != nil {
+			return err
+		}
+		if code != http.StatusServiceUnavailable || !strings.HasPrefix(store, "waiting for the database: ") ||
+			!strings.Contains(store, "no answer within connect_timeout (5s)") || !strings.Contains(store, "(attempt 1") {
+			return fmt.Errorf("/readyz = %d, store %q", code, store)
+		}
+		t.Logf("/readyz while waiting: %d, store: %s", code, store)
+		return nil
+	})
+	// A stop while the second attempt waits on the silent host ends it.
+	testenv.Eventually(t, 30*time.Second, "/readyz saying the second attempt is under way", func() error {
+		if _, store, err := svc.readyz(); err != nil || !strings.Contains(store, "(attempt 1; attempt 2 under way)") {
+			return fmt.Errorf("store %q, %v", store, err)
+		}
+		return nil
+	})
+	if err, took := svc.stop(); err != nil {
+		t.Fatalf("run returned %v after cancel during an unanswered attempt, want nil", err)
+	} else {
+		t.Logf("stopped in %s", took.Round(time.Millisecond))
 	}
 }
 

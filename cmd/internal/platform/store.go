@@ -134,7 +134,10 @@ var errStoppedStarting = errors.New("stopped while waiting for the database")
 
 // waitForDatabase serves the admin listener and calls open again, with
 // backoff, for as long as the last error (err) says the database is
-// unreachable, keeping /readyz's "store" check on the reason.
+// unreachable, keeping /readyz's "store" check on the reason: what the
+// last attempt got. Each attempt ends by itself, storage bounding every
+// connection attempt, so a database host that never answers is retried
+// and reported like one that refuses.
 func waitForDatabase[S Store](ctx context.Context, p *Process, ready *storeReadiness, err error, open func() (S, error)) (S, error) {
 	p.serveAdmin()
 	backoff := transport.NewBackoff(databaseRetryBase, databaseRetryMax)
@@ -150,6 +153,10 @@ func waitForDatabase[S Store](ctx context.Context, p *Process, ready *storeReadi
 			return none, errStoppedStarting
 		case <-time.After(wait):
 		}
+		// An attempt can take up to the connect timeout (storage's
+		// DefaultConnectTimeout, 5s): meanwhile /readyz keeps the last
+		// answer but no longer promises a next attempt that has begun.
+		ready.waiting(fmt.Errorf("waiting for the database: %v (attempt %d; attempt %d under way)", err, attempt, attempt+1))
 		s, err2 := open()
 		switch {
 		case err2 == nil:
