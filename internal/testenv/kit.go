@@ -135,7 +135,15 @@ func OpenStore[S interface{ Close() error }](t testing.TB, open func(context.Con
 // closed when the test ends.
 func OpenStoreOn[S interface{ Close() error }](t testing.TB, b Backend, open func(context.Context, string, trace.TracerProvider) (S, error), tp trace.TracerProvider) S {
 	t.Helper()
-	s, err := open(context.Background(), b.NewDatabase(t), tp)
+	return OpenStoreAt(t, b.NewDatabase(t), open, tp)
+}
+
+// OpenStoreAt opens a service's store on an existing database, source (a
+// SQLite file or a postgres:// URL), closed when the test ends: a test's
+// own view of the database that the service processes it started use.
+func OpenStoreAt[S interface{ Close() error }](t testing.TB, source string, open func(context.Context, string, trace.TracerProvider) (S, error), tp trace.TracerProvider) S {
+	t.Helper()
+	s, err := open(context.Background(), source, tp)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -221,4 +229,20 @@ func FirstDifference(have, want []byte) string {
 		}
 	}
 	return "same lines"
+}
+
+// AtOnce runs call(0) … call(n-1), each in a goroutine of its own, all
+// released together, and returns when every one has returned: the
+// callers of a race test.
+func AtOnce(n int, call func(i int)) {
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			call(i)
+		})
+	}
+	close(start)
+	wg.Wait()
 }
