@@ -27,7 +27,15 @@ import (
 // timeout; a bad URL fails the test.
 func Direct(t testing.TB, baseURL string, tel observability.Telemetry) transport.ClientFactory {
 	t.Helper()
-	build, err := transport.NewDirectFactory(baseURL, tel, 0)
+	return DirectWithin(t, baseURL, tel, 0)
+}
+
+// DirectWithin is Direct with each call bounded by timeout instead: for
+// a race test whose callers queue on one lock by design, where a loaded
+// machine can keep the last of them waiting past the default second.
+func DirectWithin(t testing.TB, baseURL string, tel observability.Telemetry, timeout time.Duration) transport.ClientFactory {
+	t.Helper()
+	build, err := transport.NewDirectFactory(baseURL, tel, timeout)
 	if err != nil {
 		t.Fatal(err)
 	}
