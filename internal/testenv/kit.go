@@ -27,7 +27,15 @@ import (
 // timeout; a bad URL fails the test.
 func Direct(t testing.TB, baseURL string, tel observability.Telemetry) transport.ClientFactory {
 	t.Helper()
-	build, err := transport.NewDirectFactory(baseURL, tel, 0)
+	return DirectWithin(t, baseURL, tel, 0)
+}
+
+// DirectWithin is Direct with each call bounded by timeout instead: for
+// a race test whose callers queue on one lock by design, where a loaded
+// machine can keep the last of them waiting past the default second.
+func DirectWithin(t testing.TB, baseURL string, tel observability.Telemetry, timeout time.Duration) transport.ClientFactory {
+	t.Helper()
+	build, err := transport.NewDirectFactory(baseURL, tel, timeout)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,7 +143,15 @@ func OpenStore[S interface{ Close() error }](t testing.TB, open func(context.Con
 // closed when the test ends.
 func OpenStoreOn[S interface{ Close() error }](t testing.TB, b Backend, open func(context.Context, string, trace.TracerProvider) (S, error), tp trace.TracerProvider) S {
 	t.Helper()
-	s, err := open(context.Background(), b.NewDatabase(t), tp)
+	return OpenStoreAt(t, b.NewDatabase(t), open, tp)
+}
+
+// OpenStoreAt opens a service's store on an existing database, source (a
+// SQLite file or a postgres:// URL), closed when the test ends: a test's
+// own view of the database that the service processes it started use.
+func OpenStoreAt[S interface{ Close() error }](t testing.TB, source string, open func(context.Context, string, trace.TracerProvider) (S, error), tp trace.TracerProvider) S {
+	t.Helper()
+	s, err := open(context.Background(), source, tp)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -221,4 +237,20 @@ func FirstDifference(have, want []byte) string {
 		}
 	}
 	return "same lines"
+}
+
+// AtOnce runs call(0) … call(n-1), each in a goroutine of its own, all
+// released together, and returns when every one has returned: the
+// callers of a race test.
+func AtOnce(n int, call func(i int)) {
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			call(i)
+		})
+	}
+	close(start)
+	wg.Wait()
 }

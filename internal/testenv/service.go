@@ -1,11 +1,14 @@
 package testenv
 
 import (
+	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -53,6 +56,31 @@ func StartServiceOn(t testing.TB, name string, port int, env ...string) *Service
 // StartServiceOnPorts is StartService on given public and admin ports.
 func StartServiceOnPorts(t testing.TB, name string, port, adminPort int, env ...string) *Service {
 	t.Helper()
+	s := launchService(t, name, port, adminPort, env)
+	s.awaitHealthy(t)
+	return s
+}
+
+// StartReplicas runs n instances of cmd/name at once, each as
+// StartService would with the same env, and waits until every one
+// answers /healthz. Launched together, replicas on one database migrate
+// it side by side, as a rollout of several at once does.
+func StartReplicas(t testing.TB, name string, n int, env ...string) []*Service {
+	t.Helper()
+	ports := FreePorts(t, 2*n)
+	replicas := make([]*Service, n)
+	for i := range replicas {
+		replicas[i] = launchService(t, name, ports[2*i], ports[2*i+1], env)
+	}
+	for _, s := range replicas {
+		s.awaitHealthy(t)
+	}
+	return replicas
+}
+
+// launchService starts the binary and returns without waiting for it.
+func launchService(t testing.TB, name string, port, adminPort int, env []string) *Service {
+	t.Helper()
 	addr := "127.0.0.1:" + strconv.Itoa(port)
 	adminAddr := "127.0.0.1:" + strconv.Itoa(adminPort)
 	cmd := exec.Command(Binary(t, name))
@@ -63,7 +91,7 @@ func StartServiceOnPorts(t testing.TB, name string, port, adminPort int, env ...
 		"CHECK_TIMEOUT=500ms",
 	)
 	cmd.Env = append(cmd.Env, env...)
-	s := &Service{
+	return &Service{
 		Process:   Start(t, fmt.Sprintf("%s-%d", name, port), cmd),
 		Name:      name,
 		Addr:      addr,
@@ -72,7 +100,13 @@ func StartServiceOnPorts(t testing.TB, name string, port, adminPort int, env ...
 		AdminURL:  "http://" + adminAddr,
 		ID:        fmt.Sprintf("%s-127.0.0.1-%d", name, port),
 	}
-	Eventually(t, 20*time.Second, name+" answers /healthz", func() error {
+}
+
+// awaitHealthy waits until the instance answers /healthz, failing the
+// test with its log if it exits first.
+func (s *Service) awaitHealthy(t testing.TB) {
+	t.Helper()
+	Eventually(t, 20*time.Second, s.Process.Name+" answers /healthz", func() error {
 		if s.Exited() {
 			t.Fatalf("%s exited:\n%s", s.Process.Name, s.Log())
 		}
@@ -86,5 +120,45 @@ func StartServiceOnPorts(t testing.TB, name string, port, adminPort int, env ...
 		}
 		return nil
 	})
-	return s
+}
+
+// LogRecords returns the instance's JSON log lines whose message is msg,
+// each decoded; lines that are not JSON are skipped.
+func (s *Service) LogRecords(msg string) []map[string]any {
+	var records []map[string]any
+	for _, line := range strings.Split(s.Log(), "\n") {
+		var rec map[string]any
+		if json.Unmarshal([]byte(line), &rec) == nil && rec["msg"] == msg {
+			records = append(records, rec)
+		}
+	}
+	return records
+}
+
+// MetricValue scrapes the instance's /metrics and returns the value of
+// one series, written as the exposition format prints it
+// (`name{label="value",…}`, labels in alphabetical order); a series not
+// exposed fails the test.
+func (s *Service) MetricValue(t testing.TB, series string) float64 {
+	t.Helper()
+	resp, err := healthClient.Get(s.AdminURL + "/metrics")
+	if err != nil {
+		t.Fatalf("scrape %s: %v", s.Process.Name, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("scrape %s: %v", s.Process.Name, err)
+	}
+	for _, line := range strings.Split(string(body), "\n") {
+		if value, ok := strings.CutPrefix(line, series+" "); ok {
+			v, err := strconv.ParseFloat(value, 64)
+			if err != nil {
+				t.Fatalf("%s on %s: %v", series, s.Process.Name, err)
+			}
+			return v
+		}
+	}
+	t.Fatalf("%s exposes no series %s", s.Process.Name, series)
+	return 0
 }

@@ -73,12 +73,14 @@ func testStoreSurvivesReopenAndSeedsOnce(t *testing.T, b testenv.Backend) {
 	}
 }
 
-// TestReplicasRaceForTheLastUnitsOnPostgreSQL is two replicas of the
-// service, each with its own store and connection pool on one PostgreSQL
-// database, taking 50 reservations at once for a product with 10 units
-// left: the row locks must let exactly 10 through and refuse the other
-// 40 as out of stock, without losing or inventing a unit.
-func TestReplicasRaceForTheLastUnitsOnPostgreSQL(t *testing.T) {
+// TestTwoStoresRaceForTheLastUnitsOnPostgreSQL is two replicas of the
+// service in one process, each with its own store and connection pool on
+// one PostgreSQL database (TestTwoProcessesRaceForTheLastUnitsOnPostgreSQL
+// runs the service binary twice instead), taking 50 reservations at
+// once for a product with 10 units left: the row locks must let exactly
+// 10 through and refuse the other 40 as out of stock, without losing or
+// inventing a unit.
+func TestTwoStoresRaceForTheLastUnitsOnPostgreSQL(t *testing.T) {
 	ctx := context.Background()
 	url := testenv.Postgres.NewDatabase(t)
 	var replicas [2]inventory.Service

@@ -12,8 +12,10 @@ import (
 	"go.opentelemetry.io/otel/trace/noop"
 )
 
-// These tests are two replicas of orders on one PostgreSQL database, each
-// with its own store and connection pool, as two processes would have.
+// These tests are two replicas of orders in one process on one PostgreSQL
+// database, each with its own store and connection pool, as two processes
+// would have: fast proofs of the store. processes_test.go proves the same
+// of two orders processes.
 
 // openReplicaStores opens n stores on one new PostgreSQL database.
 func openReplicaStores(t *testing.T, n int) []*Store {
@@ -31,11 +33,11 @@ func openReplicaStores(t *testing.T, n int) []*Store {
 	return stores
 }
 
-// TestReplicasHonourOneIdempotencyKeyOnPostgreSQL is 20 creations of an
+// TestTwoStoresHonourOneIdempotencyKeyOnPostgreSQL is 20 creations of an
 // order with one user and Idempotency-Key at once, half on each replica,
 // each with an order ID of its own: exactly one is created, and every
 // caller is answered with that one order.
-func TestReplicasHonourOneIdempotencyKeyOnPostgreSQL(t *testing.T) {
+func TestTwoStoresHonourOneIdempotencyKeyOnPostgreSQL(t *testing.T) {
 	ctx := context.Background()
 	stores := openReplicaStores(t, 2)
 	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
@@ -116,10 +118,10 @@ func (c *countingInventory) Release(ctx context.Context, orderID string) (invent
 	return c.Inventory.Release(ctx, orderID)
 }
 
-// TestReplicasNeverRecoverOneOrderTwiceOnPostgreSQL is two replicas'
+// TestTwoStoresNeverRecoverOneOrderTwiceOnPostgreSQL is two replicas'
 // recovery passes at once over 60 stalled checkouts: the claims must hand
 // each order to one replica only, and together they finish every one.
-func TestReplicasNeverRecoverOneOrderTwiceOnPostgreSQL(t *testing.T) {
+func TestTwoStoresNeverRecoverOneOrderTwiceOnPostgreSQL(t *testing.T) {
 	ctx := context.Background()
 	w := newWorld(t, testenv.SQLite) // inventory, payments and the clock the replicas share
 	stores := openReplicaStores(t, 2)

@@ -98,8 +98,10 @@ func testCreateChargeKeepsTheFirstChargeOfAnOrder(t *testing.T, b testenv.Backen
 	}
 }
 
-// twoReplicas is two replicas of the service on one PostgreSQL database,
-// each with its own store and connection pool, as two processes would be.
+// twoReplicas is two replicas of the service in one process on one
+// PostgreSQL database, each with its own store and connection pool, as two
+// processes would be: the TestTwoStores tests, fast proofs of the store.
+// TestTwoProcessesChargeAnOrderOnceOnPostgreSQL runs the binary twice.
 func twoReplicas(t *testing.T) ([2]payments.Service, [2]*payments.Store) {
 	t.Helper()
 	ctx := context.Background()
@@ -119,10 +121,10 @@ func twoReplicas(t *testing.T) ([2]payments.Service, [2]*payments.Store) {
 	return replicas, stores
 }
 
-// TestReplicasChargeAnOrderOnceOnPostgreSQL is a checkout whose retries
+// TestTwoStoresChargeAnOrderOnceOnPostgreSQL is a checkout whose retries
 // reach both replicas at once: 20 Charge calls for one order must all
 // answer with the same charge, and only one row may exist.
-func TestReplicasChargeAnOrderOnceOnPostgreSQL(t *testing.T) {
+func TestTwoStoresChargeAnOrderOnceOnPostgreSQL(t *testing.T) {
 	ctx := context.Background()
 	replicas, stores := twoReplicas(t)
 
@@ -166,12 +168,12 @@ func TestReplicasChargeAnOrderOnceOnPostgreSQL(t *testing.T) {
 	}
 }
 
-// TestReplicasVoidOrChargeButNeverBothOnPostgreSQL is the saga's
+// TestTwoStoresVoidOrChargeButNeverBothOnPostgreSQL is the saga's
 // compensation racing a charge still in flight, on the other replica:
 // for each order either the charge is made and Void hands it back, or
 // the order is voided and the charge refused (charge_voided) — never a
 // charge for an order that Void reported voided.
-func TestReplicasVoidOrChargeButNeverBothOnPostgreSQL(t *testing.T) {
+func TestTwoStoresVoidOrChargeButNeverBothOnPostgreSQL(t *testing.T) {
 	ctx := context.Background()
 	replicas, stores := twoReplicas(t)
 
@@ -229,11 +231,11 @@ func TestReplicasVoidOrChargeButNeverBothOnPostgreSQL(t *testing.T) {
 	}
 }
 
-// TestReplicasRefundOnceWhileChargesReplayOnPostgreSQL is a refund
+// TestTwoStoresRefundOnceWhileChargesReplayOnPostgreSQL is a refund
 // retried on both replicas while the checkout's Charge is replayed on
 // both: every refund answers with the same refund (one refunded_at),
 // every replay with the order's one charge, succeeded or refunded.
-func TestReplicasRefundOnceWhileChargesReplayOnPostgreSQL(t *testing.T) {
+func TestTwoStoresRefundOnceWhileChargesReplayOnPostgreSQL(t *testing.T) {
 	ctx := context.Background()
 	replicas, stores := twoReplicas(t)
 	first, err := replicas[0].Charge(ctx, charge("refunded", payments.TestCardApproved))

@@ -63,12 +63,14 @@ func testStoreSurvivesReopen(t *testing.T, b testenv.Backend) {
 	}
 }
 
-// TestReplicasRaceToRegisterOneEmailOnPostgreSQL is two replicas of the
-// service, each with its own store and connection pool on one PostgreSQL
-// database, receiving 20 sign-ups of the same email at once: exactly one
-// account may be created, on whichever replica, and every other sign-up
-// must get email_taken, never an internal error from the constraint.
-func TestReplicasRaceToRegisterOneEmailOnPostgreSQL(t *testing.T) {
+// TestTwoStoresRaceToRegisterOneEmailOnPostgreSQL is two replicas of the
+// service in one process, each with its own store and connection pool on
+// one PostgreSQL database (TestTwoProcessesRaceToRegisterOneEmailOnPostgreSQL
+// runs the service binary twice instead), receiving 20 sign-ups of the
+// same email at once: exactly one account may be created, on whichever
+// replica, and every other sign-up must get email_taken, never an
+// internal error from the constraint.
+func TestTwoStoresRaceToRegisterOneEmailOnPostgreSQL(t *testing.T) {
 	ctx := context.Background()
 	url := testenv.Postgres.NewDatabase(t)
 	var replicas [2]users.Service
