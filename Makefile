@@ -50,7 +50,7 @@ down: ## stop the containers (data stays in volumes; docker compose down --volum
 	$(COMPOSE) down
 
 test: fmt-check vet tools postgres fuzz vuln ## vet, fuzz, govulncheck, then every test with the race detector (against the real tools)
-	$(GO) test -race -count=1 -timeout 20m ./...
+	$(GO) test -race -count=1 -timeout 40m ./...
 
 chaos: build tools ## kill services under load on a fresh local stack; report in reports/
 	$(BIN)/glasshouse chaos
