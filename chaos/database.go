@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/glasshouse-dev/glasshouse/loadgen"
@@ -98,18 +97,7 @@ func judgeKillOrdersDatabase(run *Run) []Check {
 	checks = append(checks, checkf(fmt.Sprintf("no request waits more than %s while the database is down", ms(dbDownSlowest)),
 		slowest <= dbDownSlowest && unanswered == 0, "slowest %s; %d without an answer", ms(slowest), unanswered))
 
-	var others []string
-	clean := true
-	for _, op := range []loadgen.Op{loadgen.Browse, loadgen.Login} {
-		t := Count(tl, op, Window{0, run.end()})
-		clean = clean && t.Due() > 0 && t.Unserved() == 0
-		o := fmt.Sprintf("%s %d of %d", op, t.Unserved(), t.Due())
-		if t.Unserved() > 0 {
-			o += " (codes " + codes(t.Codes) + ")"
-		}
-		others = append(others, o)
-	}
-	checks = append(checks, checkf("browsing and logins do not fail", clean, "failed: %s", strings.Join(others, ", ")))
+	checks = append(checks, noneFail("browsing and logins do not fail", tl, Window{0, run.end()}, loadgen.Browse, loadgen.Login))
 
 	at, ok := RecoveredAt(tl, loadgen.Checkout, fault.To, 1)
 	checks = append(checks, delayCheck(fmt.Sprintf("checkouts succeed again within %s of the database's return", dbRecoverWithin),

@@ -188,18 +188,7 @@ func judgePaymentsDown(run *Run) []Check {
 	during := Count(tl, loadgen.Checkout, fault)
 	checks = append(checks, checkf("every failed checkout is a 503 unavailable",
 		n > 0 && not503 == 0 && during.FailedOnly("unavailable"), "codes %s; %d answers other than 503", codes(during.Codes), not503))
-	var others []string
-	clean := true
-	for _, op := range []loadgen.Op{loadgen.Browse, loadgen.Login, loadgen.Orders} {
-		t := Count(tl, op, Window{0, run.end()})
-		clean = clean && t.Unserved() == 0
-		o := fmt.Sprintf("%s %d of %d", op, t.Unserved(), t.Due())
-		if t.Unserved() > 0 {
-			o += " (codes " + codes(t.Codes) + ")"
-		}
-		others = append(others, o)
-	}
-	checks = append(checks, checkf("browse, login and order views are unaffected", clean, "failed: %s", strings.Join(others, ", ")))
+	checks = append(checks, noneFail("browse, login and order views are unaffected", tl, Window{0, run.end()}, loadgen.Browse, loadgen.Login, loadgen.Orders))
 	inv := run.Invariants
 	checks = append(checks, checkf("no stock stays reserved", inv.Err == "" && inv.Held == 0 && len(inv.Of(StockNotConserved)) == 0,
 		"%d units held %s after the load; %d orders FAILED and gave their stock back", inv.Held, seconds(inv.Quiet), inv.Orders[orders.Failed]))
@@ -771,6 +760,23 @@ func breakersClosed(run *Run, caller, remote string, since, bound time.Duration)
 		parts = []string{"orders held no breaker on payments"}
 	}
 	return checkf(claim, ok && worst <= bound, "%s", strings.Join(parts, "; "))
+}
+
+// noneFail checks that ops were sent in w and none of them failed or was
+// skipped, naming each one's count (and codes, when some failed).
+func noneFail(claim string, tl []loadgen.Second, w Window, ops ...loadgen.Op) Check {
+	var parts []string
+	clean := true
+	for _, op := range ops {
+		t := Count(tl, op, w)
+		clean = clean && t.Due() > 0 && t.Unserved() == 0
+		part := fmt.Sprintf("%s %d of %d", op, t.Unserved(), t.Due())
+		if t.Unserved() > 0 {
+			part += " (codes " + codes(t.Codes) + ")"
+		}
+		parts = append(parts, part)
+	}
+	return checkf(claim, clean, "failed: %s", strings.Join(parts, ", "))
 }
 
 // invariantChecks are the checkout's promises, checked after every
