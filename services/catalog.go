@@ -16,6 +16,17 @@ package services
 // admin routes on 9082.
 const AdminOffset = 1000
 
+// GRPCOffset puts an instance's gRPC listener this far from its public
+// HTTP port, for the services that serve gRPC too (Spec.GRPC): inventory
+// serves HTTP on 8082 and gRPC on 7082.
+const GRPCOffset = -1000
+
+// GRPCSuffix makes the Consul name of a service's gRPC endpoint:
+// "inventory-grpc". It is a service of its own in Consul, beside the HTTP
+// one, with its own check (grpc.health.v1), so any Consul client, DNS
+// included, finds the gRPC addresses as it finds the HTTP ones.
+const GRPCSuffix = "-grpc"
+
 // TokenRole is what a service does with the customers' bearer tokens.
 type TokenRole int
 
@@ -53,6 +64,9 @@ type Spec struct {
 	// the service's own, so a service's instances share nothing but that
 	// database, and none runs alone: at least 2 (deploy/ tests it).
 	DeployReplicas int
+	// GRPC marks a service that serves its API over gRPC too, on the
+	// port GRPCOffset from Port, registered in Consul as Name+GRPCSuffix.
+	GRPC bool
 	// Calls are the services it calls, found through Consul.
 	Calls []string
 	// Public marks the one entry reachable from outside the platform.
@@ -72,6 +86,24 @@ type Spec struct {
 
 // AdminPort is the port of the service's admin listener.
 func (s Spec) AdminPort() int { return s.Port + AdminOffset }
+
+// GRPCPort is the port of the service's gRPC listener, or 0 when it
+// serves none.
+func (s Spec) GRPCPort() int {
+	if !s.GRPC {
+		return 0
+	}
+	return s.Port + GRPCOffset
+}
+
+// GRPCName is the service's gRPC endpoint's name in Consul, or "" when it
+// serves none.
+func (s Spec) GRPCName() string {
+	if !s.GRPC {
+		return ""
+	}
+	return s.Name + GRPCSuffix
+}
 
 // GoMemLimitMiB is the GOMEMLIMIT every instance runs with, about 7/8 of
 // its memory limit: Go does not read the container's limit, and this
@@ -99,6 +131,7 @@ func All() []Spec {
 			Name:           "inventory",
 			Summary:        "products, stock and reservations",
 			Port:           8082,
+			GRPC:           true,
 			Replicas:       2,
 			DeployReplicas: 2,
 			Store:          "inventory.db",
@@ -110,6 +143,7 @@ func All() []Spec {
 			Summary: "charges and refunds, idempotent by order ID, with fault knobs (FAULT_ERROR_RATE, " +
 				"FAULT_LATENCY; PUT /admin/faults on an instance's admin port, never through the gateway)",
 			Port:           8084,
+			GRPC:           true,
 			Replicas:       2,
 			DeployReplicas: 2,
 			Store:          "payments.db",
