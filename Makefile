@@ -26,7 +26,7 @@ export CONSUL_BIN JAEGER_BIN PROMETHEUS_BIN PROMTOOL_BIN
 
 COMPOSE ?= docker compose
 
-.PHONY: all build run run-postgres test chaos vet fmt-check unit tools postgres consul jaeger prometheus clean help up down fuzz vuln generate
+.PHONY: all build run run-postgres test chaos vet fmt-check unit tools postgres protoc consul jaeger prometheus clean help up down fuzz vuln generate
 
 all: build
 
@@ -49,7 +49,7 @@ up: ## run the platform in containers with Grafana and the Jaeger UI (Docker Eng
 down: ## stop the containers (data stays in volumes; docker compose down --volumes wipes it)
 	$(COMPOSE) down
 
-test: fmt-check vet tools postgres fuzz vuln ## vet, fuzz, govulncheck, then every test with the race detector (against the real tools)
+test: fmt-check vet tools postgres protoc fuzz vuln ## vet, fuzz, govulncheck, then every test with the race detector (against the real tools)
 	$(GO) test -race -count=1 -timeout 40m ./...
 
 chaos: build tools ## kill services under load on a fresh local stack; report in reports/
@@ -64,7 +64,7 @@ unit: ## only the fast tests, without the race detector
 # deploy/grafana/dashboards; each service's client_gen.go from its api.go
 # (transport/clientgen). Tests in deploy/ and services/ fail when a
 # checked-in file differs from what this writes.
-generate: ## write every generated file (compose, k8s, Dockerfile, dashboards, clients)
+generate: protoc ## write every generated file (compose, k8s, Dockerfile, dashboards, clients, gRPC code)
 	$(GO) generate ./...
 
 vet: ## go vet
@@ -76,6 +76,9 @@ fmt-check: ## fail when a file is not gofmt-ed
 
 postgres: ## PostgreSQL's server binaries for the store tests (Debian's package, installed when missing)
 	@tools/postgres.sh
+
+protoc: ## protoc for the gRPC contracts in api/proto (Debian's package, installed when missing)
+	@tools/protoc.sh
 
 tools: ## the pinned Consul, Jaeger and Prometheus (built once, in parallel)
 	@$(MAKE) --no-print-directory -j3 consul jaeger prometheus
