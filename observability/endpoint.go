@@ -90,11 +90,11 @@ func newEndpointMetrics(reg prometheus.Registerer) *endpointMetrics {
 	m := &endpointMetrics{
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "glasshouse_endpoint_request_duration_seconds",
-			Help: "Duration of endpoint calls, by service, endpoint and outcome (success, business_error, error).",
+			Help: "Duration of endpoint calls, by service, endpoint, outcome (success, business_error, error) and the transport the call came in over (http, grpc).",
 			// From 1 ms (a cached read) to 10 s (a checkout waiting out
 			// every retry): the range a user can feel.
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
-		}, []string{"service", "endpoint", "outcome"}),
+		}, []string{"service", "endpoint", "outcome", "transport"}),
 	}
 	reg.MustRegister(m.duration)
 	return m
@@ -109,7 +109,7 @@ func (m *endpointMetrics) Metrics(service, name string) endpoint.Middleware {
 			start := time.Now()
 			response, err := next(ctx, request)
 			outcome, _ := Classify(err)
-			obs := m.duration.WithLabelValues(service, name, outcome)
+			obs := m.duration.WithLabelValues(service, name, outcome, TransportOf(ctx))
 			seconds := time.Since(start).Seconds()
 			if sc := trace.SpanContextFromContext(ctx); sc.IsSampled() {
 				obs.(prometheus.ExemplarObserver).ObserveWithExemplar(seconds, prometheus.Labels{"trace_id": sc.TraceID().String()})
@@ -136,6 +136,7 @@ func Logging(logger *slog.Logger, name string) endpoint.Middleware {
 			}
 			attrs := []slog.Attr{
 				slog.String("endpoint", name),
+				slog.String("transport", TransportOf(ctx)),
 				slog.String("outcome", outcome),
 				slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
 			}

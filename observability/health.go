@@ -3,7 +3,10 @@ package observability
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -58,30 +61,53 @@ type healthReport struct {
 // the failing checks named.
 func (h *Health) ReadyHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		report := healthReport{Status: "ok", Checks: map[string]string{}}
-		if h.draining.Load() {
-			report.Status = "draining"
-		}
-		h.mu.RLock()
-		checks := append([]namedCheck(nil), h.checks...)
-		h.mu.RUnlock()
-		for _, c := range checks {
-			ctx, cancel := context.WithTimeout(r.Context(), h.Timeout)
-			err := c.check(ctx)
-			cancel()
-			if err != nil {
-				report.Checks[c.name] = err.Error()
-				report.Status = "unavailable"
-			} else {
-				report.Checks[c.name] = "ok"
-			}
-		}
+		report := h.readiness(r.Context())
 		status := http.StatusOK
 		if report.Status != "ok" {
 			status = http.StatusServiceUnavailable
 		}
 		writeHealth(w, status, report)
 	})
+}
+
+// Ready is /readyz's verdict as an error: nil when every check passes and
+// the process is not draining, for probes of other protocols (gRPC's
+// health service).
+func (h *Health) Ready(ctx context.Context) error {
+	report := h.readiness(ctx)
+	if report.Status == "ok" {
+		return nil
+	}
+	var failing []string
+	for name, msg := range report.Checks {
+		if msg != "ok" {
+			failing = append(failing, name+": "+msg)
+		}
+	}
+	slices.Sort(failing)
+	return fmt.Errorf("%s %s", report.Status, strings.Join(failing, "; "))
+}
+
+func (h *Health) readiness(ctx context.Context) healthReport {
+	report := healthReport{Status: "ok", Checks: map[string]string{}}
+	if h.draining.Load() {
+		report.Status = "draining"
+	}
+	h.mu.RLock()
+	checks := append([]namedCheck(nil), h.checks...)
+	h.mu.RUnlock()
+	for _, c := range checks {
+		ctx, cancel := context.WithTimeout(ctx, h.Timeout)
+		err := c.check(ctx)
+		cancel()
+		if err != nil {
+			report.Checks[c.name] = err.Error()
+			report.Status = "unavailable"
+		} else {
+			report.Checks[c.name] = "ok"
+		}
+	}
+	return report
 }
 
 func writeHealth(w http.ResponseWriter, status int, report healthReport) {

@@ -152,7 +152,7 @@ func TestEndpointMiddlewaresClassifyOutcomes(t *testing.T) {
 		t.Fatal(err)
 	}
 	for outcome := range outcomes {
-		want := `glasshouse_endpoint_request_duration_seconds_count{endpoint="Reserve",outcome="` + outcome + `",service="inventory"} 1`
+		want := `glasshouse_endpoint_request_duration_seconds_count{endpoint="Reserve",outcome="` + outcome + `",service="inventory",transport="http"} 1`
 		if !strings.Contains(string(metrics), want) {
 			t.Errorf("metrics lack %s", want)
 		}

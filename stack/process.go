@@ -27,8 +27,11 @@ type Proc struct {
 	// AdminAddr is a service instance's admin listener (/readyz,
 	// /metrics, /debug/pprof/, admin routes); empty for the tools.
 	AdminAddr string `json:"admin_addr,omitempty"`
-	PID       int    `json:"pid"`
-	LogPath   string `json:"log"`
+	// GRPCAddr is the gRPC listener of an instance of a service that
+	// serves gRPC (services.Spec.GRPC), else "".
+	GRPCAddr string `json:"grpc_addr,omitempty"`
+	PID      int    `json:"pid"`
+	LogPath  string `json:"log"`
 
 	path string
 	args []string

@@ -418,12 +418,32 @@ func copyRules(from, to string) error {
 	return nil
 }
 
-// servicePorts chooses an instance's public and admin ports: the defaults
-// (the catalogue's port, replica n adding 100(n-1), admin
-// services.AdminOffset above) or, with RandomPorts, two free ones. The
-// public service's first instance takes GatewayPort. Either way both are
-// checked free, and never handed out twice.
-func (c *Config) servicePorts(service services.Spec, replica int) (port, adminPort int, err error) {
+// instancePorts are one instance's listeners' ports; grpc is 0 for a
+// service that serves no gRPC.
+type instancePorts struct{ public, admin, grpc int }
+
+// servicePorts chooses an instance's public, admin and gRPC ports: the
+// defaults (the catalogue's port, replica n adding 100(n-1), admin
+// services.AdminOffset above, gRPC services.GRPCOffset away) or, with
+// RandomPorts, free ones. The public service's first instance takes
+// GatewayPort. Either way each is checked free, and never handed out
+// twice.
+func (c *Config) servicePorts(service services.Spec, replica int) (instancePorts, error) {
+	port, adminPort, err := c.httpPorts(service, replica)
+	if err != nil || !service.GRPC {
+		return instancePorts{public: port, admin: adminPort}, err
+	}
+	grpcPort := 0
+	if !c.RandomPorts {
+		grpcPort = port + services.GRPCOffset
+	}
+	if err := c.reserve(&grpcPort, fmt.Sprintf("the gRPC port of %s/%d; or use --random-ports", service.Name, replica)); err != nil {
+		return instancePorts{}, err
+	}
+	return instancePorts{public: port, admin: adminPort, grpc: grpcPort}, nil
+}
+
+func (c *Config) httpPorts(service services.Spec, replica int) (port, adminPort int, err error) {
 	name := fmt.Sprintf("%s/%d", service.Name, replica)
 	flag := fmt.Sprintf("the port of %s; or use --random-ports", name)
 	switch {
@@ -447,10 +467,11 @@ func (c *Config) servicePorts(service services.Spec, replica int) (port, adminPo
 func (s *Stack) startService(spec services.Spec, replica int) error {
 	service := spec.Name
 	name := fmt.Sprintf("%s/%d", service, replica)
-	port, adminPort, err := s.cfg.servicePorts(spec, replica)
+	ports, err := s.cfg.servicePorts(spec, replica)
 	if err != nil {
 		return err
 	}
+	port, adminPort := ports.public, ports.admin
 	keys := filepath.Join(s.cfg.RunDir, "keys")
 	env := []string{
 		"LISTEN_ADDR=" + s.addr(port),
@@ -485,10 +506,15 @@ func (s *Stack) startService(spec services.Spec, replica int) error {
 	if url := s.databaseURLs[service]; url != "" {
 		env = append(env, "DATABASE_URL="+url)
 	}
+	grpcAddr := ""
+	if ports.grpc != 0 {
+		grpcAddr = s.addr(ports.grpc)
+		env = append(env, "GRPC_LISTEN_ADDR="+grpcAddr)
+	}
 	env = append(env, s.cfg.Env["*"]...)
 	env = append(env, s.cfg.Env[service]...)
 	p := &Proc{
-		Name: name, Service: service, Replica: replica, Addr: s.addr(port), AdminAddr: s.addr(adminPort),
+		Name: name, Service: service, Replica: replica, Addr: s.addr(port), AdminAddr: s.addr(adminPort), GRPCAddr: grpcAddr,
 		LogPath: filepath.Join(s.cfg.RunDir, "logs", strings.ReplaceAll(name, "/", "-")+".log"),
 		path:    filepath.Join(s.cfg.BinDir, service),
 		env:     env,
@@ -496,7 +522,11 @@ func (s *Stack) startService(spec services.Spec, replica int) error {
 	if spec.Public && replica == 1 {
 		s.GatewayURL = "http://" + p.Addr
 	}
-	s.progress("starting %-12s on %s (admin %s)", name, p.Addr, p.AdminAddr)
+	if grpcAddr != "" {
+		s.progress("starting %-12s on %s (admin %s, gRPC %s)", name, p.Addr, p.AdminAddr, grpcAddr)
+	} else {
+		s.progress("starting %-12s on %s (admin %s)", name, p.Addr, p.AdminAddr)
+	}
 	return s.launch(p)
 }
 

@@ -66,12 +66,12 @@ func TestEveryInstanceGetsAnAdminPort(t *testing.T) {
 	if err := fixed.defaults(); err != nil {
 		t.Fatal(err)
 	}
-	port, admin, err := fixed.servicePorts(spec(t, "inventory"), 2)
+	ports, err := fixed.servicePorts(spec(t, "inventory"), 2)
 	if err != nil {
 		t.Skipf("a default port is taken on this machine (a stack running?): %v", err)
 	}
-	if port != 8182 || admin != 9182 {
-		t.Errorf("inventory/2 ports = %d, %d; want 8182 and admin 9182", port, admin)
+	if want := (instancePorts{public: 8182, admin: 9182, grpc: 7182}); ports != want {
+		t.Errorf("inventory/2 ports = %+v; want %+v", ports, want)
 	}
 
 	// Random ports: each admin port is free and distinct from every other.
@@ -82,11 +82,18 @@ func TestEveryInstanceGetsAnAdminPort(t *testing.T) {
 	seen := map[int]string{}
 	for _, svc := range services.All() {
 		for n := 1; n <= svc.Replicas; n++ {
-			port, admin, err := random.servicePorts(svc, n)
+			ports, err := random.servicePorts(svc, n)
 			if err != nil {
 				t.Fatal(err)
 			}
-			for _, p := range []int{port, admin} {
+			if (ports.grpc != 0) != svc.GRPC {
+				t.Errorf("%s/%d got gRPC port %d; the catalogue says GRPC=%v", svc.Name, n, ports.grpc, svc.GRPC)
+			}
+			all := []int{ports.public, ports.admin}
+			if svc.GRPC {
+				all = append(all, ports.grpc)
+			}
+			for _, p := range all {
 				if p == 0 || seen[p] != "" {
 					t.Fatalf("%s/%d got port %d, already %q", svc.Name, n, p, seen[p])
 				}
@@ -106,7 +113,7 @@ func TestEveryInstanceGetsAnAdminPort(t *testing.T) {
 	if err := clash.defaults(); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := clash.servicePorts(spec(t, "gateway"), 1); err == nil || !strings.Contains(err.Error(), "admin port of gateway/1") {
+	if _, err := clash.servicePorts(spec(t, "gateway"), 1); err == nil || !strings.Contains(err.Error(), "admin port of gateway/1") {
 		t.Errorf("a taken admin port gave %v; want an error naming the admin port of gateway/1", err)
 	}
 }

@@ -75,6 +75,7 @@ type method interface {
 	decoder(auth Authenticate) httptransport.DecodeRequestFunc
 	status() int
 	needsAuth() bool
+	authFields() []int
 	clientRoute(service string) ClientRoute
 }
 
@@ -87,6 +88,7 @@ type declared[S, Req, Resp any] struct {
 func (d *declared[S, Req, Resp]) name() string               { return d.Name }
 func (d *declared[S, Req, Resp]) route() (verb, path string) { return d.verb, d.path }
 func (d *declared[S, Req, Resp]) needsAuth() bool            { return d.binding.auth != nil }
+func (d *declared[S, Req, Resp]) authFields() []int          { return d.binding.auth }
 func (d *declared[S, Req, Resp]) status() int                { return cmp.Or(d.Status, http.StatusOK) }
 func (d *declared[S, Req, Resp]) serverEndpoint(svc any) endpoint.Endpoint {
 	s := svc.(S)

@@ -52,6 +52,10 @@ type Registration struct {
 	// but not a service's tagged addresses. 0 means the instance has no
 	// admin listener: then the check asks the public port.
 	AdminPort int
+	// GRPCCheck makes Consul's check a GRPC one against the standard
+	// grpc.health.v1 service on Address:Port (the whole server's health,
+	// which follows /readyz: GRPCServer), instead of HTTP /readyz.
+	GRPCCheck bool
 	Tags      []string
 	// Meta travels with the instance: version, metrics path.
 	Meta map[string]string
@@ -247,6 +251,18 @@ func (r *Registrar) register(ctx context.Context) error {
 		meta[AdminPortMeta] = strconv.Itoa(r.reg.AdminPort)
 		tagged = map[string]consul.ServiceAddress{AdminTaggedAddress: {Address: r.reg.Address, Port: r.reg.AdminPort}}
 	}
+	check := &consul.AgentServiceCheck{
+		CheckID:                        r.reg.ID + ":readyz",
+		Name:                           r.reg.Service + " readiness",
+		HTTP:                           "http://" + checked + "/readyz",
+		Interval:                       r.reg.CheckInterval.String(),
+		Timeout:                        r.reg.CheckTimeout.String(),
+		DeregisterCriticalServiceAfter: r.reg.DeregisterAfter.String(),
+	}
+	if r.reg.GRPCCheck {
+		check.CheckID, check.HTTP = r.reg.ID+":grpc-health", ""
+		check.GRPC = net.JoinHostPort(r.reg.Address, strconv.Itoa(r.reg.Port))
+	}
 	return r.client.Agent().ServiceRegisterOpts(&consul.AgentServiceRegistration{
 		ID:              r.reg.ID,
 		Name:            r.reg.Service,
@@ -255,14 +271,7 @@ func (r *Registrar) register(ctx context.Context) error {
 		TaggedAddresses: tagged,
 		Tags:            r.reg.Tags,
 		Meta:            meta,
-		Check: &consul.AgentServiceCheck{
-			CheckID:                        r.reg.ID + ":readyz",
-			Name:                           r.reg.Service + " readiness",
-			HTTP:                           "http://" + checked + "/readyz",
-			Interval:                       r.reg.CheckInterval.String(),
-			Timeout:                        r.reg.CheckTimeout.String(),
-			DeregisterCriticalServiceAfter: r.reg.DeregisterAfter.String(),
-		},
+		Check:           check,
 	}, consul.ServiceRegisterOpts{ReplaceExistingChecks: true}.WithContext(ctx))
 }
 

@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -25,6 +26,7 @@ import (
 	"github.com/sony/gobreaker"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/grpc"
 )
 
 // BreakerConfig sets the circuit breaker kept for each remote instance.
@@ -46,8 +48,11 @@ type BreakerConfig struct {
 
 // ClientConfig sets how calls to one remote service behave.
 type ClientConfig struct {
-	// Service is the remote service's name in Consul.
+	// Service is the remote service's name: in Consul, metrics and spans.
 	Service string
+	// ConsulName is the name its instances are found under in Consul,
+	// when not Service: "inventory-grpc" for inventory's gRPC endpoint.
+	ConsulName string
 	// CallTimeout bounds each attempt (default DefaultCallTimeout).
 	CallTimeout time.Duration
 	// Deadline bounds the whole call, retries included (default 3s).
@@ -121,6 +126,7 @@ type Remote struct {
 	breakers  map[breakerKey]*breaker
 	routes    []*routeClient
 	instances []string
+	conns     map[string]*grpc.ClientConn // by instance, for gRPC routes
 
 	events chan sd.Event
 	ready  chan struct{} // closed once the first instance list is in
@@ -143,7 +149,7 @@ type breakerKey struct{ instance, endpoint string }
 // when done.
 func NewRemote(client *consul.Client, cfg ClientConfig, tel observability.Telemetry) *Remote {
 	logger := tel.Logger.With("remote", cfg.Service)
-	consulInstancer := consulsd.NewInstancer(consulsd.NewClient(client), kitLogger{logger}, cfg.Service, nil, true)
+	consulInstancer := consulsd.NewInstancer(consulsd.NewClient(client), kitLogger{logger}, cmp.Or(cfg.ConsulName, cfg.Service), nil, true)
 	steady := newSteadyInstancer(consulInstancer, cfg.WithDefaults().EmptyGrace)
 	return newRemote(steady, func() { steady.Stop(); consulInstancer.Stop() }, cfg, tel, logger)
 }
@@ -163,6 +169,7 @@ func newRemote(instancer sd.Instancer, stop func(), cfg ClientConfig, tel observ
 		options:   ClientOptions(NewHTTPClient(tel, cfg.WithDefaults().CallTimeout)),
 		tel:       tel,
 		breakers:  map[breakerKey]*breaker{},
+		conns:     map[string]*grpc.ClientConn{},
 		events:    make(chan sd.Event, 1),
 		ready:     make(chan struct{}),
 		done:      make(chan struct{}),
@@ -230,6 +237,10 @@ func (r *Remote) Instances() []string {
 func (r *Remote) forget(instance string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if conn := r.conns[instance]; conn != nil {
+		delete(r.conns, instance)
+		go conn.Close() // calls still on it fail at once; nothing waits
+	}
 	for key := range r.breakers {
 		if key.instance == instance {
 			delete(r.breakers, key)
@@ -247,6 +258,12 @@ func (r *Remote) Close() {
 	close(r.events)
 	<-r.done
 	r.stop()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for instance, conn := range r.conns {
+		delete(r.conns, instance)
+		_ = conn.Close()
+	}
 }
 
 // breaker is one circuit breaker and when a call last went through it.
@@ -413,18 +430,52 @@ func (r *Remote) peerFault(err error) bool {
 // each with a client span around the whole call, retries included.
 func (r *Remote) Factory() ClientFactory {
 	return func(route ClientRoute) endpoint.Endpoint {
-		ep := r.resilientEndpoint(route.Name, route.Idempotent, func(base *url.URL) endpoint.Endpoint {
-			return route.endpoint(base, r.options...)
+		ep := r.resilientEndpoint(route.Name, route.Idempotent, func(instance string) endpoint.Endpoint {
+			return route.endpoint(&url.URL{Scheme: "http", Host: instance}, r.options...)
 		})
 		return r.tel.ClientEndpoint(r.cfg.Service, route.Name)(ep)
 	}
 }
 
+// GRPC builds resilient client endpoints over gRPC, with exactly the
+// policy Factory's have over HTTP: one connection per instance (made on
+// first use, closed when the instance leaves discovery), a breaker per
+// instance and endpoint, round robin, retries on another instance, typed
+// errors. Hand it to the service's GRPCAPI.Factory.
+func (r *Remote) GRPC() GRPCClientFactory {
+	return func(route ClientRoute, call func(*grpc.ClientConn) endpoint.Endpoint) endpoint.Endpoint {
+		ep := r.resilientEndpoint(route.Name, route.Idempotent, func(instance string) endpoint.Endpoint {
+			conn, err := r.connLocked(instance)
+			if err != nil {
+				return func(context.Context, any) (any, error) { return nil, err }
+			}
+			return call(conn)
+		})
+		return r.tel.ClientEndpoint(r.cfg.Service, route.Name)(ep)
+	}
+}
+
+// connLocked returns the connection to instance, opening it (which dials
+// in the background, not here) on first use; called with r.mu held.
+//
+// Only a malformed address fails here, never the network.
+func (r *Remote) connLocked(instance string) (*grpc.ClientConn, error) {
+	if conn, ok := r.conns[instance]; ok {
+		return conn, nil
+	}
+	conn, err := NewGRPCConn(instance, r.tel, r.cfg.CallTimeout)
+	if err != nil {
+		return nil, err
+	}
+	r.conns[instance] = conn
+	return conn, nil
+}
+
 // resilientEndpoint returns the resilient endpoint for the remote method name.
-// newEndpoint builds the plain HTTP endpoint for one instance's base URL.
+// newEndpoint builds the plain endpoint for one instance ("host:port").
 // idempotent says whether a call that may have reached the server can be
 // sent again: true for reads and calls carrying an idempotency key.
-func (r *Remote) resilientEndpoint(name string, idempotent bool, newEndpoint func(base *url.URL) endpoint.Endpoint) endpoint.Endpoint {
+func (r *Remote) resilientEndpoint(name string, idempotent bool, newEndpoint func(instance string) endpoint.Endpoint) endpoint.Endpoint {
 	rc := &routeClient{r: r, name: name, op: r.cfg.Service + "." + name, idempotent: idempotent,
 		newEndpoint: newEndpoint, endpoints: map[string]instanceEndpoint{}}
 	r.mu.Lock()
@@ -443,7 +494,7 @@ type routeClient struct {
 	r           *Remote
 	name, op    string
 	idempotent  bool
-	newEndpoint func(base *url.URL) endpoint.Endpoint
+	newEndpoint func(instance string) endpoint.Endpoint
 	next        atomic.Uint64               // round-robin position
 	endpoints   map[string]instanceEndpoint // by instance; guarded by r.mu
 }
@@ -463,7 +514,7 @@ func (rc *routeClient) endpoint(instance string) instanceEndpoint {
 		return ie
 	}
 	b := r.breaker(breakerKey{instance, rc.name})
-	bare := attemptTimeout(r.cfg.CallTimeout)(rc.newEndpoint(&url.URL{Scheme: "http", Host: instance}))
+	bare := attemptTimeout(r.cfg.CallTimeout)(rc.newEndpoint(instance))
 	gated := breakerEvents(b.cb, instance)(circuitbreaker.Gobreaker(b.cb)(bare))
 	guarded := func(ctx context.Context, request any) (any, error) {
 		b.touch()

@@ -59,7 +59,7 @@ func served(t *testing.T, s *testenv.Service) int {
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
-	m := regexp.MustCompile(`glasshouse_endpoint_request_duration_seconds_count\{endpoint="ListProducts",outcome="success",service="inventory"\} (\d+)`).FindSubmatch(body)
+	m := regexp.MustCompile(`glasshouse_endpoint_request_duration_seconds_count\{endpoint="ListProducts",outcome="success",service="inventory",transport="http"\} (\d+)`).FindSubmatch(body)
 	if m == nil {
 		return 0
 	}

@@ -1,5 +1,5 @@
 // Command inventory runs the inventory service: the product catalogue,
-// stock and reservations, over HTTP.
+// stock and reservations, over HTTP and gRPC.
 package main
 
 import (
@@ -17,7 +17,8 @@ var version = "dev"
 
 func main() { platform.Main(inventory.ServiceName, run) }
 
-// run wires the service inside-out (store → service → endpoints → HTTP) and
+// run wires the service inside-out (store → service → endpoints → HTTP and
+// gRPC) and
 // serves until ctx is cancelled, registered in Consul. Then it shuts down
 // in order: deregister, drain, close the store, flush spans.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) (err error) {
@@ -46,7 +47,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 
 	svc := inventory.NewService(store, inventory.Options{ReservationTTL: *ttl})
 	svc = inventory.Instrumenting(proc.Telemetry.Registry)(svc)
-	return proc.Serve(ctx, inventory.API.Server(svc, proc.EndpointMiddleware), func(ctx context.Context) error {
+	// One set of endpoints, served over HTTP and gRPC.
+	endpoints := inventory.API.Endpoints(svc).With(proc.EndpointMiddleware)
+	proc.GRPC = append(proc.GRPC, inventory.GRPC.Service(endpoints))
+	return proc.Serve(ctx, inventory.API.Handler(endpoints), func(ctx context.Context) error {
 		return inventory.RunExpiry(ctx, store, *expiryEvery, proc.Telemetry.Logger)
 	})
 }

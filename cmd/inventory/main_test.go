@@ -77,7 +77,7 @@ func testRunServesAndShutsDownCleanly(t *testing.T, b testenv.Backend) {
 	}
 	metrics, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	want := `glasshouse_endpoint_request_duration_seconds_count{endpoint="ListProducts",outcome="success",service="inventory"} 1`
+	want := `glasshouse_endpoint_request_duration_seconds_count{endpoint="ListProducts",outcome="success",service="inventory",transport="http"} 1`
 	if !strings.Contains(string(metrics), want) {
 		t.Errorf("/metrics lacks %s", want)
 	}

@@ -34,8 +34,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	recoveryEvery := flags.Duration("recovery-interval", "RECOVERY_INTERVAL", 10*time.Second, "how often interrupted checkouts are looked for")
 	staleAfter := flags.Duration("saga-stale-after", "SAGA_STALE_AFTER", 30*time.Second, "how long a checkout may sit untouched before recovery takes it over")
 	sagaTimeout := flags.Duration("saga-timeout", "SAGA_TIMEOUT", 20*time.Second, "how long one checkout may take, compensations included")
-	inventoryClient := platform.NewRemoteFlags(flags, inventory.ServiceName, transport.ClientConfig{})
-	paymentsClient := platform.NewRemoteFlags(flags, payments.ServiceName, transport.ClientConfig{})
+	// The saga calls inventory and payments over gRPC unless
+	// -inventory-transport / -payments-transport say http.
+	inventoryClient := platform.NewRemoteFlags(flags, inventory.ServiceName, transport.ClientConfig{}).OverGRPC(flags, inventory.GRPC)
+	paymentsClient := platform.NewRemoteFlags(flags, payments.ServiceName, transport.ClientConfig{}).OverGRPC(flags, payments.GRPC)
 	if err := flags.Parse(args); err != nil {
 		return err
 	}

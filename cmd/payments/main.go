@@ -19,7 +19,7 @@ var version = "dev"
 func main() { platform.Main(payments.ServiceName, run) }
 
 // run wires the service inside-out (store → service → faults → metrics →
-// endpoints → HTTP) and serves until ctx is cancelled, registered in
+// endpoints → HTTP and gRPC) and serves until ctx is cancelled, registered in
 // Consul. Then it shuts down in order: deregister, drain, close the store,
 // flush spans.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) (err error) {
@@ -65,5 +65,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	// (proc.EndpointMiddleware would add them): a drill asking to fail
 	// all of payments must not fail the knob that ends it.
 	proc.AdminRoutes = payments.AdminAPI.Server(faults, tel.ServerEndpoint)
-	return proc.Serve(ctx, payments.API.Server(svc, proc.EndpointMiddleware))
+	// One set of endpoints, served over HTTP and gRPC.
+	endpoints := payments.API.Endpoints(svc).With(proc.EndpointMiddleware)
+	proc.GRPC = append(proc.GRPC, payments.GRPC.Service(endpoints))
+	return proc.Serve(ctx, payments.API.Handler(endpoints))
 }

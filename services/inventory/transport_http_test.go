@@ -178,7 +178,7 @@ func TestHealthAndMetricsEndpoints(t *testing.T) {
 	for path, want := range map[string]string{
 		"/healthz": `"status":"ok"`,
 		"/readyz":  `"store":"ok"`,
-		"/metrics": `glasshouse_endpoint_request_duration_seconds_count{endpoint="GetProduct",outcome="success",service="inventory"} 1`,
+		"/metrics": `glasshouse_endpoint_request_duration_seconds_count{endpoint="GetProduct",outcome="success",service="inventory",transport="http"} 1`,
 	} {
 		resp, err := http.Get(srv.URL + path)
 		if err != nil {

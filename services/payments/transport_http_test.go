@@ -339,7 +339,7 @@ func TestHealthAndMetricsEndpoints(t *testing.T) {
 		"/healthz": {`"status":"ok"`},
 		"/readyz":  {`"store":"ok"`},
 		"/metrics": {
-			`glasshouse_endpoint_request_duration_seconds_count{endpoint="Charge",outcome="success",service="payments"} 1`,
+			`glasshouse_endpoint_request_duration_seconds_count{endpoint="Charge",outcome="success",service="payments",transport="http"} 1`,
 			`glasshouse_payments_charges_total{result="succeeded"} 1`,
 			`glasshouse_payments_charged_cents_total{currency="EUR"} 1999`,
 			`glasshouse_payments_faults_injected_total{type="error"} 0`,

@@ -321,7 +321,7 @@ func TestMetricsCountRegistrationsAndLogins(t *testing.T) {
 			`glasshouse_users_registrations_total{result="weak_password"} 1`,
 			`glasshouse_users_logins_total{result="ok"} 1`,
 			`glasshouse_users_logins_total{result="invalid_credentials"} 2`,
-			`glasshouse_endpoint_request_duration_seconds_count{endpoint="Login",outcome="business_error",service="users"} 2`,
+			`glasshouse_endpoint_request_duration_seconds_count{endpoint="Login",outcome="business_error",service="users",transport="http"} 2`,
 		},
 		"/readyz": {`"store":"ok"`},
 	} {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/glasshouse-dev/glasshouse/cmd/internal/config"
+	"github.com/glasshouse-dev/glasshouse/services"
 	"github.com/glasshouse-dev/glasshouse/transport"
 )
 
@@ -45,5 +46,26 @@ func (d Discovery) Registration(service, version string, ln, admin net.Listener)
 		CheckInterval:   *d.CheckInterval,
 		CheckTimeout:    *d.CheckTimeout,
 		DeregisterAfter: *d.DeregisterAfter,
+	}
+}
+
+// GRPCRegistration describes the same instance's gRPC listener: a
+// service of its own in Consul ("inventory-grpc", tagged grpc only, so
+// Prometheus, which scrapes what is tagged glasshouse, does not scrape it
+// twice), checked by Consul's GRPC check against grpc.health.v1.
+func (d Discovery) GRPCRegistration(http transport.Registration, ln net.Listener) transport.Registration {
+	port := ln.Addr().(*net.TCPAddr).Port
+	name := http.Service + services.GRPCSuffix
+	return transport.Registration{
+		Service:         name,
+		ID:              fmt.Sprintf("%s-%s-%d", name, http.Address, port),
+		Address:         http.Address,
+		Port:            port,
+		GRPCCheck:       true,
+		Tags:            []string{"grpc"},
+		Meta:            map[string]string{"version": http.Meta["version"], "http_service_id": http.ID},
+		CheckInterval:   http.CheckInterval,
+		CheckTimeout:    http.CheckTimeout,
+		DeregisterAfter: http.DeregisterAfter,
 	}
 }

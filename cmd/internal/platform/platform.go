@@ -38,6 +38,7 @@ import (
 type Flags struct {
 	listen    *string
 	admin     *string
+	grpc      *string // nil for a service that serves no gRPC
 	drain     *time.Duration
 	faults    *bool
 	discovery Discovery
@@ -58,7 +59,7 @@ func CommonFlagsDraining(f *config.Flags, service string, drain time.Duration) F
 	if !ok {
 		panic(fmt.Sprintf("platform: no service %q in services/catalog.go", service))
 	}
-	return Flags{
+	flags := Flags{
 		listen: f.String("listen", "LISTEN_ADDR", ":"+strconv.Itoa(spec.Port), "address to serve the public API on"),
 		admin: f.String("admin-listen", "ADMIN_LISTEN_ADDR", "",
 			"address to serve /metrics, /healthz, /readyz, /debug/pprof/ and admin routes on, never published at the edge (default: the -listen host, its port + 1000)"),
@@ -66,6 +67,11 @@ func CommonFlagsDraining(f *config.Flags, service string, drain time.Duration) F
 		faults:    f.Bool("fault-injection", "FAULT_INJECTION", false, "honour faults requested in a request's baggage (chaos tests only; never in production)"),
 		discovery: DiscoveryFlags(f),
 	}
+	if spec.GRPC {
+		flags.grpc = f.String("grpc-listen", "GRPC_LISTEN_ADDR", "",
+			"address to serve the API over gRPC on, registered in Consul as "+spec.GRPCName()+" (default: the -listen host, its port - 1000)")
+	}
+	return flags
 }
 
 // AdminListenAddr is the admin address for a public listen address such
@@ -73,21 +79,32 @@ func CommonFlagsDraining(f *config.Flags, service string, drain time.Duration) F
 // services.AdminOffset (":9084"); port 0 stays 0, so a test's free public port
 // gets a free admin port rather than a fixed one.
 func AdminListenAddr(listen string) (string, error) {
+	return offsetAddr(listen, services.AdminOffset, "-admin-listen / ADMIN_LISTEN_ADDR")
+}
+
+// GRPCListenAddr is the gRPC address for a public listen address when
+// -grpc-listen is not set: the same host, the port + services.GRPCOffset
+// (":8082" serves gRPC on ":7082"); port 0 stays 0.
+func GRPCListenAddr(listen string) (string, error) {
+	return offsetAddr(listen, services.GRPCOffset, "-grpc-listen / GRPC_LISTEN_ADDR")
+}
+
+func offsetAddr(listen string, offset int, setting string) (string, error) {
 	host, port, err := net.SplitHostPort(listen)
 	if err != nil {
 		return "", fmt.Errorf("-listen / LISTEN_ADDR %q: %w", listen, err)
 	}
 	n, err := strconv.Atoi(port)
 	if err != nil {
-		return "", fmt.Errorf("-listen / LISTEN_ADDR %q: set -admin-listen / ADMIN_LISTEN_ADDR too, the admin port is derived only from a numeric port", listen)
+		return "", fmt.Errorf("-listen / LISTEN_ADDR %q: set %s too, its port is derived only from a numeric port", listen, setting)
 	}
 	if n == 0 {
 		return net.JoinHostPort(host, "0"), nil
 	}
-	if n+services.AdminOffset > 65535 {
-		return "", fmt.Errorf("-listen / LISTEN_ADDR %q: port + %d is no port; set -admin-listen / ADMIN_LISTEN_ADDR", listen, services.AdminOffset)
+	if n+offset < 1 || n+offset > 65535 {
+		return "", fmt.Errorf("-listen / LISTEN_ADDR %q: port %+d is no port; set %s", listen, offset, setting)
 	}
-	return net.JoinHostPort(host, strconv.Itoa(n+services.AdminOffset)), nil
+	return net.JoinHostPort(host, strconv.Itoa(n+offset)), nil
 }
 
 // DrainTimeout is the configured drain time.
@@ -108,12 +125,18 @@ type Process struct {
 	// knobs), served on the admin listener beside health and metrics;
 	// set it before Serve, or leave it nil.
 	AdminRoutes http.Handler
+	// GRPC is what a service that serves gRPC (services.Spec.GRPC) serves
+	// on its gRPC listener: its API over the same endpoints as its HTTP
+	// routes (GRPCAPI.Service). Set it before Serve.
+	GRPC []transport.GRPCService
 
 	service           string
 	faults            bool
 	ln                net.Listener
 	adminLn           net.Listener
+	grpcLn            net.Listener // nil when the service serves no gRPC
 	registration      transport.Registration
+	grpcRegistration  transport.Registration
 	server            transport.ServerConfig
 	shutdownTelemetry func(context.Context) error
 	remotes           []*transport.Remote
@@ -189,6 +212,26 @@ func (f Flags) Start(ctx context.Context, service, version string, getenv func(s
 	if err != nil {
 		return nil, errors.Join(err, ln.Close())
 	}
+	var grpcLn net.Listener
+	if f.grpc != nil {
+		grpcAddr := *f.grpc
+		if grpcAddr == "" {
+			if grpcAddr, err = GRPCListenAddr(*f.listen); err != nil {
+				return nil, errors.Join(err, ln.Close(), adminLn.Close())
+			}
+		}
+		if grpcLn, err = transport.Listen(grpcAddr, "-grpc-listen / GRPC_LISTEN_ADDR"); err != nil {
+			return nil, errors.Join(err, ln.Close(), adminLn.Close())
+		}
+	}
+	// closeAll closes what is open when the start fails from here on.
+	closeAll := func(err error) error {
+		errList := []error{err, ln.Close(), adminLn.Close()}
+		if grpcLn != nil {
+			errList = append(errList, grpcLn.Close())
+		}
+		return errors.Join(errList...)
+	}
 	registration := f.discovery.Registration(service, version, ln, adminLn)
 	tel, shutdown, err := observability.Setup(ctx, observability.Config{
 		ServiceName:    service,
@@ -198,16 +241,16 @@ func (f Flags) Start(ctx context.Context, service, version string, getenv func(s
 		LogOutput:      stdout,
 	})
 	if err != nil {
-		return nil, errors.Join(err, ln.Close(), adminLn.Close())
+		return nil, closeAll(err)
 	}
 	client, err := transport.NewConsulClient(*f.discovery.ConsulAddr)
 	if err != nil {
-		return nil, errors.Join(err, ln.Close(), adminLn.Close(), shutdown(ctx))
+		return nil, closeAll(errors.Join(err, shutdown(ctx)))
 	}
 	if *f.faults {
 		tel.Logger.Warn("fault injection is ENABLED: requests may ask for failures in their baggage")
 	}
-	return &Process{
+	p := &Process{
 		Telemetry:         tel,
 		Health:            observability.NewHealth(),
 		Consul:            client,
@@ -215,10 +258,15 @@ func (f Flags) Start(ctx context.Context, service, version string, getenv func(s
 		faults:            *f.faults,
 		ln:                ln,
 		adminLn:           adminLn,
+		grpcLn:            grpcLn,
 		registration:      registration,
 		server:            transport.ServerConfig{DrainTimeout: *f.drain},
 		shutdownTelemetry: shutdown,
-	}, nil
+	}
+	if grpcLn != nil {
+		p.grpcRegistration = f.discovery.GRPCRegistration(registration, grpcLn)
+	}
+	return p, nil
 }
 
 // Addr is the public listener's address.
@@ -226,6 +274,15 @@ func (p *Process) Addr() net.Addr { return p.ln.Addr() }
 
 // AdminAddr is the admin listener's address.
 func (p *Process) AdminAddr() net.Addr { return p.adminLn.Addr() }
+
+// GRPCAddr is the gRPC listener's address, or nil for a service that
+// serves no gRPC.
+func (p *Process) GRPCAddr() net.Addr {
+	if p.grpcLn == nil {
+		return nil
+	}
+	return p.grpcLn.Addr()
+}
 
 // EndpointMiddleware is the middleware for the endpoint of the service's
 // named method: tracing, RED metrics and logging, then the per-request
@@ -283,6 +340,9 @@ func (p *Process) Close(ctx context.Context, err *error) {
 		p.Telemetry.Logger.Error("spans not flushed at shutdown; some may be lost", "error", ferr)
 	}
 	*err = errors.Join(*err, ignoreClosed(p.ln.Close()), ignoreClosed(p.adminLn.Close()))
+	if p.grpcLn != nil {
+		*err = errors.Join(*err, ignoreClosed(p.grpcLn.Close()))
+	}
 }
 
 // Serve serves routes on the public listener and health, metrics,
@@ -300,11 +360,25 @@ func (p *Process) Serve(ctx context.Context, routes http.Handler, background ...
 	admin := p.serveAdmin()
 	p.served = true
 	registrar := transport.NewRegistrar(p.Consul, p.registration, p.Telemetry.Logger, p.Telemetry.Registry)
+
+	var g oklog.Group
+	if p.grpcLn != nil {
+		if len(p.GRPC) == 0 {
+			return fmt.Errorf("%s serves gRPC (services/catalog.go) but its main set no Process.GRPC", p.service)
+		}
+		grpcSrv := transport.NewGRPCServer(p.grpcLn, p.Telemetry, p.Health, transport.GRPCServerConfig{DrainTimeout: p.server.DrainTimeout}, p.GRPC...)
+		grpcRegistrar := transport.NewRegistrar(p.Consul, p.grpcRegistration, p.Telemetry.Logger, p.Telemetry.Registry)
+		// The health service says NOT_SERVING first, then both
+		// registrations leave Consul; the gRPC calls in flight drain
+		// after the HTTP ones.
+		srv.OnShutdown(func(context.Context) error { grpcSrv.NotServing(); return nil })
+		srv.OnShutdown(grpcRegistrar.Deregister)
+		g.Add(grpcRegistrar.Run, grpcRegistrar.Stop)
+		g.Add(grpcSrv.Run, func(err error) { srv.Stop(err); grpcSrv.Stop(err) })
+	}
 	// Leave Consul before draining, so callers stop choosing this
 	// instance while it still answers the requests in flight.
 	srv.OnShutdown(registrar.Deregister)
-
-	var g oklog.Group
 	g.Add(srv.Run, srv.Stop)
 	g.Add(registrar.Run, registrar.Stop)
 	for _, task := range background {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/glasshouse-dev/glasshouse/cmd/internal/config"
+	"github.com/glasshouse-dev/glasshouse/services"
 	"github.com/glasshouse-dev/glasshouse/transport"
 )
 
@@ -22,6 +23,48 @@ type RemoteFlags struct {
 	honest                *bool
 	service, flag, env    string
 	adjust                func(*transport.ClientConfig)
+	transport             *string     // "grpc" or "http"; nil: HTTP only
+	grpc                  grpcFactory // the remote's API over gRPC
+}
+
+// grpcFactory is a service's GRPCAPI, without its type parameter.
+type grpcFactory interface {
+	Factory(transport.GRPCClientFactory) transport.ClientFactory
+}
+
+// Transports a client may call a remote service over.
+const (
+	TransportGRPC = "grpc"
+	TransportHTTP = "http"
+)
+
+// OverGRPC lets the calls to the remote go over gRPC, api being its
+// GRPCAPI, and makes that the default: -<service>-transport /
+// <SERVICE>_TRANSPORT chooses grpc or http. The remote must serve gRPC
+// (services.Spec.GRPC).
+func (r *RemoteFlags) OverGRPC(f *config.Flags, api grpcFactory) *RemoteFlags {
+	spec, ok := services.Lookup(r.service)
+	if !ok || !spec.GRPC {
+		panic(fmt.Sprintf("platform: %s serves no gRPC (services/catalog.go)", r.service))
+	}
+	r.grpc = api
+	name, env := r.service+"-transport", strings.ToUpper(r.service)+"_TRANSPORT"
+	r.transport = f.String(name, env, TransportGRPC, "how calls to "+r.service+" travel: grpc (protobuf, to "+spec.GRPCName()+" in Consul) or http (JSON)")
+	f.Check(func() error {
+		if *r.transport != TransportGRPC && *r.transport != TransportHTTP {
+			return fmt.Errorf("-%s / %s is %q: choose grpc or http", name, env, *r.transport)
+		}
+		return nil
+	})
+	return r
+}
+
+// Transport is how the calls travel: grpc or http.
+func (r *RemoteFlags) Transport() string {
+	if r.transport == nil {
+		return TransportHTTP
+	}
+	return *r.transport
 }
 
 // NewRemoteFlags defines the settings for calls to service on f, with
@@ -56,6 +99,11 @@ func (p *Process) Client(r *RemoteFlags) transport.ClientFactory {
 	cfg, _ := r.Config() // checked by Parse
 	if r.adjust != nil {
 		r.adjust(&cfg)
+	}
+	if r.Transport() == TransportGRPC {
+		spec, _ := services.Lookup(r.service) // checked by OverGRPC
+		cfg.ConsulName = spec.GRPCName()
+		return r.grpc.Factory(p.Remote(r.service, cfg).GRPC())
 	}
 	return p.Remote(r.service, cfg).Factory()
 }
