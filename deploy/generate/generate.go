@@ -213,6 +213,18 @@ func funcs(all []services.Spec, tmplPath string) template.FuncMap {
 			}
 			return names
 		},
+		// grpcCallers lists the services that call name over gRPC, in
+		// start order.
+		"grpcCallers": func(name string) []string {
+			var callers []string
+			callee, _ := lookup(all, name)
+			for _, s := range all {
+				if slices.Contains(s.Calls, name) && callsOverGRPC(s, callee) {
+					callers = append(callers, s.Name)
+				}
+			}
+			return callers
+		},
 		"transportVar": transportVar,
 		"grpcNames": func(specs []services.Spec) []string {
 			var names []string
