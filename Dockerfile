@@ -84,8 +84,9 @@ USER 65532:65532
 
 # Public APIs: gateway 8080, users 8081, inventory 8082, orders 8083,
 # payments 8084. Admin listeners (metrics, health, pprof), 1000 above
-# each: 9080-9084, never to be published.
-EXPOSE 8080 8081 8082 8083 8084 9080 9081 9082 9083 9084
+# each: 9080-9084, never to be published. gRPC APIs, 1000 below: inventory
+# 7082, payments 7084.
+EXPOSE 8080 8081 8082 8083 8084 9080 9081 9082 9083 9084 7082 7084
 
 # No ENTRYPOINT: the command is the program, e.g. ["inventory"] or
 # ["glasshouse", "load", "-target", "http://gateway:8080"].

@@ -174,6 +174,44 @@ func TestComposeRunsEveryServiceWithItsReplicas(t *testing.T) {
 	}
 }
 
+// The services that serve gRPC listen for it where the catalogue says,
+// on the project network only (TestComposePublishesOnlyTheEntryPointsOnLoopback
+// checks that nothing else is published), and their callers say which
+// transport they use instead of leaning on a default.
+func TestComposeServesGRPCOnTheProjectNetwork(t *testing.T) {
+	p := loadCompose(t)
+	instances := composeInstances(p)
+	for _, spec := range services.All() {
+		for _, s := range instances[spec.Name] {
+			where := "compose service " + s.Name
+			addr := env(s, "GRPC_LISTEN_ADDR")
+			if !spec.GRPC {
+				if addr != "" {
+					t.Errorf("%s: GRPC_LISTEN_ADDR=%q, but services/catalog.go says %s serves no gRPC", where, addr, spec.Name)
+				}
+			} else if port := listenPort(t, where, addr); port != strconv.Itoa(spec.GRPCPort()) {
+				t.Errorf("%s: GRPC_LISTEN_ADDR=%q, want port %d (services.Spec.GRPCPort)", where, addr, spec.GRPCPort())
+			} else if !slices.Contains(s.Expose, port) {
+				t.Errorf("%s: expose %v lacks the gRPC port %s, which its callers and Consul's gRPC check dial", where, s.Expose, port)
+			}
+
+			want := map[string]string{}
+			for _, callee := range grpcCalls(spec) {
+				want[transportVar(callee.Name)] = "grpc"
+			}
+			got := map[string]string{}
+			for key, v := range s.Environment {
+				if strings.HasSuffix(key, "_TRANSPORT") && v != nil {
+					got[key] = *v
+				}
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("%s: transports %v, want %v", where, got, want)
+			}
+		}
+	}
+}
+
 // composeArgs is the command line a compose service runs.
 func composeArgs(s types.ServiceConfig) []string {
 	return append(slices.Clone([]string(s.Entrypoint)), s.Command...)

@@ -36,6 +36,24 @@ func tokenReaders() []string {
 	return names
 }
 
+// grpcCalls lists the services caller calls over gRPC, as the platform
+// means it to: each one it calls that serves gRPC (services.Spec.GRPC),
+// unless caller is the public entry, which forwards the public HTTP/JSON
+// API as it is and so calls over HTTP.
+func grpcCalls(caller services.Spec) []services.Spec {
+	var out []services.Spec
+	for _, name := range caller.Calls {
+		if callee, ok := services.Lookup(name); ok && callee.GRPC && !caller.Public {
+			out = append(out, callee)
+		}
+	}
+	return out
+}
+
+// transportVar is the variable that picks the transport of a caller's
+// calls to callee: INVENTORY_TRANSPORT=grpc or http.
+func transportVar(callee string) string { return strings.ToUpper(callee) + "_TRANSPORT" }
+
 // serviceNames lists the services in the repository: one per directory
 // under services/. Deployment files must cover each of them.
 func serviceNames(t *testing.T) []string {

@@ -155,12 +155,13 @@ func TestCatalogueHasOneSignerAndOnePublicEntry(t *testing.T) {
 }
 
 // Adding a service is one entry in the catalogue: with a made-up
-// "search" (two replicas, a store, called by the gateway), the generated
-// compose file and Kubernetes base run it completely, with no other edit.
+// "search" (two replicas, a store, gRPC, called by the gateway), the
+// generated compose file and Kubernetes base run it completely, with no
+// other edit.
 func TestAddingAServiceIsOneCatalogueEntry(t *testing.T) {
 	search := services.Spec{
 		Name: "search", Summary: "full-text search over the products",
-		Port: 8085, Replicas: 2, DeployReplicas: 2, Store: "search.db",
+		Port: 8085, Replicas: 2, DeployReplicas: 2, Store: "search.db", GRPC: true,
 		MemoryMiB: 64, CPUMilli: 50,
 	}
 	all := services.All()
@@ -205,6 +206,15 @@ func TestAddingAServiceIsOneCatalogueEntry(t *testing.T) {
 		if u, err := url.Parse(env(s, "DATABASE_URL")); err != nil || u.Path != "/search" || u.User.Username() != "search" {
 			t.Errorf("compose %s: DATABASE_URL=%q names no database and role search", name, env(s, "DATABASE_URL"))
 		}
+		if env(s, "GRPC_LISTEN_ADDR") != ":7085" || !slices.Contains(s.Expose, "7085") {
+			t.Errorf("compose %s: GRPC_LISTEN_ADDR %q, expose %v; want :7085, exposed", name, env(s, "GRPC_LISTEN_ADDR"), s.Expose)
+		}
+	}
+	// The gateway, the public entry, calls over HTTP.
+	for name, s := range p.Services {
+		if v := env(s, "SEARCH_TRANSPORT"); v != "" {
+			t.Errorf("compose %s: SEARCH_TRANSPORT=%q; only callers other than the gateway call over gRPC", name, v)
+		}
 	}
 
 	init, err := os.ReadFile(filepath.Join(dir, "deploy", "postgres", "init.sh"))
@@ -216,8 +226,14 @@ func TestAddingAServiceIsOneCatalogueEntry(t *testing.T) {
 	if d, ok := o.deployments["search"]; !ok || d.Spec.Replicas == nil || *d.Spec.Replicas != 2 {
 		t.Errorf("no Deployment search with 2 replicas")
 	}
+	if d, ok := o.deployments["search"]; ok && portNumber(&d.Spec.Template.Spec.Containers[0], "grpc") != "7085" {
+		t.Errorf("Deployment search: no container port grpc, 7085")
+	}
 	if _, ok := o.services["search"]; !ok {
 		t.Errorf("no Service search")
+	}
+	if pol, ok := o.policies["services-grpc-health"]; !ok || !selectsPod(t, &pol.Spec.PodSelector, map[string]string{"app.kubernetes.io/name": "search"}) {
+		t.Errorf("NetworkPolicy services-grpc-health does not admit Consul's gRPC check of search")
 	}
 	if cl, ok := o.clusters["search-db"]; !ok || cl.Spec.Bootstrap.InitDB.Database != "search" || cl.Spec.Bootstrap.InitDB.Owner != "search" {
 		t.Errorf("no CloudNativePG Cluster search-db creating database search, owned by search")

@@ -16,6 +16,7 @@ import (
 	"reflect"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -424,6 +425,59 @@ func TestKubernetesServicesProbeHealthAndAdvertiseThePod(t *testing.T) {
 			if m := volumeMountAt(c, dir); m == nil || m.ReadOnly {
 				t.Errorf("%s: DATA_DIR %s is not a writable volume mount", where, dir)
 			}
+		}
+	}
+}
+
+// A service that serves gRPC listens for it on the container port named
+// grpc, which its Service names too (for port-forward; callers find the
+// pods in Consul); its callers state the transport they use; readiness
+// stays the HTTP /readyz (TestKubernetesServicesProbeHealthAndAdvertiseThePod).
+func TestKubernetesServesGRPCWhereTheCatalogueSays(t *testing.T) {
+	o := loadK8s(t)
+	for _, spec := range services.All() {
+		d, ok := o.deployments[spec.Name]
+		if !ok {
+			continue // reported by TestKubernetesRunsEveryService
+		}
+		c := glasshouseContainer(t, d)
+		if c == nil {
+			continue
+		}
+		where := "Deployment " + spec.Name
+		addr := envValue(c, "GRPC_LISTEN_ADDR")
+		if !spec.GRPC {
+			if addr != "" || hasPort(c, "grpc") {
+				t.Errorf("%s: GRPC_LISTEN_ADDR=%q, port grpc %v; services/catalog.go says %s serves no gRPC", where, addr, hasPort(c, "grpc"), spec.Name)
+			}
+		} else {
+			want := strconv.Itoa(spec.GRPCPort())
+			if port := listenPort(t, where, addr); port != want || portNumber(c, "grpc") != want {
+				t.Errorf("%s: GRPC_LISTEN_ADDR=%q and container port grpc %q, want both %s (services.Spec.GRPCPort)", where, addr, portNumber(c, "grpc"), want)
+			}
+			served := false
+			if svc, ok := o.services[spec.Name]; ok {
+				for _, sp := range svc.Spec.Ports {
+					served = served || (sp.Name == "grpc" && sp.TargetPort.String() == "grpc" && strconv.Itoa(int(sp.Port)) == want)
+				}
+			}
+			if !served {
+				t.Errorf("Service %s has no port grpc, %s, targeting the container port grpc", spec.Name, want)
+			}
+		}
+
+		wantTransports := map[string]string{}
+		for _, callee := range grpcCalls(spec) {
+			wantTransports[transportVar(callee.Name)] = "grpc"
+		}
+		got := map[string]string{}
+		for _, e := range c.Env {
+			if strings.HasSuffix(e.Name, "_TRANSPORT") {
+				got[e.Name] = e.Value
+			}
+		}
+		if !reflect.DeepEqual(got, wantTransports) {
+			t.Errorf("%s: transports %v, want %v", where, got, wantTransports)
 		}
 	}
 }

@@ -34,7 +34,10 @@ func (e edge) String() string { return fmt.Sprintf("%s -> %s:%s", e.from, e.to, 
 // wantEdges are the connections the platform makes, and so the only ones
 // the policies may allow: each service's calls in services/catalog.go
 // (TestCatalogueCallsAreTheServicesImported checks them against the
-// code), the public entry, and the platform's own.
+// code), over gRPC where the callee serves it and the caller is not the
+// public entry (grpcCalls), the public entry, and the platform's own.
+// A call over gRPC keeps its http edge: http is the caller's fallback
+// transport, and that of a rolling update's pods from before gRPC.
 func wantEdges() map[edge]bool {
 	want := map[edge]bool{
 		{"prometheus", "consul", "http"}: true, // Consul service discovery
@@ -42,6 +45,12 @@ func wantEdges() map[edge]bool {
 	for _, s := range services.All() {
 		for _, callee := range s.Calls {
 			want[edge{s.Name, callee, "http"}] = true
+		}
+		for _, callee := range grpcCalls(s) {
+			want[edge{s.Name, callee.Name, "grpc"}] = true
+		}
+		if s.GRPC {
+			want[edge{"consul", s.Name, "grpc"}] = true // Consul's gRPC health check
 		}
 		if s.Public {
 			want[edge{"outside", s.Name, "http"}] = true

@@ -191,6 +191,89 @@ func funcs(all []services.Spec, tmplPath string) template.FuncMap {
 			return callers
 		},
 		"adminOffset": func() int { return services.AdminOffset },
+		// grpcServices lists the services that serve gRPC too, in start
+		// order.
+		"grpcServices": func() []services.Spec {
+			var out []services.Spec
+			for _, s := range all {
+				if s.GRPC {
+					out = append(out, s)
+				}
+			}
+			return out
+		},
+		// grpcCalls lists the services s calls over gRPC, in the order of
+		// its Calls.
+		"grpcCalls": func(s services.Spec) []string {
+			var names []string
+			for _, c := range s.Calls {
+				if callee, ok := lookup(all, c); ok && callsOverGRPC(s, callee) {
+					names = append(names, c)
+				}
+			}
+			return names
+		},
+		// grpcCallers lists the services that call name over gRPC, in
+		// start order.
+		"grpcCallers": func(name string) []string {
+			var callers []string
+			callee, _ := lookup(all, name)
+			for _, s := range all {
+				if slices.Contains(s.Calls, name) && callsOverGRPC(s, callee) {
+					callers = append(callers, s.Name)
+				}
+			}
+			return callers
+		},
+		"transportVar": transportVar,
+		"grpcNames": func(specs []services.Spec) []string {
+			var names []string
+			for _, s := range specs {
+				names = append(names, s.Name)
+			}
+			return names
+		},
+		"grpcConsulNames": func(specs []services.Spec) []string {
+			var names []string
+			for _, s := range specs {
+				names = append(names, s.GRPCName())
+			}
+			return names
+		},
+		// grpcPorts says where each service's gRPC listener is:
+		// "inventory 7082, payments 7084".
+		"grpcPorts": func(specs []services.Spec) string {
+			var parts []string
+			for _, s := range specs {
+				parts = append(parts, fmt.Sprintf("%s %d", s.Name, s.GRPCPort()))
+			}
+			return strings.Join(parts, ", ")
+		},
+		// grpcClients lists the services that call any other over gRPC.
+		"grpcClients": func() []string {
+			var names []string
+			for _, s := range all {
+				if slices.ContainsFunc(s.Calls, func(c string) bool { callee, _ := lookup(all, c); return callsOverGRPC(s, callee) }) {
+					names = append(names, s.Name)
+				}
+			}
+			return names
+		},
+		// grpcTransportVars are the variables that the gRPC clients set,
+		// in start order: "INVENTORY_TRANSPORT", "PAYMENTS_TRANSPORT".
+		"grpcTransportVars": func() []string {
+			var vars []string
+			for _, s := range all {
+				for _, c := range s.Calls {
+					if callee, _ := lookup(all, c); callsOverGRPC(s, callee) && !slices.Contains(vars, transportVar(c)) {
+						vars = append(vars, transportVar(c))
+					}
+				}
+			}
+			return vars
+		},
+		// grpcOffset is how far below the public port the gRPC one is.
+		"grpcOffset": func() int { return -services.GRPCOffset },
 		// stores lists the services that own a database, in start order.
 		"stores": func() []services.Spec {
 			var out []services.Spec
@@ -307,6 +390,28 @@ func funcs(all []services.Spec, tmplPath string) template.FuncMap {
 			return fmt.Sprintf("%d-%d", byPort[0].AdminPort(), byPort[len(byPort)-1].AdminPort())
 		},
 	}
+}
+
+// callsOverGRPC tells whether caller calls callee over gRPC: whenever
+// callee serves it, except from the public entry. The gateway forwards
+// the public HTTP/JSON API as it is, so it calls over HTTP; every other
+// caller (orders) picks gRPC with the variable transportVar names, which
+// the templates set.
+func callsOverGRPC(caller, callee services.Spec) bool { return callee.GRPC && !caller.Public }
+
+// transportVar is the variable that picks the transport a caller uses
+// for the service called name: "INVENTORY_TRANSPORT" (grpc or http).
+func transportVar(name string) string {
+	return strings.ToUpper(strings.ReplaceAll(name, "-", "_")) + "_TRANSPORT"
+}
+
+// lookup returns the service called name in all.
+func lookup(all []services.Spec, name string) (services.Spec, bool) {
+	i := slices.IndexFunc(all, func(s services.Spec) bool { return s.Name == name })
+	if i < 0 {
+		return services.Spec{}, false
+	}
+	return all[i], true
 }
 
 // sortedByPort returns the services in the order of their ports.

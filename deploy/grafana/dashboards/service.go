@@ -19,7 +19,7 @@ const (
 const endpointBuckets = `sum by (le) (rate(` + requestBuckets + `{job="$service", endpoint="$endpoint"}[$__rate_interval]))`
 
 // Service looks into one service ($service) and one of its endpoints
-// ($endpoint): the RED signals by endpoint and outcome, the latency
+// ($endpoint): the RED signals by endpoint, outcome and transport, the latency
 // distribution with exemplars that open traces, the Go runtime of each
 // instance, and each instance's database pool and calls.
 func Service() Dashboard {
@@ -47,6 +47,14 @@ func Service() Dashboard {
 				q(`job:glasshouse_endpoint_latency_seconds:p99_1m{job="$service"}`, "p99")).
 				atLeastZero().
 				describe("Every endpoint of the service together, over 1 minute."),
+			timeSeries("Requests per second by transport", "reqps",
+				q(`job_transport:glasshouse_endpoint_requests:rate1m{job="$service"}`, "{{transport}}")).
+				atLeastZero().
+				describe("Calls by the listener they came in on: http, the JSON API every service serves; grpc, the same endpoints over gRPC, which inventory and payments serve too and orders calls. A service without gRPC shows http alone."),
+			timeSeries("p99 latency by transport", "s",
+				q(`job_transport:glasshouse_endpoint_latency_seconds:p99_1m{job="$service"}`, "{{transport}}")).
+				atLeastZero().
+				describe("The same endpoints answered over each transport, over 1 minute: a gap between the lines is the transport's own cost, or a different mix of calls (the gateway's reads come over HTTP, orders' saga steps over gRPC)."),
 		),
 		newRow("$service: $endpoint",
 			timeSeries("Requests per second by outcome", "reqps",
