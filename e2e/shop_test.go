@@ -266,10 +266,17 @@ func (s *shop) checkInvariants() {
 	}
 }
 
-func TestShopThroughTheGateway(t *testing.T) { testenv.OnEachBackend(t, testShopThroughTheGateway) }
+// TestShopThroughTheGateway runs the shop with the saga on gRPC, the
+// default, on each backend; TestShopWithTheSagaOverHTTP runs it with the
+// saga on HTTP, which stays supported.
+func TestShopThroughTheGateway(t *testing.T) {
+	testenv.OnEachBackend(t, func(t *testing.T, b testenv.Backend) { testShop(t, b, "grpc") })
+}
 
-func testShopThroughTheGateway(t *testing.T, b testenv.Backend) {
-	s := startShopOn(t, b)
+func TestShopWithTheSagaOverHTTP(t *testing.T) { testShop(t, testenv.SQLite, "http") }
+
+func testShop(t *testing.T, b testenv.Backend, saga string) {
+	s := startShopOn(t, b, "INVENTORY_TRANSPORT="+saga, "PAYMENTS_TRANSPORT="+saga)
 	token := s.signUp("ada@example.com")
 
 	var list inventory.ListProductsResponse
@@ -354,6 +361,21 @@ func testShopThroughTheGateway(t *testing.T, b testenv.Backend) {
 	for _, path := range []string{"/admin/faults", "/reservations", "/api/admin/faults", "/charges"} {
 		if r := s.call("GET", path, "", nil); r.status != 404 {
 			t.Errorf("GET %s through the gateway: %d, want 404", path, r.status)
+		}
+	}
+	// The saga's calls went over the transport asked for: inventory and
+	// payments counted them under it.
+	for _, hop := range []struct {
+		instances []*testenv.Service
+		service   string
+		endpoint  string
+	}{{s.inventory, "inventory", "Reserve"}, {s.payments, "payments", "Charge"}} {
+		var n float64
+		for _, inst := range hop.instances {
+			n += inst.CounterValue(t, fmt.Sprintf(`glasshouse_endpoint_request_duration_seconds_count{endpoint=%q,outcome="success",service=%q,transport=%q}`, hop.endpoint, hop.service, saga))
+		}
+		if n == 0 {
+			t.Errorf("no successful %s.%s counted with transport=%q: the saga did not use %s", hop.service, hop.endpoint, saga, saga)
 		}
 	}
 	s.checkInvariants()

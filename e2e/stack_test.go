@@ -163,10 +163,21 @@ func testLocalStack(t *testing.T, store stack.Store) {
 	if len(servers) < 3 { // reserve, charge, commit at least
 		t.Errorf("%d inventory/payments server spans, want ≥ 3", len(servers))
 	}
+	// The saga calls them over gRPC: each server span is otelgrpc's,
+	// named after the rpc, the child of orders' client span of the same
+	// rpc, and the parent of the endpoint span the HTTP side has too.
+	contract := map[string]string{"inventory": "glasshouse.inventory.v1.Inventory/", "payments": "glasshouse.payments.v1.Payments/"}
 	for _, sp := range servers {
 		parent, ok := tr.Span(sp.ParentID)
 		if !ok || parent.Service != "orders" || parent.Kind != "client" {
 			t.Errorf("%s %q: parent %+v, want an orders client span", sp.Service, sp.Operation, parent)
+		}
+		if !strings.HasPrefix(sp.Operation, contract[sp.Service]) || parent.Operation != sp.Operation {
+			t.Errorf("%s server span %q (parent %q); want the gRPC call %s<Method> on both sides", sp.Service, sp.Operation, parent.Operation, contract[sp.Service])
+		}
+		method := strings.TrimPrefix(sp.Operation, contract[sp.Service])
+		if eps := tr.Find(func(c traces.Span) bool { return c.ParentID == sp.ID && c.Operation == sp.Service+"."+method }); len(eps) != 1 {
+			t.Errorf("%s %q has %d endpoint spans %s.%s as children; want 1", sp.Service, sp.Operation, len(eps), sp.Service, method)
 		}
 	}
 	// Database work shows under each service that owns data, marked
@@ -225,6 +236,25 @@ func testLocalStack(t *testing.T, store stack.Store) {
 		}
 		if len(res) != instances {
 			return fmt.Errorf("%d of %d targets up", len(res), instances)
+		}
+		return nil
+	})
+	// The RED histogram tells the transports apart: inventory and payments
+	// count gRPC calls (the saga's) and HTTP ones (the gateway's
+	// catalogue reads, for inventory).
+	testenv.Eventually(t, 60*time.Second, "Prometheus sees calls by transport", func() error {
+		res, err := promQuery(s.PrometheusURL, `sum by (service, transport) (glasshouse_endpoint_request_duration_seconds_count)`)
+		if err != nil {
+			return err
+		}
+		seen := map[string]bool{}
+		for _, r := range res {
+			seen[r.Metric["service"]+"/"+r.Metric["transport"]] = true
+		}
+		for _, want := range []string{"inventory/grpc", "payments/grpc", "inventory/http", "gateway/http", "orders/http", "users/http"} {
+			if !seen[want] {
+				return fmt.Errorf("no series for %s; have %v", want, seen)
+			}
 		}
 		return nil
 	})

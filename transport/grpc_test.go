@@ -160,7 +160,7 @@ func checkToken(token string) (string, error) {
 	return "u1", nil
 }
 
-func startStockPeer(t *testing.T, consulAddr string) *stockPeer {
+func startStockPeer(t testing.TB, consulAddr string) *stockPeer {
 	t.Helper()
 	tel := newTelemetry(t, io.Discard)
 	p := &stockPeer{}
@@ -186,7 +186,7 @@ func startStockPeer(t *testing.T, consulAddr string) *stockPeer {
 	return p
 }
 
-func directStock(t *testing.T, addr string) stock {
+func directStock(t testing.TB, addr string) stock {
 	t.Helper()
 	build, _ := testenv.DirectGRPC(t, addr, newTelemetry(t, io.Discard))
 	return stockClient{stockAPI.Client(stockGRPC.Factory(build))}

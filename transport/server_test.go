@@ -19,7 +19,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 )
 
-func newTelemetry(t *testing.T, logs io.Writer) observability.Telemetry {
+func newTelemetry(t testing.TB, logs io.Writer) observability.Telemetry {
 	t.Helper()
 	tel, shutdown, err := observability.Setup(context.Background(), observability.Config{
 		ServiceName: "test", Getenv: func(string) string { return "" }, LogOutput: logs,
@@ -90,7 +90,7 @@ func TestPanicBecomesA500ProblemAndALogLine(t *testing.T) {
 	}
 }
 
-func startServer(t *testing.T, tel observability.Telemetry, routes http.Handler, cfg transport.ServerConfig) *transport.Server {
+func startServer(t testing.TB, tel observability.Telemetry, routes http.Handler, cfg transport.ServerConfig) *transport.Server {
 	t.Helper()
 	ln, err := transport.Listen("127.0.0.1:0", "test")
 	if err != nil {

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/glasshouse-dev/glasshouse/services"
 )
 
 // healthClient bounds each health poll, so a hung instance fails the
@@ -28,6 +30,9 @@ type Service struct {
 	// /metrics, /debug/pprof/, admin routes); AdminURL is "http://" +
 	// AdminAddr.
 	AdminAddr, AdminURL string
+	// GRPCAddr is host:port of its gRPC listener, for a service that
+	// serves gRPC (services.Spec.GRPC); else "".
+	GRPCAddr string
 	// ID is its instance ID in Consul.
 	ID string
 }
@@ -90,6 +95,17 @@ func launchService(t testing.TB, name string, port, adminPort int, env []string)
 		"CHECK_INTERVAL=1s", // Consul's minimum
 		"CHECK_TIMEOUT=500ms",
 	)
+	// A free gRPC port too: the default, the public port - 1000, may be
+	// taken on a machine running many tests.
+	grpcAddr := ""
+	if spec, ok := services.Lookup(name); ok && spec.GRPC {
+		grpcPort := FreePort(t)
+		for grpcPort == port || grpcPort == adminPort {
+			grpcPort = FreePort(t)
+		}
+		grpcAddr = "127.0.0.1:" + strconv.Itoa(grpcPort)
+		cmd.Env = append(cmd.Env, "GRPC_LISTEN_ADDR="+grpcAddr)
+	}
 	cmd.Env = append(cmd.Env, env...)
 	return &Service{
 		Process:   Start(t, fmt.Sprintf("%s-%d", name, port), cmd),
@@ -98,6 +114,7 @@ func launchService(t testing.TB, name string, port, adminPort int, env []string)
 		URL:       "http://" + addr,
 		AdminAddr: adminAddr,
 		AdminURL:  "http://" + adminAddr,
+		GRPCAddr:  grpcAddr,
 		ID:        fmt.Sprintf("%s-127.0.0.1-%d", name, port),
 	}
 }
@@ -141,6 +158,23 @@ func (s *Service) LogRecords(msg string) []map[string]any {
 // exposed fails the test.
 func (s *Service) MetricValue(t testing.TB, series string) float64 {
 	t.Helper()
+	v, ok := s.metric(t, series)
+	if !ok {
+		t.Fatalf("%s exposes no series %s", s.Process.Name, series)
+	}
+	return v
+}
+
+// CounterValue is MetricValue for a counter that may not exist yet: a
+// series the instance has not exposed counts 0.
+func (s *Service) CounterValue(t testing.TB, series string) float64 {
+	t.Helper()
+	v, _ := s.metric(t, series)
+	return v
+}
+
+func (s *Service) metric(t testing.TB, series string) (float64, bool) {
+	t.Helper()
 	resp, err := healthClient.Get(s.AdminURL + "/metrics")
 	if err != nil {
 		t.Fatalf("scrape %s: %v", s.Process.Name, err)
@@ -156,9 +190,8 @@ func (s *Service) MetricValue(t testing.TB, series string) float64 {
 			if err != nil {
 				t.Fatalf("%s on %s: %v", series, s.Process.Name, err)
 			}
-			return v
+			return v, true
 		}
 	}
-	t.Fatalf("%s exposes no series %s", s.Process.Name, series)
-	return 0
+	return 0, false
 }
