@@ -92,6 +92,10 @@ func (r Registration) withDefaults() Registration {
 const (
 	AdminTaggedAddress = "admin"
 	AdminPortMeta      = "admin_port"
+	// HTTPInstanceMeta, on the registration of an instance's gRPC
+	// listener, is the Consul ID of the same instance's HTTP
+	// registration, whose admin listener serves its metrics and probes.
+	HTTPInstanceMeta = "http_service_id"
 )
 
 // AdminAddr is the host:port of an instance's admin listener as Consul

@@ -209,7 +209,16 @@ func cmdStatus(ctx context.Context, args []string, getenv func(string) string, s
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "SERVICE\tINSTANCE\tADDRESS\tADMIN\tHEALTH\tBREAKERS (remote instance: state)")
-	for _, svc := range services.Names() {
+	// Each service, and after it the gRPC registration of one that
+	// serves gRPC ("inventory-grpc"), checked by Consul over gRPC.
+	var names []string
+	for _, spec := range services.All() {
+		names = append(names, spec.Name)
+		if spec.GRPC {
+			names = append(names, spec.GRPCName())
+		}
+	}
+	for _, svc := range names {
 		entries, _, err := client.Health().Service(svc, "", false, (&consul.QueryOptions{}).WithContext(ctx))
 		if err != nil {
 			return fmt.Errorf("Consul at %s: %w", st.ConsulURL, err)
@@ -222,6 +231,9 @@ func cmdStatus(ctx context.Context, args []string, getenv func(string) string, s
 			// Breaker states are metrics, served on the admin listener
 			// that the registration names.
 			admin, states := transport.AdminAddr(e.Service), "(no admin address in Consul)"
+			if id := e.Service.Meta[transport.HTTPInstanceMeta]; id != "" {
+				states = "(the gRPC listener of " + id + ")"
+			}
 			if admin != "" {
 				states = breakers(ctx, admin)
 			} else {

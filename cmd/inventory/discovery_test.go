@@ -30,13 +30,27 @@ func startInventory(t *testing.T, consul *testenv.Consul, dataDir string) *teste
 
 func newCaller(t *testing.T, consul *testenv.Consul) (inventory.Service, *transport.Remote, observability.Telemetry) {
 	t.Helper()
+	return newCallerOver(t, consul, "http")
+}
+
+// newCallerOver is newCaller over the transport named: "http", or "grpc"
+// (the instances registered as inventory-grpc), as orders calls it.
+func newCallerOver(t *testing.T, consul *testenv.Consul, over string) (inventory.Service, *transport.Remote, observability.Telemetry) {
+	t.Helper()
 	tel := testenv.Telemetry(t, "orders")
 	client, err := transport.NewConsulClient(consul.Addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	remote := transport.NewRemote(client, transport.ClientConfig{Service: inventory.ServiceName}, tel)
+	cfg := transport.ClientConfig{Service: inventory.ServiceName}
+	if over == "grpc" {
+		cfg.ConsulName = inventory.ServiceName + "-grpc"
+	}
+	remote := transport.NewRemote(client, cfg, tel)
 	t.Cleanup(remote.Close)
+	if over == "grpc" {
+		return inventory.NewClient(inventory.GRPC.Factory(remote.GRPC())), remote, tel
+	}
 	return inventory.NewClient(remote.Factory()), remote, tel
 }
 
@@ -90,13 +104,28 @@ func TestTwoInstancesRegisterAndShareCalls(t *testing.T) {
 	}
 }
 
+// TestKilledInstanceCostsNoFailedCalls kills one of two instances
+// mid-stream, with the calls over HTTP and over gRPC: a dead instance's
+// connection failures are retried on the other either way.
 func TestKilledInstanceCostsNoFailedCalls(t *testing.T) {
+	for _, over := range []string{"http", "grpc"} {
+		t.Run(over, func(t *testing.T) { testKilledInstance(t, over) })
+	}
+}
+
+func testKilledInstance(t *testing.T, over string) {
 	consul := testenv.StartConsul(t)
 	data := t.TempDir()
 	victim, survivor := startInventory(t, consul, data), startInventory(t, consul, data)
 	consul.WaitPassing("inventory", 2, 15*time.Second)
-	svc, remote, tel := newCaller(t, consul)
+	// Consul's GRPC check (grpc.health.v1) passes for both gRPC listeners.
+	consul.WaitPassing("inventory-grpc", 2, 15*time.Second)
+	svc, remote, tel := newCallerOver(t, consul, over)
 	waitInstances(t, remote, 2)
+	want := survivor.Addr
+	if over == "grpc" {
+		want = survivor.GRPCAddr
+	}
 
 	ctx := context.Background()
 	const calls, killAt = 300, 50
@@ -118,8 +147,8 @@ func TestKilledInstanceCostsNoFailedCalls(t *testing.T) {
 		waitInstances(t, remote, 1)
 		droppedAt = time.Now()
 	}
-	if got := remote.Instances(); len(got) != 1 || got[0] != survivor.Addr {
-		t.Errorf("instancer has %v, want only the survivor %s", got, survivor.Addr)
+	if got := remote.Instances(); len(got) != 1 || got[0] != want {
+		t.Errorf("instancer has %v, want only the survivor %s", got, want)
 	}
 	t.Logf("MEASURED kill→instancer drop: %s (check interval 1s); %d calls, 0 failed; retries spent: %v",
 		droppedAt.Sub(killedAt).Round(time.Millisecond), calls, retriesSpent(t, tel))
@@ -156,13 +185,21 @@ func TestGracefulStopDeregistersBeforeExit(t *testing.T) {
 	// Consul would keep a merely-failing instance for a minute
 	// (DeregisterCriticalServiceAfter); it is gone now only because the
 	// service deregistered itself.
-	if ids, err := consul.Registered("inventory"); err != nil || len(ids) != 0 {
-		t.Errorf("catalog still has %v (%v) after exit", ids, err)
+	for _, name := range []string{"inventory", "inventory-grpc"} {
+		if ids, err := consul.Registered(name); err != nil || len(ids) != 0 {
+			t.Errorf("catalog still has %s %v (%v) after exit", name, ids, err)
+		}
 	}
 	log := s.Log()
 	dereg, stopped := strings.Index(log, "deregistered from Consul"), strings.Index(log, "HTTP server stopped")
 	if dereg < 0 || stopped < 0 || dereg > stopped {
 		t.Errorf("want deregistration logged before the server stopped; log:\n%s", log)
+	}
+	if n := strings.Count(log, "deregistered from Consul"); n != 2 {
+		t.Errorf("%d deregistrations logged; want 2, the HTTP and the gRPC registration", n)
+	}
+	if grpcStopped := strings.Index(log, "gRPC server stopped"); grpcStopped < dereg {
+		t.Errorf("want the gRPC server stopped after deregistration; log:\n%s", log)
 	}
 }
 

@@ -63,7 +63,7 @@ func (d Discovery) GRPCRegistration(http transport.Registration, ln net.Listener
 		Port:            port,
 		GRPCCheck:       true,
 		Tags:            []string{"grpc"},
-		Meta:            map[string]string{"version": http.Meta["version"], "http_service_id": http.ID},
+		Meta:            map[string]string{"version": http.Meta["version"], transport.HTTPInstanceMeta: http.ID},
 		CheckInterval:   http.CheckInterval,
 		CheckTimeout:    http.CheckTimeout,
 		DeregisterAfter: http.DeregisterAfter,
