@@ -31,7 +31,7 @@ func startStack(t *testing.T, env map[string][]string) *stack.Stack {
 
 // startStackOn is startStack with the services' data in store, as
 // `glasshouse up --store` does.
-func startStackOn(t *testing.T, store stack.Store, env map[string][]string) *stack.Stack {
+func startStackOn(t testing.TB, store stack.Store, env map[string][]string) *stack.Stack {
 	t.Helper()
 	root := testenv.RepoRoot(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -66,7 +66,7 @@ func startStackOn(t *testing.T, store stack.Store, env map[string][]string) *sta
 // t.TempDir: as root, PostgreSQL runs as the postgres user, who must pass
 // through the directories above its data, and t.TempDir's parent is
 // private.
-func runDir(t *testing.T) string {
+func runDir(t testing.TB) string {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "glasshouse-e2e-")
 	if err != nil {
@@ -76,7 +76,7 @@ func runDir(t *testing.T) string {
 	return dir
 }
 
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))
