@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/glasshouse-dev/glasshouse/errs"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -45,6 +46,10 @@ var kindOfOtherCode = map[codes.Code]errs.Kind{
 	codes.AlreadyExists: errs.Conflict,
 	codes.Aborted:       errs.Conflict,
 }
+
+// errNeverSent marks a gRPC call that failed before it was sent: its
+// connection could not be opened (see notSent).
+var errNeverSent = errors.New("the connection could not be opened")
 
 // errorDomain names our ErrorInfo details, so a status from some other
 // server is never mistaken for one of ours.
@@ -138,6 +143,10 @@ func DecodeGRPCError(err error) error {
 	case codes.Canceled:
 		return errs.Wrap(errs.Internal, "canceled", fmt.Errorf("%w: %s", context.Canceled, st.Message()), "the call was cancelled")
 	}
-	kind := KindOfCode(st.Code())
-	return errs.Wrap(kind, "", errors.New(st.String()), "%s", truncate(st.Message(), maxDetail))
+	cause := errors.New(st.String())
+	if st.Code() == codes.Unavailable && strings.Contains(st.Message(), "while dialing") {
+		// gRPC could not open the connection: the call never left.
+		cause = fmt.Errorf("%w: %s", errNeverSent, st.String())
+	}
+	return errs.Wrap(KindOfCode(st.Code()), "", cause, "%s", truncate(st.Message(), maxDetail))
 }

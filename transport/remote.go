@@ -637,10 +637,11 @@ func (rc *routeClient) giveUp(attempts int, reason string, err error) error {
 
 // notSent reports whether err proves the request never reached a server,
 // so even a non-idempotent call may be sent to another instance: the
-// connection could not be opened.
+// connection could not be opened (over HTTP, a dial error; over gRPC, an
+// UNAVAILABLE status saying the dial failed).
 func notSent(err error) bool {
 	var opErr *net.OpError
-	return errors.As(err, &opErr) && opErr.Op == "dial"
+	return errors.As(err, &opErr) && opErr.Op == "dial" || errors.Is(err, errNeverSent)
 }
 
 // attemptTimeout bounds one attempt, so a hung instance costs one
