@@ -70,7 +70,9 @@ func (e *Env) proc(name string) (*stack.Proc, error) {
 // ("payments/2"), so plots and reports speak of instances as people do.
 func (e *Env) instanceName(addr string) string {
 	for _, p := range e.Stack.Procs() {
-		if p.Addr == addr {
+		// A caller's metrics name an instance by the address it calls:
+		// its HTTP listener, or its gRPC one.
+		if p.Addr == addr || (p.GRPCAddr != "" && p.GRPCAddr == addr) {
 			return p.Name
 		}
 	}

@@ -46,6 +46,8 @@ type rpcBinding interface {
 	// newRequest returns an empty request message, for the server to
 	// decode into.
 	newRequest() proto.Message
+	decodeBytes(body []byte) (any, error)
+	encodeBytes(req any) ([]byte, error)
 	// client calls the rpc of the service named service on conn.
 	client(conn *grpc.ClientConn, service string) endpoint.Endpoint
 }
@@ -70,34 +72,56 @@ func newMessage[P proto.Message]() P {
 }
 
 func (b *boundRPC[S, Req, Resp, PReq, PResp]) handler(e endpoint.Endpoint, auth Authenticate, authFields []int) grpctransport.Handler {
-	decode := func(ctx context.Context, msg any) (any, error) {
-		in := msg.(PReq)
-		if field := unknownField(in.ProtoReflect()); field != "" {
-			return nil, errs.E(errs.Invalid, "unknown_field", "the message has %s, which %s does not know: is the caller's contract newer?", field, in.ProtoReflect().Descriptor().FullName())
-		}
-		var user string
-		if len(authFields) > 0 {
-			token := BearerToken(ctx)
-			if token == "" {
-				return nil, errs.E(errs.Unauthenticated, "missing_token", "an authorization: Bearer <token> metadata entry is required")
-			}
-			var err error
-			if user, err = auth(token); err != nil {
-				return nil, err
-			}
-		}
-		req, err := b.req.FromProto(in)
-		if err != nil {
-			return nil, err
-		}
-		v := reflect.ValueOf(&req).Elem()
-		for _, i := range authFields {
-			v.Field(i).SetString(user)
-		}
-		return req, nil
-	}
+	decode := func(ctx context.Context, msg any) (any, error) { return b.decode(ctx, msg.(PReq), auth, authFields) }
 	encode := func(_ context.Context, resp any) (any, error) { return b.resp.ToProto(resp.(Resp)), nil }
 	return grpctransport.NewServer(e, decode, encode, grpctransport.ServerBefore(fromMetadata))
+}
+
+// decode turns a request message into the method's request: refused
+// when it holds fields the contract does not know, or (for a method whose
+// request has an auth field) when the caller's token does not verify;
+// then the codec's own checks.
+func (b *boundRPC[S, Req, Resp, PReq, PResp]) decode(ctx context.Context, in PReq, auth Authenticate, authFields []int) (Req, error) {
+	var req Req
+	if field := unknownField(in.ProtoReflect()); field != "" {
+		return req, errs.E(errs.Invalid, "unknown_field", "the message has %s, which %s does not know: is the caller's contract newer?", field, in.ProtoReflect().Descriptor().FullName())
+	}
+	var user string
+	if len(authFields) > 0 {
+		token := BearerToken(ctx)
+		if token == "" {
+			return req, errs.E(errs.Unauthenticated, "missing_token", "an authorization: Bearer <token> metadata entry is required")
+		}
+		var err error
+		if user, err = auth(token); err != nil {
+			return req, err
+		}
+	}
+	req, err := b.req.FromProto(in)
+	if err != nil {
+		return req, err
+	}
+	v := reflect.ValueOf(&req).Elem()
+	for _, i := range authFields {
+		v.Field(i).SetString(user)
+	}
+	return req, nil
+}
+
+// decodeBytes is the server's whole decoding of a request's bytes, for
+// GRPCAPI.Decode.
+func (b *boundRPC[S, Req, Resp, PReq, PResp]) decodeBytes(body []byte) (any, error) {
+	in := newMessage[PReq]()
+	if err := proto.Unmarshal(body, in); err != nil {
+		return nil, errs.E(errs.Invalid, "malformed_message", "the request is not a valid %s message", in.ProtoReflect().Descriptor().FullName())
+	}
+	return b.decode(context.Background(), in, nil, nil)
+}
+
+// encodeBytes is the client's whole encoding of a request, for
+// GRPCAPI.Encode.
+func (b *boundRPC[S, Req, Resp, PReq, PResp]) encodeBytes(req any) ([]byte, error) {
+	return proto.Marshal(b.req.ToProto(req.(Req)))
 }
 
 func (b *boundRPC[S, Req, Resp, PReq, PResp]) client(conn *grpc.ClientConn, service string) endpoint.Endpoint {
@@ -234,6 +258,26 @@ func NewGRPCAPI[S any](api API[S], desc *grpc.ServiceDesc, rpcs ...interface{ bi
 		}
 	}
 	return g
+}
+
+// Decode decodes body as the named method's server does (a request
+// without auth fields), and Encode encodes a request as its client does:
+// for fuzzing and tests of a service's messages.
+func (g GRPCAPI[S]) Decode(method string, body []byte) (any, error) {
+	b, ok := g.rpcs[method]
+	if !ok {
+		return nil, fmt.Errorf("%s gRPC API: no rpc %s", g.desc.ServiceName, method)
+	}
+	return b.decodeBytes(body)
+}
+
+// Encode: see Decode.
+func (g GRPCAPI[S]) Encode(method string, req any) ([]byte, error) {
+	b, ok := g.rpcs[method]
+	if !ok {
+		return nil, fmt.Errorf("%s gRPC API: no rpc %s", g.desc.ServiceName, method)
+	}
+	return b.encodeBytes(req)
 }
 
 // Name is the contract's full service name, "glasshouse.inventory.v1.Inventory":
