@@ -11,19 +11,13 @@ bindir="$(pg_config --bindir 2>/dev/null || true)"
 if [ -x "${bindir:-/nonexistent}/initdb" ] || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   exit 0
 fi
-if ! command -v apt-get >/dev/null 2>&1; then
-  echo "PostgreSQL's server binaries (initdb, pg_ctl) are missing: install your system's PostgreSQL server package (15 or newer)" >&2
-  exit 1
-fi
-echo "installing Debian's postgresql (server binaries for the store tests; the system service is not started)"
 sudo=""
 if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
 # A policy-rc.d that exits 101 keeps the package from starting the service.
 policy_rc=/usr/sbin/policy-rc.d
-if [ ! -e "$policy_rc" ]; then
+if command -v apt-get >/dev/null 2>&1 && [ ! -e "$policy_rc" ]; then
   printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy_rc" >/dev/null
   $sudo chmod +x "$policy_rc"
   trap '$sudo rm -f "$policy_rc"' EXIT
 fi
-$sudo apt-get update -qq
-$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql
+"$(dirname "$0")/apt-install.sh" postgresql "PostgreSQL's server binaries (initdb, pg_ctl), 15 or newer, for the store tests; the system service is not started"

@@ -78,3 +78,33 @@ func RoundTrip[T any](t testing.TB, v T, decode func(body []byte) (T, error)) {
 		t.Fatalf("round trip changed the %T:\n  %s\n  %+v\n  %+v", v, b, v, w)
 	}
 }
+
+// Messages is a service's API over gRPC as a fuzz target sees it
+// (transport.GRPCAPI): each method's request decoded from bytes as the
+// server does, and encoded as the client does.
+type Messages interface {
+	Decode(method string, body []byte) (any, error)
+	Encode(method string, req any) ([]byte, error)
+}
+
+// GRPCRequests runs body through the request decoding of each of
+// methods: a refusal is an Invalid error (the caller's), and a decoded
+// request survives being encoded by a client and decoded again.
+func GRPCRequests(t *testing.T, api Messages, methods []string, body []byte) {
+	t.Helper()
+	for _, method := range methods {
+		req, err := api.Decode(method, body)
+		if err != nil {
+			CallerError(t, err, errs.Invalid)
+			continue
+		}
+		b, err := api.Encode(method, req)
+		if err != nil {
+			t.Fatalf("%s: decoded %+v does not re-encode: %v", method, req, err)
+		}
+		again, err := api.Decode(method, b)
+		if err != nil || !reflect.DeepEqual(again, req) {
+			t.Fatalf("%s: %+v re-encoded decodes to %+v, %v", method, req, again, err)
+		}
+	}
+}

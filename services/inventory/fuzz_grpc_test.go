@@ -1,11 +1,9 @@
 package inventory
 
 import (
-	"reflect"
 	"testing"
 
 	inventoryv1 "github.com/glasshouse-dev/glasshouse/api/proto/inventory/v1"
-	"github.com/glasshouse-dev/glasshouse/errs"
 	"github.com/glasshouse-dev/glasshouse/internal/fuzzcheck"
 	"google.golang.org/protobuf/proto"
 )
@@ -27,21 +25,5 @@ func FuzzDecodeGRPCRequests(f *testing.F) {
 		f.Add(b)
 	}
 	f.Add([]byte{0x0a, 0xff, 0xff})
-	f.Fuzz(func(t *testing.T, body []byte) {
-		for _, method := range API.Methods() {
-			req, err := GRPC.Decode(method, body)
-			if err != nil {
-				fuzzcheck.CallerError(t, err, errs.Invalid)
-				continue
-			}
-			b, err := GRPC.Encode(method, req)
-			if err != nil {
-				t.Fatalf("%s: decoded %+v does not re-encode: %v", method, req, err)
-			}
-			again, err := GRPC.Decode(method, b)
-			if err != nil || !reflect.DeepEqual(again, req) {
-				t.Fatalf("%s: %+v re-encoded decodes to %+v, %v", method, req, again, err)
-			}
-		}
-	})
+	f.Fuzz(func(t *testing.T, body []byte) { fuzzcheck.GRPCRequests(t, GRPC, API.Methods(), body) })
 }
