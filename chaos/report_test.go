@@ -53,7 +53,7 @@ func TestWriteReport(t *testing.T) {
 		"- t=6.0s fault (took 10ms)",
 		"**The experiment could not be carried out as designed:** restart orders/1: exited while starting",
 		"| ✅ PASS | the kill catches checkouts mid-saga |",
-		"orders: SAGA_TIMEOUT=5s SAGA_STALE_AFTER=6s RECOVERY_INTERVAL=500ms SAGA_STALE_AFTER=1h",
+		"orders: SAGA_TIMEOUT=5s SAGA_STALE_AFTER=6s RECOVERY_INTERVAL=500ms INVENTORY_TRANSPORT=grpc PAYMENTS_TRANSPORT=grpc SAGA_STALE_AFTER=1h",
 		"- main, `unavailable`: [`" + failedTrace + "`](traces/" + failedTrace + ".txt), `0af7651916cd43dd8448eb211c80319c`",
 		"| main | checkout |",
 	} {

@@ -58,7 +58,11 @@ const (
 func StackEnv(extra map[string][]string) map[string][]string {
 	env := map[string][]string{
 		"*":      {"FAULT_INJECTION=true"},
-		"orders": {"SAGA_TIMEOUT=5s", "SAGA_STALE_AFTER=6s", "RECOVERY_INTERVAL=500ms"},
+		// The saga's calls go over gRPC, orders' default, said here so
+		// the report says it; `glasshouse chaos -env
+		// orders:INVENTORY_TRANSPORT=http -env orders:PAYMENTS_TRANSPORT=http`
+		// runs the suite with them on HTTP.
+		"orders": {"SAGA_TIMEOUT=5s", "SAGA_STALE_AFTER=6s", "RECOVERY_INTERVAL=500ms", "INVENTORY_TRANSPORT=grpc", "PAYMENTS_TRANSPORT=grpc"},
 		"users":  {"BCRYPT_COST=8"},
 	}
 	for svc, kvs := range extra {

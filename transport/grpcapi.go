@@ -32,11 +32,13 @@ type Codec[T any, P proto.Message] struct {
 // service's protobuf contract, with the codecs of its request and
 // response. The method's endpoint, middlewares and client are the ones
 // its HTTP route uses: only the encoding differs.
-func RPC[S, Req, Resp any, PReq, PResp proto.Message](m Method[S, Req, Resp], req Codec[Req, PReq], resp Codec[Resp, PResp]) interface {
-	bindRPC() rpcBinding
-} {
+func RPC[S, Req, Resp any, PReq, PResp proto.Message](m Method[S, Req, Resp], req Codec[Req, PReq], resp Codec[Resp, PResp]) Binding {
 	return &boundRPC[S, Req, Resp, PReq, PResp]{name: m.Name, req: req, resp: resp}
 }
+
+// Binding is one method bound to its rpc, as RPC makes it, for
+// NewGRPCAPI.
+type Binding interface{ bindRPC() rpcBinding }
 
 // rpcBinding is an RPC without its type parameters.
 type rpcBinding interface {
@@ -46,6 +48,8 @@ type rpcBinding interface {
 	// newRequest returns an empty request message, for the server to
 	// decode into.
 	newRequest() proto.Message
+	// decodeBytes and encodeBytes are the server's decoding and the
+	// client's encoding of a request, for fuzzing (GRPCAPI.Decode).
 	decodeBytes(body []byte) (any, error)
 	encodeBytes(req any) ([]byte, error)
 	// client calls the rpc of the service named service on conn.
@@ -225,7 +229,7 @@ type GRPCAPI[S any] struct {
 // NewGRPCAPI binds api's methods to the service desc describes (the
 // generated <Service>_ServiceDesc): every method of api exactly once, to
 // an rpc of the same name; every rpc of desc bound; no streams.
-func NewGRPCAPI[S any](api API[S], desc *grpc.ServiceDesc, rpcs ...interface{ bindRPC() rpcBinding }) GRPCAPI[S] {
+func NewGRPCAPI[S any](api API[S], desc *grpc.ServiceDesc, rpcs ...Binding) GRPCAPI[S] {
 	g := GRPCAPI[S]{api: api, desc: desc, rpcs: map[string]rpcBinding{}}
 	inContract := map[string]bool{}
 	for _, m := range desc.Methods {
