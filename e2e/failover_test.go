@@ -143,7 +143,7 @@ func TestKilledReplicaUnderClosedLoopLoadLosesNoRequest(t *testing.T) {
 	var p int
 	fmt.Sscan(port, &p)
 	s.inventory[0] = testenv.StartServiceOn(t, "inventory", p, s.env("inventory")...)
-	s.consul.WaitPassing("inventory", 2, 30*time.Second)
+	s.consul.WaitServing("inventory", 2, 30*time.Second)
 	load.waitMore(t, 3000)
 	load.finish(t, "closed-loop browse, 16 connections, one of two inventory replicas SIGKILLed and restarted")
 }
@@ -178,7 +178,7 @@ func TestRollingRestartUnderClosedLoopLoadLosesNoRequest(t *testing.T) {
 		var p int
 		fmt.Sscan(port, &p)
 		replicas[i] = testenv.StartServiceOn(t, name, p, s.env(name)...)
-		s.consul.WaitPassing(name, 2, 30*time.Second)
+		s.consul.WaitServing(name, 2, 30*time.Second)
 		load.waitMore(t, 1500)
 	}
 	for i := range s.inventory {

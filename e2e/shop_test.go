@@ -93,7 +93,7 @@ func startShopOn(t *testing.T, b testenv.Backend, ordersEnv ...string) *shop {
 	s.orders = testenv.StartService(t, "orders", s.env("orders", ordersEnv...)...)
 	s.gateway = testenv.StartService(t, "gateway", s.env("gateway", "RATE_LIMIT=0")...)
 	for service, n := range map[string]int{"users": 1, "inventory": 2, "payments": 2, "orders": 1, "gateway": 1} {
-		s.consul.WaitPassing(service, n, 30*time.Second)
+		s.consul.WaitServing(service, n, 30*time.Second)
 	}
 	return s
 }
@@ -402,7 +402,7 @@ func testPaymentsDownFailsFastAndRecovers(t *testing.T, b testenv.Backend) {
 			t.Fatal(err)
 		}
 	}
-	s.consul.WaitPassing("payments", 0, 10*time.Second)
+	s.consul.WaitServing("payments", 0, 10*time.Second)
 
 	pens := s.available("GH-PEN-01")
 	var latencies []time.Duration
@@ -425,7 +425,7 @@ func testPaymentsDownFailsFastAndRecovers(t *testing.T, b testenv.Backend) {
 		fmt.Sscan(addr[strings.LastIndex(addr, ":")+1:], &port)
 		testenv.StartServiceOn(t, "payments", port, s.env("payments")...)
 	}
-	s.consul.WaitPassing("payments", 2, 15*time.Second)
+	s.consul.WaitServing("payments", 2, 15*time.Second)
 	testenv.Eventually(t, 15*time.Second, "checkouts succeed again", func() error {
 		r := s.order(token, fmt.Sprintf("back-%d", time.Now().UnixNano()), approveCard, orders.Item{SKU: "GH-PEN-01", Quantity: 1})
 		if r.status != 201 {

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/glasshouse-dev/glasshouse/services"
 	consul "github.com/hashicorp/consul/api"
 )
 
@@ -149,4 +150,17 @@ func (c *Consul) WaitPassing(service string, n int, within time.Duration) []stri
 		return nil
 	})
 	return ids
+}
+
+// WaitServing is WaitPassing for every registration of the service: its
+// HTTP one and, for a service that serves gRPC (services.Spec.GRPC), its
+// gRPC one, whose check may pass a moment later. A caller that waits for
+// an instance before stopping the next, as a rolling restart does, must
+// wait for both, or the saga's gRPC calls may find no instance between.
+func (c *Consul) WaitServing(service string, n int, within time.Duration) {
+	c.t.Helper()
+	c.WaitPassing(service, n, within)
+	if spec, ok := services.Lookup(service); ok && spec.GRPC {
+		c.WaitPassing(spec.GRPCName(), n, within)
+	}
 }
