@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"runtime/debug"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -61,6 +62,8 @@ type GRPCServer struct {
 	health *grpcHealth
 	logger *slog.Logger
 	drain  time.Duration
+
+	stopOnce sync.Once
 }
 
 // NewGRPCServer prepares a server for services on ln; ready is the
@@ -106,8 +109,11 @@ func (s *GRPCServer) Run() error {
 func (s *GRPCServer) NotServing() { s.health.shutdown.Store(true) }
 
 // Stop stops taking calls and lets those in flight finish within the
-// drain timeout, then closes what is left; its argument is ignored.
-func (s *GRPCServer) Stop(error) {
+// drain timeout, then closes what is left; its argument is ignored. It
+// runs once: a second call waits for the first to finish.
+func (s *GRPCServer) Stop(error) { s.stopOnce.Do(s.stop) }
+
+func (s *GRPCServer) stop() {
 	s.NotServing()
 	start := time.Now()
 	done := make(chan struct{})

@@ -362,6 +362,7 @@ func (p *Process) Serve(ctx context.Context, routes http.Handler, background ...
 	registrar := transport.NewRegistrar(p.Consul, p.registration, p.Telemetry.Logger, p.Telemetry.Registry)
 
 	var g oklog.Group
+	stopGRPC := func(error) {} // what the admin server waits for, besides the public one
 	if p.grpcLn != nil {
 		if len(p.GRPC) == 0 {
 			return fmt.Errorf("%s serves gRPC (services/catalog.go) but its main set no Process.GRPC", p.service)
@@ -374,7 +375,8 @@ func (p *Process) Serve(ctx context.Context, routes http.Handler, background ...
 		srv.OnShutdown(func(context.Context) error { grpcSrv.NotServing(); return nil })
 		srv.OnShutdown(grpcRegistrar.Deregister)
 		g.Add(grpcRegistrar.Run, grpcRegistrar.Stop)
-		g.Add(grpcSrv.Run, func(err error) { srv.Stop(err); grpcSrv.Stop(err) })
+		stopGRPC = func(err error) { srv.Stop(err); grpcSrv.Stop(err) }
+		g.Add(grpcSrv.Run, stopGRPC)
 	}
 	// Leave Consul before draining, so callers stop choosing this
 	// instance while it still answers the requests in flight.
@@ -389,10 +391,10 @@ func (p *Process) Serve(ctx context.Context, routes http.Handler, background ...
 		ctx, cancel := context.WithCancel(ctx)
 		g.Add(func() error { <-ctx.Done(); return nil }, func(error) { cancel() })
 	}
-	// The admin server stops after the public one has drained, whatever
-	// order the group interrupts in: srv.Stop runs once, and a second
-	// call waits for the first to finish.
-	g.Add(admin.wait, func(err error) { srv.Stop(err); admin.Stop(err) })
+	// The admin server stops after the public one (and the gRPC one) has
+	// drained, whatever order the group interrupts in: each Stop runs
+	// once, and a second call waits for the first to finish.
+	g.Add(admin.wait, func(err error) { srv.Stop(err); stopGRPC(err); admin.Stop(err) })
 	// oklog/run returns only the error that ended the group; the
 	// shutdown sequences' own errors are joined so none is lost.
 	return errors.Join(g.Run(), srv.ShutdownErr(), admin.ShutdownErr())
