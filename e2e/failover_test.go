@@ -189,4 +189,12 @@ func TestRollingRestartUnderClosedLoopLoadLosesNoRequest(t *testing.T) {
 	}
 	load.finish(t, "closed-loop browse, 16 connections, rolling restart of 2 inventory and 2 payments replicas")
 	buyers.finish(t, "checkouts beside it, 2 connections")
+	if t.Failed() {
+		// What orders saw of the restarts says why a checkout failed.
+		for _, line := range strings.Split(s.orders.Log(), "\n") {
+			if strings.Contains(line, `"level":"WARN"`) || strings.Contains(line, `"level":"ERROR"`) || strings.Contains(line, "instance left") || strings.Contains(line, "instance joined") {
+				t.Log(line)
+			}
+		}
+	}
 }

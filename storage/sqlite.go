@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/XSAM/otelsql"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 	"modernc.org/sqlite" // pure-Go SQLite driver
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 func openSQLite(ctx context.Context, path string, tp trace.TracerProvider, migrations []string) (*DB, error) {
@@ -43,8 +45,37 @@ func openSQLite(ctx context.Context, path string, tp trace.TracerProvider, migra
 
 // migrateSQLite keeps the schema version in SQLite's user_version. The
 // transaction takes the write lock as it begins (_txlock=immediate), so
-// two replicas opening one file migrate one after the other.
+// two replicas opening one file migrate one after the other. SQLite may
+// still answer SQLITE_BUSY at once, without waiting out busy_timeout,
+// where waiting could deadlock (two replicas switching a new file to WAL
+// while the other begins): the migration is then tried again, for up to
+// migrateBusyFor, instead of failing the replica's start.
 func migrateSQLite(ctx context.Context, db *sql.DB, migrations []string) error {
+	wait, deadline := 50*time.Millisecond, time.Now().Add(migrateBusyFor)
+	for {
+		err := migrateSQLiteOnce(ctx, db, migrations)
+		if !isBusy(err) || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return errors.Join(err, ctx.Err())
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, time.Second)
+	}
+}
+
+// migrateBusyFor bounds how long a migration retries a busy database.
+const migrateBusyFor = 30 * time.Second
+
+// isBusy reports whether err is SQLite's SQLITE_BUSY (any extended code).
+func isBusy(err error) bool {
+	var e *sqlite.Error
+	return errors.As(err, &e) && e.Code()&0xff == sqlite3.SQLITE_BUSY
+}
+
+func migrateSQLiteOnce(ctx context.Context, db *sql.DB, migrations []string) error {
 	return inTx(ctx, db, func(tx *sql.Tx) error {
 		var version int
 		if err := tx.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {

@@ -126,6 +126,7 @@ type stockPeer struct {
 	hits   atomic.Int64
 	behave atomic.Value // func(ctx) error
 	srv    *transport.GRPCServer
+	reg    *transport.Registrar // nil when not registered in Consul
 }
 
 func (p *stockPeer) answer(ctx context.Context, user string) (stockAnswer, error) {
@@ -183,6 +184,7 @@ func startStockPeer(t testing.TB, consulAddr string) *stockPeer {
 	}, tel.Logger, tel.Registry)
 	go reg.Run()
 	t.Cleanup(func() { reg.Deregister(context.Background()) })
+	p.reg = reg
 	return p
 }
 
@@ -395,5 +397,37 @@ func TestRemoteOverGRPCOpensBreakersOnASlowInstance(t *testing.T) {
 	}
 	if states := c.remote.BreakerStates(); states[slow.addr+"/Commit"] != "open" {
 		t.Errorf("breakers = %v; want %s/Commit open", states, slow.addr)
+	}
+}
+
+func TestACallInFlightWhenItsInstanceLeavesDiscoveryFinishes(t *testing.T) {
+	consul := testenv.StartConsul(t)
+	peers := []*stockPeer{startStockPeer(t, consul.Addr), startStockPeer(t, consul.Addr)}
+	consul.WaitPassing("stock-grpc", 2, 15*time.Second)
+	client, c := remoteStock(t, consul.Addr, transport.ClientConfig{})
+	c.waitInstances(t, 2)
+	entered, release := make(chan *stockPeer, 2), make(chan struct{})
+	for _, p := range peers {
+		p.behave.Store(func(context.Context) error { entered <- p; <-release; return nil })
+	}
+	type result struct {
+		ans stockAnswer
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		ans, err := client.Commit(context.Background(), "o1")
+		done <- result{ans, err}
+	}()
+	// The instance serving the call leaves Consul, as a draining one
+	// does first thing, and the caller forgets it, while the call runs.
+	serving := <-entered
+	if err := serving.reg.Deregister(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	c.waitInstances(t, 1)
+	close(release)
+	if r := <-done; r.err != nil || r.ans.ServedBy != serving.addr {
+		t.Errorf("the call in flight = %+v, %v; want it answered by %s, which was still serving it", r.ans, r.err, serving.addr)
 	}
 }

@@ -14,7 +14,9 @@ import (
 	"github.com/go-kit/kit/endpoint"
 	grpctransport "github.com/go-kit/kit/transport/grpc"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -141,6 +143,11 @@ func (b *boundRPC[S, Req, Resp, PReq, PResp]) client(conn *grpc.ClientConn, serv
 	ep := grpctransport.NewClient(conn, service, b.name, encode, decode, newMessage[PResp](), grpctransport.ClientBefore(toMetadata)).Endpoint()
 	return func(ctx context.Context, request any) (any, error) {
 		resp, err := ep(ctx, request)
+		if status.Code(err) == codes.Canceled && ctx.Err() == nil {
+			// Not the caller giving up: the connection was closed under
+			// the call. Another instance may answer.
+			return nil, errs.Wrap(errs.Unavailable, "", err, "the connection to %s closed under the call", service)
+		}
 		return resp, DecodeGRPCError(err)
 	}
 }

@@ -238,8 +238,11 @@ func (r *Remote) forget(instance string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if conn := r.conns[instance]; conn != nil {
+		// Calls already on their way to it (an instance leaving discovery
+		// drains them) may finish: the connection closes once the
+		// longest of them would be over. New calls no longer pick it.
 		delete(r.conns, instance)
-		go conn.Close() // calls still on it fail at once; nothing waits
+		time.AfterFunc(r.cfg.Deadline, func() { _ = conn.Close() })
 	}
 	for key := range r.breakers {
 		if key.instance == instance {
