@@ -57,7 +57,7 @@ const (
 //     looks every 500ms.
 func StackEnv(extra map[string][]string) map[string][]string {
 	env := map[string][]string{
-		"*":      {"FAULT_INJECTION=true"},
+		"*": {"FAULT_INJECTION=true"},
 		// The saga's calls go over gRPC, orders' default, said here so
 		// the report says it; `glasshouse chaos -env
 		// orders:INVENTORY_TRANSPORT=http -env orders:PAYMENTS_TRANSPORT=http`
