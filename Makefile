@@ -17,16 +17,18 @@ LDFLAGS   := -X main.version=$(VERSION)
 CONSUL_VERSION     := v1.14.0
 JAEGER_VERSION     := v1.76.0
 PROMETHEUS_VERSION := v0.316.0
+NATS_VERSION       := v2.15.3
 # A consul on PATH wins (or CONSUL_BIN set by hand); else the pinned build.
 CONSUL_BIN     ?= $(or $(shell command -v consul 2>/dev/null),$(TOOLS)/consul-$(CONSUL_VERSION))
 JAEGER_BIN     ?= $(TOOLS)/jaeger-$(JAEGER_VERSION)
 PROMETHEUS_BIN ?= $(TOOLS)/prometheus-$(PROMETHEUS_VERSION)
 PROMTOOL_BIN   ?= $(TOOLS)/promtool-$(PROMETHEUS_VERSION)
-export CONSUL_BIN JAEGER_BIN PROMETHEUS_BIN PROMTOOL_BIN
+NATS_BIN       ?= $(TOOLS)/nats-server-$(NATS_VERSION)
+export CONSUL_BIN JAEGER_BIN PROMETHEUS_BIN PROMTOOL_BIN NATS_BIN
 
 COMPOSE ?= docker compose
 
-.PHONY: all build run run-postgres test chaos vet fmt-check unit tools postgres protoc consul jaeger prometheus clean help up down fuzz vuln generate
+.PHONY: all build run run-postgres test chaos vet fmt-check unit tools postgres protoc consul jaeger prometheus nats clean help up down fuzz vuln generate
 
 all: build
 
@@ -36,7 +38,7 @@ help: ## list the targets
 build: ## build every binary into bin/
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/ ./cmd/...
 
-run: build tools ## run the whole platform locally: Consul, Jaeger, Prometheus, every service
+run: build tools ## run the whole platform locally: Consul, NATS, Jaeger, Prometheus, every service
 	$(BIN)/glasshouse up
 
 run-postgres: build tools postgres ## as run, with every store on a local PostgreSQL (run/postgres/), orders ×2
@@ -80,8 +82,8 @@ postgres: ## PostgreSQL's server binaries for the store tests (Debian's package,
 protoc: ## protoc for the gRPC contracts in api/proto (Debian's package, installed when missing)
 	@tools/protoc.sh
 
-tools: ## the pinned Consul, Jaeger and Prometheus (built once, in parallel)
-	@$(MAKE) --no-print-directory -j3 consul jaeger prometheus
+tools: ## the pinned Consul, Jaeger, Prometheus and NATS (built once, in parallel)
+	@$(MAKE) --no-print-directory -j4 consul jaeger prometheus nats
 
 # Fuzzing and supply chain (docs/security.md). Every native fuzz target
 # runs for FUZZTIME; a failure leaves its input in testdata/fuzz/ to commit
@@ -121,6 +123,7 @@ $(VULNDB_DIR)/index/modules.json: | $(VULNDB_BIN)
 consul: $(CONSUL_BIN)
 jaeger: $(JAEGER_BIN)
 prometheus: $(PROMETHEUS_BIN) $(PROMTOOL_BIN)
+nats: $(NATS_BIN)
 
 $(TOOLS)/consul-$(CONSUL_VERSION): tools/consul/go.mod
 	@echo "building Consul $(CONSUL_VERSION) from source (first time only, ~3 min)"
@@ -140,6 +143,11 @@ $(TOOLS)/prometheus-$(PROMETHEUS_VERSION): tools/prometheus/go.mod
 $(TOOLS)/promtool-$(PROMETHEUS_VERSION): tools/prometheus/go.mod
 	@mkdir -p $(TOOLS)
 	cd tools/prometheus && $(GO) build -o $@ github.com/prometheus/prometheus/cmd/promtool
+
+$(TOOLS)/nats-server-$(NATS_VERSION): tools/nats/go.mod
+	@echo "building nats-server $(NATS_VERSION) from source (first time only, ~2 min)"
+	@mkdir -p $(TOOLS)
+	cd tools/nats && $(GO) build -o $@ github.com/nats-io/nats-server/v2
 
 clean: ## remove build outputs and local data
 	rm -rf $(BIN) data run

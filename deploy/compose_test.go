@@ -164,7 +164,7 @@ func TestComposeRunsEveryServiceWithItsReplicas(t *testing.T) {
 			}
 			checkGoMemLimit(t, where, env(s, "GOMEMLIMIT"), limit)
 
-			for key, service := range map[string]string{"CONSUL_HTTP_ADDR": "consul", "OTEL_EXPORTER_OTLP_ENDPOINT": "jaeger"} {
+			for key, service := range map[string]string{"CONSUL_HTTP_ADDR": "consul", "OTEL_EXPORTER_OTLP_ENDPOINT": "jaeger", "NATS_URL": "nats"} {
 				host := hostOf(env(s, key))
 				if _, ok := p.AllServices()[host]; !ok || host != service {
 					t.Errorf("%s: %s=%q does not name the compose service %s", where, key, env(s, key), service)

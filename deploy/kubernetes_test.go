@@ -22,6 +22,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	k8syaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
@@ -40,11 +41,13 @@ var kinds = map[string]struct {
 	apiVersion string
 	new        func() any
 }{
-	"Deployment":    {"apps/v1", func() any { return new(appsv1.Deployment) }},
-	"Service":       {"v1", func() any { return new(corev1.Service) }},
-	"ConfigMap":     {"v1", func() any { return new(corev1.ConfigMap) }},
-	"NetworkPolicy": {"networking.k8s.io/v1", func() any { return new(networkingv1.NetworkPolicy) }},
-	"Cluster":       {"postgresql.cnpg.io/v1", func() any { return new(cnpgCluster) }},
+	"Deployment":          {"apps/v1", func() any { return new(appsv1.Deployment) }},
+	"StatefulSet":         {"apps/v1", func() any { return new(appsv1.StatefulSet) }},
+	"Service":             {"v1", func() any { return new(corev1.Service) }},
+	"ConfigMap":           {"v1", func() any { return new(corev1.ConfigMap) }},
+	"NetworkPolicy":       {"networking.k8s.io/v1", func() any { return new(networkingv1.NetworkPolicy) }},
+	"PodDisruptionBudget": {"policy/v1", func() any { return new(policyv1.PodDisruptionBudget) }},
+	"Cluster":             {"postgresql.cnpg.io/v1", func() any { return new(cnpgCluster) }},
 }
 
 // cnpgCluster is the part of CloudNativePG's Cluster (postgresql.cnpg.io/v1)
@@ -77,12 +80,33 @@ type cnpgCluster struct {
 
 // k8sObjects is the base, decoded.
 type k8sObjects struct {
-	files       []string
-	deployments map[string]*appsv1.Deployment
-	services    map[string]*corev1.Service
-	configMaps  map[string]*corev1.ConfigMap
-	clusters    map[string]*cnpgCluster
-	policies    map[string]*networkingv1.NetworkPolicy
+	files        []string
+	deployments  map[string]*appsv1.Deployment
+	statefulSets map[string]*appsv1.StatefulSet
+	services     map[string]*corev1.Service
+	configMaps   map[string]*corev1.ConfigMap
+	clusters     map[string]*cnpgCluster
+	policies     map[string]*networkingv1.NetworkPolicy
+	budgets      map[string]*policyv1.PodDisruptionBudget
+}
+
+// workload is the pods of a Deployment or a StatefulSet.
+type workload struct {
+	kind, name string
+	selector   *metav1.LabelSelector
+	template   corev1.PodTemplateSpec
+}
+
+// workloads are the base's Deployments and StatefulSets, by name.
+func (o k8sObjects) workloads() map[string]workload {
+	out := map[string]workload{}
+	for name, d := range o.deployments {
+		out[name] = workload{"Deployment", name, d.Spec.Selector, d.Spec.Template}
+	}
+	for name, s := range o.statefulSets {
+		out[name] = workload{"StatefulSet", name, s.Spec.Selector, s.Spec.Template}
+	}
+	return out
 }
 
 // loadK8s decodes every document of every manifest into its API type,
@@ -98,11 +122,13 @@ func loadK8s(t *testing.T) k8sObjects {
 func loadK8sFrom(t *testing.T, dir string) k8sObjects {
 	t.Helper()
 	o := k8sObjects{
-		deployments: map[string]*appsv1.Deployment{},
-		services:    map[string]*corev1.Service{},
-		configMaps:  map[string]*corev1.ConfigMap{},
-		clusters:    map[string]*cnpgCluster{},
-		policies:    map[string]*networkingv1.NetworkPolicy{},
+		deployments:  map[string]*appsv1.Deployment{},
+		statefulSets: map[string]*appsv1.StatefulSet{},
+		services:     map[string]*corev1.Service{},
+		configMaps:   map[string]*corev1.ConfigMap{},
+		clusters:     map[string]*cnpgCluster{},
+		policies:     map[string]*networkingv1.NetworkPolicy{},
+		budgets:      map[string]*policyv1.PodDisruptionBudget{},
 	}
 	paths, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
 	if err != nil {
@@ -152,6 +178,10 @@ func loadK8sFrom(t *testing.T, dir string) k8sObjects {
 			switch obj := obj.(type) {
 			case *appsv1.Deployment:
 				o.deployments[obj.Name] = obj
+			case *appsv1.StatefulSet:
+				o.statefulSets[obj.Name] = obj
+			case *policyv1.PodDisruptionBudget:
+				o.budgets[obj.Name] = obj
 			case *corev1.Service:
 				o.services[obj.Name] = obj
 			case *corev1.ConfigMap:
@@ -288,13 +318,13 @@ func hasPort(c *corev1.Container, port string) bool {
 
 func TestKubernetesDeploymentsAreProbedLimitedAndLockedDown(t *testing.T) {
 	o := loadK8s(t)
-	for name, d := range o.deployments {
-		pod := d.Spec.Template.Spec
-		if d.Spec.Selector == nil || !selects(d.Spec.Selector.MatchLabels, d.Spec.Template.Labels) {
-			t.Errorf("Deployment %s: its selector does not select its own pods", name)
+	for name, w := range o.workloads() {
+		pod := w.template.Spec
+		if w.selector == nil || !selects(w.selector.MatchLabels, w.template.Labels) {
+			t.Errorf("%s %s: its selector does not select its own pods", w.kind, name)
 		}
 		for _, c := range pod.Containers {
-			where := fmt.Sprintf("Deployment %s, container %s", name, c.Name)
+			where := fmt.Sprintf("%s %s, container %s", w.kind, name, c.Name)
 			checkPinned(t, where, c.Image)
 			if c.ReadinessProbe == nil || c.LivenessProbe == nil {
 				t.Errorf("%s: needs a readiness and a liveness probe", where)
@@ -662,7 +692,8 @@ func TestKubernetesPlatformAddressesNameItsServices(t *testing.T) {
 	if !ok {
 		t.Fatal("no ConfigMap glasshouse")
 	}
-	for key, addr := range map[string]string{"CONSUL_HTTP_ADDR": cm.Data["CONSUL_HTTP_ADDR"], "OTEL_EXPORTER_OTLP_ENDPOINT": cm.Data["OTEL_EXPORTER_OTLP_ENDPOINT"]} {
+	for _, key := range []string{"CONSUL_HTTP_ADDR", "OTEL_EXPORTER_OTLP_ENDPOINT", "NATS_URL"} {
+		addr := cm.Data[key]
 		host, port := hostOf(addr), ""
 		if u, err := url.Parse(addr); err == nil && u.Port() != "" {
 			port = u.Port()

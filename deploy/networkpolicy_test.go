@@ -41,6 +41,7 @@ func (e edge) String() string { return fmt.Sprintf("%s -> %s:%s", e.from, e.to, 
 func wantEdges() map[edge]bool {
 	want := map[edge]bool{
 		{"prometheus", "consul", "http"}: true, // Consul service discovery
+		{"nats", "nats", "cluster"}:      true, // the routes between NATS servers
 	}
 	for _, s := range services.All() {
 		for _, callee := range s.Calls {
@@ -71,6 +72,7 @@ func wantEdges() map[edge]bool {
 		}
 		want[edge{s.Name, "consul", "http"}] = true
 		want[edge{s.Name, "jaeger", "otlp-http"}] = true
+		want[edge{s.Name, "nats", "client"}] = true      // every service is given NATS_URL
 		want[edge{"consul", s.Name, "admin"}] = true     // the readiness check
 		want[edge{"prometheus", s.Name, "admin"}] = true // the scrape
 	}
@@ -86,10 +88,11 @@ func TestNetworkPoliciesAllowOnlyThePlatformsEdges(t *testing.T) {
 		{name: "outside"},
 		{name: "prometheus", labels: map[string]string{"app.kubernetes.io/name": "prometheus"}},
 	}
-	for _, name := range slices.Sorted(maps.Keys(o.deployments)) {
-		d := o.deployments[name]
-		c := &d.Spec.Template.Spec.Containers[0]
-		peers = append(peers, peer{name: name, labels: d.Spec.Template.Labels, inBase: true, container: c})
+	workloads := o.workloads()
+	for _, name := range slices.Sorted(maps.Keys(workloads)) {
+		w := workloads[name]
+		c := &w.template.Spec.Containers[0]
+		peers = append(peers, peer{name: name, labels: w.template.Labels, inBase: true, container: c})
 	}
 	// CloudNativePG's pods: the operator in its own namespace, and each
 	// Cluster's instances in the base's, with the label and the ports

@@ -14,7 +14,7 @@ import (
 
 // Proc is one child process of the stack: a tool or a service instance.
 type Proc struct {
-	// Name is unique in the stack: "consul", "jaeger", "prometheus",
+	// Name is unique in the stack: "consul", "nats", "jaeger", "prometheus",
 	// "SERVICE/N" for the Nth replica of a service (from 1), or
 	// "SERVICE-db" for a service's PostgreSQL cluster.
 	Name    string `json:"name"`
@@ -22,10 +22,12 @@ type Proc struct {
 	Replica int    `json:"replica,omitempty"`
 	// Database names the service whose PostgreSQL cluster this is.
 	Database string `json:"database,omitempty"`
-	// Addr is the host:port it serves HTTP on: a service's public API.
+	// Addr is the host:port it serves HTTP on: a service's public API
+	// (NATS's: its client port, which speaks the NATS protocol).
 	Addr string `json:"addr"`
 	// AdminAddr is a service instance's admin listener (/readyz,
-	// /metrics, /debug/pprof/, admin routes); empty for the tools.
+	// /metrics, /debug/pprof/, admin routes), or NATS's monitoring
+	// listener (/healthz, /varz, /jsz); empty for the other tools.
 	AdminAddr string `json:"admin_addr,omitempty"`
 	// GRPCAddr is the gRPC listener of an instance of a service that
 	// serves gRPC (services.Spec.GRPC), else "".

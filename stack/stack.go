@@ -1,5 +1,6 @@
 // Package stack runs the whole platform on one machine without Docker: a
-// real Consul agent, Jaeger and Prometheus, and every service as a child
+// real Consul agent, NATS with JetStream, Jaeger and Prometheus, and every
+// service as a child
 // process (inventory and payments with two replicas), each found through
 // Consul as in production. Each service's store is its SQLite file under
 // the run directory, or, with Store set to StorePostgres, its own
@@ -50,6 +51,7 @@ const (
 	ConsulVersion     = "v1.14.0"
 	JaegerVersion     = "v1.76.0"
 	PrometheusVersion = "v0.316.0"
+	NATSVersion       = "v2.15.3"
 )
 
 // Config describes a stack. The zero value of each field is its default.
@@ -63,14 +65,16 @@ type Config struct {
 	// checkout.
 	BinDir string
 	// ToolsDir holds the pinned tools; default BinDir/tools. $CONSUL_BIN,
-	// $JAEGER_BIN and $PROMETHEUS_BIN override single tools.
+	// $JAEGER_BIN, $PROMETHEUS_BIN and $NATS_BIN override single tools.
 	ToolsDir string
 	// Host is the address every process binds and advertises; default
 	// 127.0.0.1.
 	Host string
 	// Ports of the entry points; 0 means the default (8080, 8500, 16686,
-	// 4318, 9090), or a free port when RandomPorts is set.
+	// 4318, 9090, NATS's clients 4222 and its monitoring 8222), or a free
+	// port when RandomPorts is set.
 	GatewayPort, ConsulPort, JaegerPort, OTLPPort, PrometheusPort int
+	NATSPort, NATSMonitorPort                                     int
 	// Store is where the services keep their data; default StoreSQLite.
 	Store Store
 	// PostgresPort is the port of the first PostgreSQL cluster with
@@ -103,10 +107,12 @@ type Stack struct {
 	databaseURLs map[string]string
 
 	Consul     *Proc
+	NATS       *Proc
 	Jaeger     *Proc
 	Prometheus *Proc
-	// URLs of the entry points.
-	GatewayURL, ConsulURL, JaegerURL, PrometheusURL, OTLPURL string
+	// URLs of the entry points. NATSURL is nats://host:port, what the
+	// services get as NATS_URL.
+	GatewayURL, ConsulURL, JaegerURL, PrometheusURL, OTLPURL, NATSURL string
 	// StartedIn is how long Up took.
 	StartedIn time.Duration
 }
@@ -161,6 +167,8 @@ func (c *Config) choosePorts() error {
 		{&c.JaegerPort, 16686, "--jaeger-port"},
 		{&c.OTLPPort, 4318, "--otlp-port"},
 		{&c.PrometheusPort, 9090, "--prometheus-port"},
+		{&c.NATSPort, 4222, "--nats-port"},
+		{&c.NATSMonitorPort, 8222, "--nats-monitor-port"},
 	} {
 		if *p.n == 0 && !c.RandomPorts {
 			*p.n = p.def
@@ -223,8 +231,8 @@ func (c *Config) replicas(service services.Spec) int {
 	return service.Replicas
 }
 
-// Up builds what is missing, starts Consul, Jaeger, Prometheus and every
-// service, and returns once every instance passes its Consul check. If
+// Up builds what is missing, starts Consul, NATS, Jaeger, Prometheus and
+// every service, and returns once every instance passes its Consul check. If
 // anything fails, what was started is stopped again.
 func Up(ctx context.Context, cfg Config) (s *Stack, err error) {
 	start := time.Now()
@@ -262,6 +270,9 @@ func Up(ctx context.Context, cfg Config) (s *Stack, err error) {
 		}
 	}
 	if err := s.startConsul(ctx); err != nil {
+		return s, err
+	}
+	if err := s.startNATS(ctx); err != nil {
 		return s, err
 	}
 	if err := s.startJaeger(ctx); err != nil {
@@ -332,6 +343,38 @@ func (s *Stack) startConsul(ctx context.Context) error {
 	return s.waitHTTP(ctx, s.Consul, s.ConsulURL+"/v1/status/leader", func(body string) bool {
 		return strings.Trim(strings.TrimSpace(body), `"`) != ""
 	})
+}
+
+// NATSStoreDir is where the stack's NATS keeps its JetStream streams.
+func (s *Stack) NATSStoreDir() string { return filepath.Join(s.cfg.RunDir, "data", "nats") }
+
+// startNATS runs nats-server with JetStream on, its streams in files under
+// the run directory (they outlive a restart, as in production), on the
+// stack's host only: clients on NATSPort, the monitoring API on
+// NATSMonitorPort. It is ready when /healthz says JetStream is.
+func (s *Stack) startNATS(ctx context.Context) error {
+	s.NATSURL = "nats://" + s.addr(s.cfg.NATSPort)
+	s.NATS = &Proc{
+		Name: "nats", Addr: s.addr(s.cfg.NATSPort), AdminAddr: s.addr(s.cfg.NATSMonitorPort),
+		LogPath: filepath.Join(s.cfg.RunDir, "logs", "nats.log"),
+		path:    s.tool("nats-server", NATSVersion),
+		args: []string{"--jetstream", "--store_dir", s.NATSStoreDir(),
+			"--server_name", "glasshouse",
+			// The monitoring listener binds the same host as the clients'.
+			"--addr", s.cfg.Host, "--port", strconv.Itoa(s.cfg.NATSPort),
+			"--http_port", strconv.Itoa(s.cfg.NATSMonitorPort)},
+	}
+	s.progress("starting NATS %s on %s (JetStream, store %s; monitoring http://%s)", NATSVersion, s.NATSURL, s.NATSStoreDir(), s.NATS.AdminAddr)
+	if err := s.launch(s.NATS); err != nil {
+		return err
+	}
+	return s.waitNATS(ctx)
+}
+
+// waitNATS waits until the server answers and JetStream is enabled: a
+// plain /healthz turns 200 before JetStream has read its store.
+func (s *Stack) waitNATS(ctx context.Context) error {
+	return s.waitHTTP(ctx, s.NATS, "http://"+s.NATS.AdminAddr+"/healthz?js-enabled-only=true", nil)
 }
 
 func (s *Stack) startJaeger(ctx context.Context) error {
@@ -477,6 +520,9 @@ func (s *Stack) startService(spec services.Spec, replica int) error {
 		"LISTEN_ADDR=" + s.addr(port),
 		"ADMIN_LISTEN_ADDR=" + s.addr(adminPort),
 		"CONSUL_HTTP_ADDR=" + s.Consul.Addr,
+		// No service uses it yet; orders (its outbox relay) and
+		// recommendations will.
+		"NATS_URL=" + s.NATSURL,
 		// With SQLite, replicas on one host share their service's
 		// database file.
 		"DATA_DIR=" + filepath.Join(s.cfg.RunDir, "data", service),
@@ -550,6 +596,8 @@ func (s *Stack) Restart(ctx context.Context, name string) error {
 		return s.waitHTTP(ctx, p, s.ConsulURL+"/v1/status/leader", func(body string) bool {
 			return strings.Trim(strings.TrimSpace(body), `"`) != ""
 		})
+	case "nats":
+		return s.waitNATS(ctx)
 	case "jaeger":
 		return s.waitHTTP(ctx, p, s.JaegerURL+"/api/services", nil)
 	case "prometheus":
@@ -583,8 +631,9 @@ func (s *Stack) Instances(service string) []*Proc {
 func (s *Stack) Procs() []*Proc { return append([]*Proc(nil), s.procs...) }
 
 // Down stops everything in order: the services first (each deregisters
-// from Consul and drains), then Prometheus, Jaeger and Consul, and the
-// PostgreSQL clusters last, once nothing uses them. No process is left
+// from Consul and drains), then Prometheus, Jaeger, NATS (once its
+// clients are gone) and Consul, and the PostgreSQL clusters last, once
+// nothing uses them. No process is left
 // behind: whatever does not stop in time is killed.
 func (s *Stack) Down(ctx context.Context) error {
 	var errs []error
@@ -616,7 +665,7 @@ func (s *Stack) Down(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 	}
-	for _, p := range []*Proc{s.Prometheus, s.Jaeger, s.Consul} {
+	for _, p := range []*Proc{s.Prometheus, s.Jaeger, s.NATS, s.Consul} {
 		if p != nil {
 			if err := p.Stop(10 * time.Second); err != nil {
 				errs = append(errs, err)
@@ -692,6 +741,7 @@ type State struct {
 	ConsulURL     string `json:"consul_url"`
 	JaegerURL     string `json:"jaeger_url"`
 	PrometheusURL string `json:"prometheus_url"`
+	NATSURL       string `json:"nats_url"`
 	RunDir        string `json:"run_dir"`
 	// Store is "sqlite" or "postgres"; with postgres, Procs has each
 	// store-owning service's cluster's postmaster as "SERVICE-db".
@@ -703,7 +753,7 @@ type State struct {
 func (s *Stack) State() State {
 	return State{
 		UpPID: os.Getpid(), GatewayURL: s.GatewayURL, ConsulURL: s.ConsulURL, JaegerURL: s.JaegerURL,
-		PrometheusURL: s.PrometheusURL, RunDir: s.cfg.RunDir, Store: s.cfg.Store, Procs: s.procs,
+		PrometheusURL: s.PrometheusURL, NATSURL: s.NATSURL, RunDir: s.cfg.RunDir, Store: s.cfg.Store, Procs: s.procs,
 	}
 }
 
@@ -758,6 +808,7 @@ func (s *Stack) build(ctx context.Context) error {
 	}
 	for _, t := range []struct{ name, version, module, pkg string }{
 		{"consul", ConsulVersion, "consul", "github.com/hashicorp/consul"},
+		{"nats-server", NATSVersion, "nats", "github.com/nats-io/nats-server/v2"},
 		{"jaeger", JaegerVersion, "jaeger", "github.com/jaegertracing/jaeger/cmd/jaeger"},
 		{"prometheus", PrometheusVersion, "prometheus", "github.com/prometheus/prometheus/cmd/prometheus"},
 	} {
@@ -773,13 +824,19 @@ func (s *Stack) build(ctx context.Context) error {
 	return nil
 }
 
-// tool is the path of a pinned tool: $NAME_BIN if set (e.g. CONSUL_BIN),
-// else the versioned build in bin/tools.
+// tool is the path of a pinned tool: $NAME_BIN if set (e.g. CONSUL_BIN;
+// NATS_BIN for nats-server), else the versioned build in bin/tools.
 func (s *Stack) tool(name, version string) string {
-	if p := os.Getenv(strings.ToUpper(name) + "_BIN"); p != "" {
+	if p := os.Getenv(toolEnv(name)); p != "" {
 		return p
 	}
 	return filepath.Join(s.cfg.ToolsDir, name+"-"+version)
+}
+
+// toolEnv is the variable that overrides a tool's binary: CONSUL_BIN for
+// consul, and NATS_BIN for nats-server, as the Makefile names them.
+func toolEnv(name string) string {
+	return strings.ToUpper(strings.TrimSuffix(name, "-server")) + "_BIN"
 }
 
 func (s *Stack) run(ctx context.Context, dir, name string, args ...string) error {

@@ -1,7 +1,7 @@
 // Command glasshouse is the operator's CLI for the platform on one
-// machine: it brings the whole stack up (Consul, Jaeger, Prometheus and
-// every service), shows its state, drives load through the gateway, draws
-// traces in the terminal, and kills instances for chaos experiments.
+// machine: it brings the whole stack up (Consul, NATS, Jaeger, Prometheus
+// and every service), shows its state, drives load through the gateway,
+// draws traces in the terminal, and kills instances for chaos experiments.
 //
 //	glasshouse up       start everything and wait until it is healthy
 //	glasshouse down     stop a running stack

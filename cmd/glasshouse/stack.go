@@ -41,6 +41,8 @@ func cmdUp(ctx context.Context, args []string, getenv func(string) string, stdou
 	fs.IntVar(&cfg.JaegerPort, "jaeger-port", 16686, "Jaeger query API port")
 	fs.IntVar(&cfg.OTLPPort, "otlp-port", 4318, "Jaeger OTLP/HTTP port")
 	fs.IntVar(&cfg.PrometheusPort, "prometheus-port", 9090, "Prometheus port")
+	fs.IntVar(&cfg.NATSPort, "nats-port", 4222, "NATS client port")
+	fs.IntVar(&cfg.NATSMonitorPort, "nats-monitor-port", 8222, "NATS monitoring (HTTP) port")
 	fs.BoolVar(&cfg.RandomPorts, "random-ports", false, "pick free ports for everything")
 	store := fs.String("store", string(stack.StoreSQLite), "where the services keep their data: sqlite (a file per service under the run dir) "+
 		"or postgres (a PostgreSQL cluster per service under the run dir, from this machine's server binaries, each with the service's database and role)")
@@ -50,7 +52,7 @@ func cmdUp(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	cfg.Store = stack.Store(*store)
 	if cfg.RandomPorts {
-		for _, p := range []*int{&cfg.GatewayPort, &cfg.ConsulPort, &cfg.JaegerPort, &cfg.OTLPPort, &cfg.PrometheusPort, &cfg.PostgresPort} {
+		for _, p := range []*int{&cfg.GatewayPort, &cfg.ConsulPort, &cfg.JaegerPort, &cfg.OTLPPort, &cfg.PrometheusPort, &cfg.NATSPort, &cfg.NATSMonitorPort, &cfg.PostgresPort} {
 			*p = 0
 		}
 	}
@@ -72,9 +74,9 @@ func cmdUp(ctx context.Context, args []string, getenv func(string) string, stdou
 	printReady(stdout, s, cfg.RunDir)
 
 	<-ctx.Done() // Ctrl-C, or SIGTERM from `glasshouse down`
-	last := "Prometheus, Jaeger and Consul"
+	last := "Prometheus, Jaeger, NATS and Consul"
 	if len(s.Databases()) > 0 {
-		last = "Prometheus, Jaeger, Consul and PostgreSQL"
+		last = "Prometheus, Jaeger, NATS, Consul and PostgreSQL"
 	}
 	fmt.Fprintf(stdout, "\nglasshouse: stopping services, then %s\n", last)
 	err = s.Down(context.Background())
@@ -92,6 +94,7 @@ func printReady(w io.Writer, s *stack.Stack, runDir string) {
 	fmt.Fprintf(tw, "  Jaeger API\t%s/api/services\t(glasshouse trace ID draws one; the UI comes with docker compose)\n", s.JaegerURL)
 	fmt.Fprintf(tw, "  Prometheus\t%s\n", s.PrometheusURL)
 	fmt.Fprintf(tw, "  Consul UI\t%s/ui\n", s.ConsulURL)
+	fmt.Fprintf(tw, "  NATS\t%s\t(JetStream; monitoring http://%s/jsz; the services' NATS_URL)\n", s.NATSURL, s.NATS.AdminAddr)
 	for _, db := range s.Databases() {
 		fmt.Fprintf(tw, "  %s\t%s\t(PostgreSQL: %s's database and role; the URL is in its instances' DATABASE_URL)\n", db.Name, db.Addr, db.Database)
 	}
@@ -250,7 +253,11 @@ func cmdStatus(ctx context.Context, args []string, getenv func(string) string, s
 			if !processAlive(p.PID) {
 				state = "NOT RUNNING"
 			}
-			fmt.Fprintf(stdout, "%-13s %s  %s\n", p.Name, p.Addr, state)
+			addr := p.Addr
+			if p.AdminAddr != "" { // NATS: clients, then monitoring
+				addr += " (monitoring " + p.AdminAddr + ")"
+			}
+			fmt.Fprintf(stdout, "%-13s %s  %s\n", p.Name, addr, state)
 		}
 	}
 	return nil
