@@ -1,12 +1,11 @@
 // Package stack runs the whole platform on one machine without Docker: a
 // real Consul agent, NATS with JetStream, Jaeger and Prometheus, and every
-// service as a child
-// process (inventory and payments with two replicas), each found through
-// Consul as in production. Each service's store is its SQLite file under
-// the run directory, or, with Store set to StorePostgres, its own
-// PostgreSQL cluster the stack starts (orders then runs two replicas
-// too). `glasshouse up` uses it, and so do the tests
-// and the chaos runner, so what they prove is what a newcomer runs.
+// service as a child process (inventory and payments with two replicas),
+// each found through Consul as in production. Each service's store is its
+// SQLite file under the run directory, or, with Store set to
+// StorePostgres, its own PostgreSQL cluster the stack starts (orders then
+// runs two replicas too). `glasshouse up` uses it, and so do the tests and
+// the chaos runner, so what they prove is what a newcomer runs.
 package stack
 
 import (
