@@ -22,19 +22,30 @@ const ConsulVersion = "v1.14.0"
 // there: integration tests need a real agent, never a fake.
 func ConsulBinary(t testing.TB) string {
 	t.Helper()
-	if p := os.Getenv("CONSUL_BIN"); p != "" {
+	if os.Getenv("CONSUL_BIN") == "" {
+		if p, err := exec.LookPath("consul"); err == nil {
+			return p
+		}
+	}
+	return PinnedTool(t, "CONSUL_BIN", "consul", ConsulVersion, "make consul")
+}
+
+// PinnedTool finds a pinned tool for the tests: $env when it names a
+// file, else bin/tools/<name>-<version> as the Makefile builds it. It
+// fails the test with the fix (make, which builds it from source) when
+// neither is there: integration tests need the real thing, never a fake.
+func PinnedTool(t testing.TB, env, name, version, make string) string {
+	t.Helper()
+	if p := os.Getenv(env); p != "" {
 		if _, err := os.Stat(p); err == nil {
 			return p
 		}
 	}
-	if p, err := exec.LookPath("consul"); err == nil {
-		return p
-	}
-	p := filepath.Join(RepoRoot(t), "bin", "tools", "consul-"+ConsulVersion)
+	p := filepath.Join(RepoRoot(t), "bin", "tools", name+"-"+version)
 	if _, err := os.Stat(p); err == nil {
 		return p
 	}
-	t.Fatalf("no Consul agent binary: run `make consul` (builds %s from source) or set CONSUL_BIN", ConsulVersion)
+	t.Fatalf("no %s binary: run `%s` (builds %s from source) or set %s", name, make, version, env)
 	return ""
 }
 

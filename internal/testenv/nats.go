@@ -3,9 +3,7 @@ package testenv
 import (
 	"fmt"
 	"net/http"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
@@ -18,17 +16,7 @@ const NATSVersion = "v2.15.3"
 // bin/tools/. It fails the test with the fix when neither is there.
 func NATSBinary(t testing.TB) string {
 	t.Helper()
-	if p := os.Getenv("NATS_BIN"); p != "" {
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	p := filepath.Join(RepoRoot(t), "bin", "tools", "nats-server-"+NATSVersion)
-	if _, err := os.Stat(p); err == nil {
-		return p
-	}
-	t.Fatalf("no nats-server binary: run `make nats` (builds %s from source) or set NATS_BIN", NATSVersion)
-	return ""
+	return PinnedTool(t, "NATS_BIN", "nats-server", NATSVersion, "make nats")
 }
 
 // NATS is a real nats-server with JetStream on, its store in the test's
