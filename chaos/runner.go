@@ -155,10 +155,17 @@ func (r *Runner) Restore(ctx context.Context) error {
 		return err
 	}
 	err := poll(ctx, restoreWithin, 250*time.Millisecond, func() error {
-		for _, svc := range services.Names() {
-			want := len(r.env.Stack.Instances(svc))
-			if n, err := r.env.passing(ctx, svc); err != nil || n != want {
-				return fmt.Errorf("%s: %d of %d instances passing in Consul (%v)", svc, n, want, err)
+		// Every registration: a gRPC listener's is checked on its own
+		// schedule, so it may pass seconds after the HTTP one.
+		for _, svc := range services.All() {
+			want := len(r.env.Stack.Instances(svc.Name))
+			for _, name := range []string{svc.Name, svc.GRPCName()} {
+				if name == "" {
+					continue
+				}
+				if n, err := r.env.passing(ctx, name); err != nil || n != want {
+					return fmt.Errorf("%s: %d of %d instances passing in Consul (%v)", name, n, want, err)
+				}
 			}
 		}
 		// A checkout and a browse also move any breaker that an

@@ -108,14 +108,17 @@ func chaosSuite(t *testing.T, store stack.Store, exps []chaos.Experiment) {
 //   - INVENTORY_CLIENT_ATTEMPTS=1 on the gateway and orders: a call sent
 //     to the killed inventory replica is not retried on the live one, so
 //     kill-inventory-replica's browses and checkouts fail. inventory's
-//     CHECK_INTERVAL=10s keeps the dead replica in their lists for
+//     CHECK_INTERVAL=30s keeps the dead replica in their lists for
 //     seconds, as a slower health check would. Consul's next check of
-//     the dead replica falls anywhere in the interval after the kill:
-//     with the default 1s the gateway had dropped it 0.3s after, and
-//     even with 5s a run dropped it after 0.1s, when no browse had chosen
-//     it yet, and proved nothing about the retries. With about a dozen
-//     one-attempt browses a second choosing the dead replica, a run in
-//     which none does is now about one in 120 (it was one in 60).
+//     the dead replica falls anywhere in the interval after the kill
+//     (each check has its own phase: the HTTP registration's decides for
+//     the gateway, the gRPC one's for orders), and the replica is dead
+//     for 10s of it. With 10s, a run dropped it from orders 0.1s after
+//     the kill, before any checkout had chosen it, and proved nothing
+//     about the retries. At about 4 one-attempt checkout calls a second
+//     choosing the dead replica (12 browses), a run in which none does
+//     is now about one in 120 (one in 360 for browses); with 10s it was
+//     one in 40.
 //   - orders' PAYMENTS_CLIENT_BREAKER_FAILURES=1000000000: orders' breakers
 //     on payments never open, so slow-payments' slow instance keeps being
 //     waited for.
@@ -156,7 +159,7 @@ func TestChaosVerdictsFailWhenTheirMechanismIsBroken(t *testing.T) {
 		// experiment may start.
 		broken: map[string][]string{
 			"gateway":   {"INVENTORY_CLIENT_ATTEMPTS=1"},
-			"inventory": {"CHECK_INTERVAL=10s"},
+			"inventory": {"CHECK_INTERVAL=30s"},
 			"orders":    {"INVENTORY_CLIENT_ATTEMPTS=1", "PAYMENTS_CLIENT_ATTEMPTS=1000000", "PAYMENTS_CLIENT_BREAKER_FAILURES=1000000000"},
 		},
 		exps: []chaos.Experiment{chaos.KillInventoryReplica(), chaos.PaymentsDown()},

@@ -293,8 +293,15 @@ func Up(ctx context.Context, cfg Config) (s *Stack, err error) {
 		}
 	}
 	for _, svc := range services.All() {
-		if err := s.waitPassing(ctx, svc.Name, cfg.replicas(svc), time.Minute); err != nil {
-			return s, err
+		// Every registration counts: a gRPC listener's own too, or a
+		// caller over gRPC could start with fewer instances than exist.
+		for _, name := range []string{svc.Name, svc.GRPCName()} {
+			if name == "" {
+				continue
+			}
+			if err := s.waitPassing(ctx, name, cfg.replicas(svc), time.Minute); err != nil {
+				return s, err
+			}
 		}
 	}
 	s.StartedIn = time.Since(start)
