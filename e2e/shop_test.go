@@ -27,6 +27,8 @@ import (
 	"github.com/glasshouse-dev/glasshouse/services/payments"
 	"github.com/glasshouse-dev/glasshouse/services/users"
 	"github.com/glasshouse-dev/glasshouse/storage"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/trace/noop"
 )
 
@@ -42,6 +44,7 @@ const (
 type shop struct {
 	t         *testing.T
 	consul    *testenv.Consul
+	nats      *testenv.NATS
 	dir       string
 	stores    map[string]string // each store-owning service's source
 	users     *testenv.Service
@@ -59,6 +62,7 @@ func (s *shop) env(service string, extra ...string) []string {
 	}
 	return append([]string{
 		"CONSUL_HTTP_ADDR=" + s.consul.Addr,
+		"NATS_URL=" + s.nats.URL,
 		"DATA_DIR=" + filepath.Join(s.dir, service),
 		"DATABASE_URL=" + database,
 		"JWT_PRIVATE_KEY_FILE=" + filepath.Join(s.dir, "keys", "users-jwt.key"),
@@ -75,7 +79,7 @@ func startShop(t *testing.T, ordersEnv ...string) *shop {
 // startShopOn is startShop with every store on backend b.
 func startShopOn(t *testing.T, b testenv.Backend, ordersEnv ...string) *shop {
 	t.Helper()
-	s := &shop{t: t, consul: testenv.StartConsul(t), dir: t.TempDir(), ordersEnv: ordersEnv, stores: map[string]string{}}
+	s := &shop{t: t, consul: testenv.StartConsul(t), nats: testenv.StartNATS(t), dir: t.TempDir(), ordersEnv: ordersEnv, stores: map[string]string{}}
 	for _, svc := range services.All() {
 		switch {
 		case svc.Store == "":
@@ -378,7 +382,62 @@ func testShop(t *testing.T, b testenv.Backend, saga string) {
 			t.Errorf("no successful %s.%s counted with transport=%q: the saga did not use %s", hop.service, hop.endpoint, saga, saga)
 		}
 	}
+
+	// Each finished order's event left through the outbox: one message
+	// per order on the ORDERS stream, its subject the order's status.
+	want := map[string]string{}
+	for _, o := range mine.Orders {
+		want[o.ID+"."+strings.ToLower(string(o.Status))] = "orders." + strings.ToLower(string(o.Status))
+	}
+	testenv.Eventually(t, 15*time.Second, "the orders' events are on the ORDERS stream", func() error {
+		got, err := streamEvents(s.nats.URL)
+		if err != nil {
+			return err
+		}
+		for id, subject := range want {
+			if got[id] != subject {
+				return fmt.Errorf("event %s: on %q, want %s (the stream holds %v)", id, got[id], subject, got)
+			}
+		}
+		if len(got) != len(want) {
+			return fmt.Errorf("the stream holds %v; want %v", got, want)
+		}
+		return nil
+	})
 	s.checkInvariants()
+}
+
+// streamEvents reads the ORDERS stream: each message's Nats-Msg-Id and
+// subject.
+func streamEvents(url string) (map[string]string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		return nil, err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, err
+	}
+	st, err := js.Stream(ctx, orders.StreamName)
+	if err != nil {
+		return nil, err
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	for seq := uint64(1); seq <= info.State.LastSeq; seq++ {
+		m, err := st.GetMsg(ctx, seq)
+		if err != nil {
+			return nil, fmt.Errorf("message %d: %w", seq, err)
+		}
+		out[m.Header.Get(jetstream.MsgIDHeader)] = m.Subject
+	}
+	return out, nil
 }
 
 func TestPaymentsDownFailsFastAndRecovers(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/glasshouse-dev/glasshouse/cmd/internal/config"
 	"github.com/glasshouse-dev/glasshouse/cmd/internal/platform"
+	"github.com/glasshouse-dev/glasshouse/events"
 	"github.com/glasshouse-dev/glasshouse/services/inventory"
 	"github.com/glasshouse-dev/glasshouse/services/orders"
 	"github.com/glasshouse-dev/glasshouse/services/payments"
@@ -21,9 +22,9 @@ var version = "dev"
 
 func main() { platform.Main(orders.ServiceName, run) }
 
-// run wires the service inside-out: store, the inventory and payments
-// clients (discovered in Consul), the checkout saga and beside it its
-// recovery loop, endpoints, HTTP.
+// run wires the service inside-out: store, the outbox relay to NATS, the
+// inventory and payments clients (discovered in Consul), the checkout
+// saga and beside it its recovery loop, endpoints, HTTP.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) (err error) {
 	flags := config.NewFlags(orders.ServiceName, getenv, stdout)
 	// A checkout in flight at SIGTERM is given its whole saga time to end
@@ -38,6 +39,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	// -inventory-transport / -payments-transport say http.
 	inventoryClient := platform.NewRemoteFlags(flags, inventory.ServiceName, transport.ClientConfig{}).OverGRPC(flags, inventory.GRPC)
 	paymentsClient := platform.NewRemoteFlags(flags, payments.ServiceName, transport.ClientConfig{}).OverGRPC(flags, payments.GRPC)
+	eventFlags := platform.NewEventFlags(flags)
 	if err := flags.Parse(args); err != nil {
 		return err
 	}
@@ -59,14 +61,24 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 
+	// Order events leave through the outbox: the relay publishes what
+	// finished orders wrote, whenever NATS is there to take it.
+	js, err := eventFlags.Connect(proc)
+	if err != nil {
+		return err
+	}
+	relay := events.NewRelay(store.DB, js, events.RelayConfig{Stream: orders.StreamConfig(eventFlags.StreamReplicas())},
+		tel.Logger, tel.TracerProvider, tel.Registry)
+
 	inv := inventory.NewClient(proc.Client(inventoryClient))
 	pay := payments.NewClient(proc.Client(paymentsClient))
 	opts := orders.Options{
-		SagaTimeout: *sagaTimeout,
-		StaleAfter:  *staleAfter,
-		Logger:      tel.Logger,
-		Metrics:     orders.NewSagaMetrics(tel.Registry),
-		Tracer:      tel.Tracer("glasshouse/orders"),
+		SagaTimeout:  *sagaTimeout,
+		StaleAfter:   *staleAfter,
+		Logger:       tel.Logger,
+		Metrics:      orders.NewSagaMetrics(tel.Registry),
+		Tracer:       tel.Tracer("glasshouse/orders"),
+		EventWritten: relay.Notify,
 	}
 	if err := opts.Validate(); err != nil {
 		return err
@@ -78,5 +90,5 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	recovery := orders.NewRecovery(store, inv, pay, opts)
 	return proc.Serve(ctx, orders.API.Server(svc, proc.EndpointMiddleware, transport.WithAuth(verifier.Verify)), func(ctx context.Context) error {
 		return recovery.Run(ctx, *recoveryEvery)
-	})
+	}, relay.Run)
 }

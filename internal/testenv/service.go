@@ -106,6 +106,9 @@ func launchService(t testing.TB, name string, port, adminPort int, env []string)
 		grpcAddr = "127.0.0.1:" + strconv.Itoa(grpcPort)
 		cmd.Env = append(cmd.Env, "GRPC_LISTEN_ADDR="+grpcAddr)
 	}
+	// Events go nowhere unless the test starts NATS and says where: a
+	// port nothing listens on, never a developer's stack on 4222.
+	cmd.Env = append(cmd.Env, "NATS_URL=nats://127.0.0.1:"+strconv.Itoa(FreePort(t)))
 	cmd.Env = append(cmd.Env, env...)
 	return &Service{
 		Process:   Start(t, fmt.Sprintf("%s-%d", name, port), cmd),

@@ -39,6 +39,10 @@ type Options struct {
 	// Tracer traces recovery passes (a live saga is traced by its
 	// request); nil traces nothing.
 	Tracer trace.Tracer
+	// EventWritten is called after an order's event is committed to the
+	// outbox, to wake the relay (events.Relay.Notify); nil does nothing,
+	// and the relay finds the row at its next poll.
+	EventWritten func()
 }
 
 func (o Options) withDefaults() Options {
@@ -59,6 +63,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Tracer == nil {
 		o.Tracer = noop.NewTracerProvider().Tracer("")
+	}
+	if o.EventWritten == nil {
+		o.EventWritten = func() {}
 	}
 	return o
 }
@@ -260,9 +267,12 @@ func (s *checkoutSaga) voidCharge(ctx context.Context, r record) error {
 // finish records the order's terminal status and returns what the caller
 // gets: the order, or the error that ended it.
 func (s *checkoutSaga) finish(ctx context.Context, r record, status Status, cause error, unsettled bool) (Order, error) {
-	won, err := s.store.finish(ctx, r.ID, status, cause, unsettled, s.opts.Now())
+	won, err := s.store.finish(ctx, r, status, cause, unsettled, s.opts.Now())
 	if err != nil {
 		return Order{}, err
+	}
+	if won {
+		s.opts.EventWritten()
 	}
 	if !won { // recovery finished it first: answer with what it recorded
 		final, err := s.store.get(ctx, r.ID)

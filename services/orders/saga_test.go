@@ -2,13 +2,16 @@ package orders
 
 import (
 	"context"
+	"encoding/json"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/glasshouse-dev/glasshouse/errs"
+	"github.com/glasshouse-dev/glasshouse/events"
 	"github.com/glasshouse-dev/glasshouse/internal/testenv"
 	"github.com/glasshouse-dev/glasshouse/services/inventory"
 	"github.com/glasshouse-dev/glasshouse/services/payments"
@@ -195,6 +198,49 @@ func (w *world) checkInvariants(t *testing.T) {
 	for order, n := range perOrder {
 		if n > 1 {
 			t.Errorf("order %s has %d charges", order, n)
+		}
+	}
+	w.checkOutbox(t)
+}
+
+// checkOutbox asserts that every finished order wrote exactly one event,
+// of its status, and that no other event exists.
+func (w *world) checkOutbox(t *testing.T) {
+	t.Helper()
+	ctx := context.Background()
+	rows, err := events.Rows(ctx, w.store.DB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byOrder := map[string][]OrderEvent{}
+	for _, r := range rows {
+		var ev OrderEvent
+		if err := json.Unmarshal(r.Payload, &ev); err != nil {
+			t.Fatalf("outbox row %s: %v", r.ID, err)
+		}
+		if ev.EventID != r.ID || r.Subject != "orders."+strings.TrimPrefix(ev.Type, "order.") || ev.SchemaVersion != EventSchemaVersion {
+			t.Errorf("outbox row %s on %s holds %+v", r.ID, r.Subject, ev)
+		}
+		byOrder[ev.OrderID] = append(byOrder[ev.OrderID], ev)
+	}
+	counts, err := w.store.CountByStatus(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if finished := counts[Confirmed] + counts[Failed] + counts[Rejected]; len(rows) != finished {
+		t.Errorf("%d events for %d finished orders (%v); want one each", len(rows), finished, counts)
+	}
+	for id, evs := range byOrder {
+		o, err := w.store.get(ctx, id)
+		switch {
+		case err != nil:
+			t.Errorf("event for order %s, which cannot be read: %v", id, err)
+		case len(evs) != 1:
+			t.Errorf("order %s has %d events", id, len(evs))
+		case evs[0].Status != o.Status || evs[0].UserID != o.UserID || evs[0].TotalCents != o.TotalCents || len(evs[0].Items) != len(o.Items):
+			t.Errorf("order %s is %+v; its event says %+v", id, o.Order, evs[0])
+		case o.Status != Confirmed && evs[0].FailureCode != o.FailureCode:
+			t.Errorf("order %s failed with %q; its event says %q", id, o.FailureCode, evs[0].FailureCode)
 		}
 	}
 }

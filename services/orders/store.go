@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/glasshouse-dev/glasshouse/errs"
+	"github.com/glasshouse-dev/glasshouse/events"
 	"github.com/glasshouse-dev/glasshouse/storage"
 	"go.opentelemetry.io/otel/trace"
 )
@@ -58,6 +59,9 @@ var migrations = []string{
 	// no sort, no skipping over the pages before.
 	`DROP INDEX orders_by_user;
 	CREATE INDEX orders_by_user_page ON orders (user_id, created_at DESC, id);`,
+	// The outbox of order events, written in the transaction that
+	// finishes an order (finish) and published by the relay.
+	events.Migration,
 }
 
 // Step is how far an order's saga has got; it is written before each
@@ -109,12 +113,15 @@ func (r record) failure() error {
 // them anyway.
 type Store struct {
 	*storage.DB // Ping, Close and InTx, as in every store
+	tracer      trace.Tracer
 }
 
 // OpenStore opens the store at source (a SQLite file path or a
 // postgres:// URL), creating and migrating it as needed.
 func OpenStore(ctx context.Context, source string, tp trace.TracerProvider) (*Store, error) {
-	return storage.Open(ctx, source, tp, migrations, func(db *storage.DB) *Store { return &Store{db} })
+	return storage.Open(ctx, source, tp, migrations, func(db *storage.DB) *Store {
+		return &Store{DB: db, tracer: tp.Tracer("glasshouse/orders")}
+	})
 }
 
 // create inserts a new PENDING order, unless the user already used its
@@ -228,21 +235,39 @@ func (s *Store) compensating(ctx context.Context, orderID string, cause error, n
 	return nil
 }
 
-// finish moves a PENDING order to its terminal status. It reports false
-// when the order was no longer PENDING: someone else (recovery, in a race
-// with a saga it thought dead) finished it first, and that outcome stands.
-func (s *Store) finish(ctx context.Context, orderID string, status Status, cause error, unsettled bool, now time.Time) (bool, error) {
-	res, err := s.SQL.ExecContext(ctx, `
-		UPDATE orders SET status = $1, step = $2, failure_kind = $3, failure_code = $4, failure_reason = $5,
-			failure_upstream = $6, charge_unsettled = $7, updated_at = $8
-		WHERE id = $9 AND status = 'PENDING'`,
-		string(status), string(StepDone), int(kindOrZero(cause)), errs.CodeOf(cause), detailOf(cause), errs.UpstreamOf(cause),
-		boolInt(unsettled), now.UnixMilli(), orderID)
+// finish moves a PENDING order to its terminal status and writes the
+// event that reports it to the outbox, in one transaction: the order is
+// finished with its event or not at all. It reports false when the order
+// was no longer PENDING: someone else (recovery, in a race with a saga it
+// thought dead) finished it first, and that outcome stands, with the one
+// event its finisher wrote.
+func (s *Store) finish(ctx context.Context, r record, status Status, cause error, unsettled bool, now time.Time) (bool, error) {
+	ev, err := orderEvent(r, status, errs.CodeOf(cause), now)
 	if err != nil {
-		return false, fmt.Errorf("finish order %s as %s: %w", orderID, status, err)
+		return false, err
 	}
-	n, err := res.RowsAffected()
-	return n == 1, err
+	var won bool
+	err = s.InTx(ctx, func(tx *sql.Tx) error {
+		won = false
+		res, err := tx.ExecContext(ctx, `
+			UPDATE orders SET status = $1, step = $2, failure_kind = $3, failure_code = $4, failure_reason = $5,
+				failure_upstream = $6, charge_unsettled = $7, updated_at = $8
+			WHERE id = $9 AND status = 'PENDING'`,
+			string(status), string(StepDone), int(kindOrZero(cause)), errs.CodeOf(cause), detailOf(cause), errs.UpstreamOf(cause),
+			boolInt(unsettled), now.UnixMilli(), r.ID)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n != 1 {
+			return err
+		}
+		won = true
+		return events.Write(ctx, tx, s.tracer, ev)
+	})
+	if err != nil {
+		return false, fmt.Errorf("finish order %s as %s: %w", r.ID, status, err)
+	}
+	return won, nil
 }
 
 // stale returns PENDING orders untouched since before: sagas whose
