@@ -338,4 +338,3 @@ func TestARowWhoseRelayDiedIsPublishedAgainAndStoredOnce(t *testing.T) {
 		t.Errorf("the stream holds %d messages; want 4: the duplicate window drops the second copies", len(msgs))
 	}
 }
-
