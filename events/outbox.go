@@ -100,16 +100,8 @@ type Event struct {
 // reports, under a PRODUCER span whose trace context it stores with the
 // row.
 func Write(ctx context.Context, tx *sql.Tx, tracer trace.Tracer, ev Event) error {
-	ctx, span := tracer.Start(ctx, "create "+ev.Subject,
-		trace.WithSpanKind(trace.SpanKindProducer),
-		trace.WithAttributes(
-			attribute.String(attrSystem, systemNATS),
-			attribute.String(attrOperationType, "create"),
-			attribute.String(attrOperationName, "create"),
-			attribute.String(attrDestination, ev.Subject),
-			attribute.String(attrMessageID, ev.ID),
-			attribute.String(attrConversationID, ev.ConversationID),
-		))
+	ctx, span := startProducer(ctx, tracer, "create", "create", ev.Subject, ev.ID,
+		attribute.String(attrConversationID, ev.ConversationID))
 	defer span.End()
 	carrier := propagation.MapCarrier{}
 	propagator().Inject(ctx, carrier)
@@ -123,6 +115,19 @@ func Write(ctx context.Context, tx *sql.Tx, tracer trace.Tracer, ev Event) error
 		return fmt.Errorf("outbox: write %s: %w", ev.ID, err)
 	}
 	return nil
+}
+
+// startProducer starts a PRODUCER span named "<operation> <subject>"
+// with the messaging attributes every such span carries, and extra.
+func startProducer(ctx context.Context, tracer trace.Tracer, operation, operationName, subject, messageID string, extra ...attribute.KeyValue) (context.Context, trace.Span) {
+	attrs := append([]attribute.KeyValue{
+		attribute.String(attrSystem, systemNATS),
+		attribute.String(attrOperationType, operation),
+		attribute.String(attrOperationName, operationName),
+		attribute.String(attrDestination, subject),
+		attribute.String(attrMessageID, messageID),
+	}, extra...)
+	return tracer.Start(ctx, operation+" "+subject, trace.WithSpanKind(trace.SpanKindProducer), trace.WithAttributes(attrs...))
 }
 
 // propagator is the W3C trace context alone: baggage carries per-request

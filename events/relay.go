@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/glasshouse-dev/glasshouse/storage"
+	"github.com/glasshouse-dev/glasshouse/transport"
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -109,7 +110,7 @@ func (r *Relay) Notify() {
 // database unreachable) is logged and retried with backoff; it never
 // returns an error the service should stop for.
 func (r *Relay) Run(ctx context.Context) error {
-	backoff := time.Duration(0)
+	backoff := transport.NewBackoff(r.cfg.MinBackoff, r.cfg.MaxBackoff)
 	for {
 		n, err := r.Pass(ctx)
 		wait := r.cfg.Poll
@@ -117,13 +118,13 @@ func (r *Relay) Run(ctx context.Context) error {
 		case ctx.Err() != nil:
 			return nil
 		case err != nil:
-			backoff = min(max(2*backoff, r.cfg.MinBackoff), r.cfg.MaxBackoff)
-			wait = jitter(backoff)
+			wait = backoff.Next()
 			r.log.WarnContext(ctx, "outbox relay: pass failed; retrying", "error", err, "retry_in", wait.String())
 		case n == r.cfg.Batch:
-			backoff, wait = 0, 0 // more is waiting
+			backoff.Reset()
+			wait = 0 // more is waiting
 		default:
-			backoff = 0
+			backoff.Reset()
 		}
 		if err := r.observeBacklog(ctx); err != nil && ctx.Err() == nil {
 			r.log.WarnContext(ctx, "outbox relay: cannot measure the backlog", "error", err)
@@ -148,6 +149,10 @@ type row struct {
 // failure, whose row (and the rest of the batch) is given back with a
 // backoff. It returns how many rows it published.
 func (r *Relay) Pass(ctx context.Context) (int, error) {
+	// A pass ends within the lease it takes: past it, another relay may
+	// claim the same rows, and a hung database must not hang the relay.
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.Lease)
+	defer cancel()
 	if err := r.ensureStream(ctx); err != nil {
 		return 0, err
 	}
@@ -246,16 +251,8 @@ func (r *Relay) publish(ctx context.Context, rw row) (bool, error) {
 	producer := propagator().Extract(context.Background(), carrier)
 	// The relay's own span is a child of the producer's, in the
 	// request's trace: it shows when the event left, and how often.
-	ctx, span := r.tracer.Start(trace.ContextWithSpanContext(ctx, trace.SpanContextFromContext(producer)), "send "+rw.subject,
-		trace.WithSpanKind(trace.SpanKindProducer),
-		trace.WithAttributes(
-			attribute.String(attrSystem, systemNATS),
-			attribute.String(attrOperationType, "send"),
-			attribute.String(attrOperationName, "publish"),
-			attribute.String(attrDestination, rw.subject),
-			attribute.String(attrMessageID, rw.id),
-			attribute.Int("glasshouse.outbox.attempt", rw.attempts+1),
-		))
+	ctx, span := startProducer(trace.ContextWithSpanContext(ctx, trace.SpanContextFromContext(producer)), r.tracer,
+		"send", "publish", rw.subject, rw.id, attribute.Int("glasshouse.outbox.attempt", rw.attempts+1))
 	defer span.End()
 	// The headers carry the producer's context, not the relay's: the
 	// consumer links to the change that made the event.
@@ -321,6 +318,8 @@ func (r *Relay) backoff(n int) time.Duration {
 
 // observeBacklog sets the depth and oldest-row age gauges.
 func (r *Relay) observeBacklog(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.PublishTimeout)
+	defer cancel()
 	var (
 		n      int64
 		oldest *int64
