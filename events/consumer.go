@@ -126,30 +126,14 @@ func (c *ConsumerConfig) defaults() {
 	if c.DeadLetter == "" {
 		c.DeadLetter = "deadletter." + c.Durable
 	}
-	if c.MaxDeliveries <= 0 {
-		c.MaxDeliveries = 5
-	}
-	if c.AckWait <= 0 {
-		c.AckWait = 30 * time.Second
-	}
-	if c.HandleTimeout <= 0 {
-		c.HandleTimeout = 10 * time.Second
-	}
-	if c.Batch <= 0 {
-		c.Batch = 64
-	}
-	if c.Timeout <= 0 {
-		c.Timeout = 2 * time.Second
-	}
-	if c.MinBackoff <= 0 {
-		c.MinBackoff = 100 * time.Millisecond
-	}
-	if c.MaxBackoff <= 0 {
-		c.MaxBackoff = 5 * time.Second
-	}
-	if c.LagEvery <= 0 {
-		c.LagEvery = 2 * time.Second
-	}
+	orDefault(&c.MaxDeliveries, 5)
+	orDefault(&c.AckWait, 30*time.Second)
+	orDefault(&c.HandleTimeout, 10*time.Second)
+	orDefault(&c.Batch, 64)
+	orDefault(&c.Timeout, 2*time.Second)
+	orDefault(&c.MinBackoff, 100*time.Millisecond)
+	orDefault(&c.MaxBackoff, 5*time.Second)
+	orDefault(&c.LagEvery, 2*time.Second)
 }
 
 // Consumer feeds a stream's messages to a Handler through a durable pull
@@ -357,8 +341,7 @@ func (c *Consumer) deadLetter(ctx context.Context, msg jetstream.Msg, m Message,
 // redeliveryDelay doubles from MinBackoff with each delivery, up to
 // MaxBackoff, jittered.
 func (c *Consumer) redeliveryDelay(delivery int) time.Duration {
-	d := c.cfg.MinBackoff << min(max(delivery-1, 0), 16)
-	return jitter(min(d, c.cfg.MaxBackoff))
+	return jitter(retryDelay(c.cfg.MinBackoff, c.cfg.MaxBackoff, delivery))
 }
 
 // startConsumer starts the "process <subject>" CONSUMER span. It is the

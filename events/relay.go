@@ -47,23 +47,19 @@ type RelayConfig struct {
 }
 
 func (c *RelayConfig) defaults() {
-	if c.Lease <= 0 {
-		c.Lease = 10 * time.Second
-	}
-	if c.Batch <= 0 {
-		c.Batch = 100
-	}
-	if c.Poll <= 0 {
-		c.Poll = 500 * time.Millisecond
-	}
-	if c.PublishTimeout <= 0 {
-		c.PublishTimeout = 2 * time.Second
-	}
-	if c.MinBackoff <= 0 {
-		c.MinBackoff = 100 * time.Millisecond
-	}
-	if c.MaxBackoff <= 0 {
-		c.MaxBackoff = 5 * time.Second
+	orDefault(&c.Lease, 10*time.Second)
+	orDefault(&c.Batch, 100)
+	orDefault(&c.Poll, 500*time.Millisecond)
+	orDefault(&c.PublishTimeout, 2*time.Second)
+	orDefault(&c.MinBackoff, 100*time.Millisecond)
+	orDefault(&c.MaxBackoff, 5*time.Second)
+}
+
+// orDefault sets *v to def when it is zero or negative: a config field
+// left unset.
+func orDefault[T int | time.Duration](v *T, def T) {
+	if *v <= 0 {
+		*v = def
 	}
 }
 
@@ -292,7 +288,7 @@ func (r *Relay) mark(ctx context.Context, id, token string) error {
 func (r *Relay) release(rows []row, token string, cause error) error {
 	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.PublishTimeout)
 	defer cancel()
-	due := r.now().Add(jitter(r.backoff(rows[0].attempts + 1)))
+	due := r.now().Add(jitter(retryDelay(r.cfg.MinBackoff, r.cfg.MaxBackoff, rows[0].attempts+1)))
 	for i, rw := range rows {
 		attempts, reason := rw.attempts, ""
 		if i == 0 {
@@ -307,13 +303,12 @@ func (r *Relay) release(rows []row, token string, cause error) error {
 	return nil
 }
 
-// backoff is the pause before attempt n+1 of a row that failed n times.
-func (r *Relay) backoff(n int) time.Duration {
-	d := r.cfg.MinBackoff
-	for i := 1; i < n && d < r.cfg.MaxBackoff; i++ {
-		d *= 2
-	}
-	return min(d, r.cfg.MaxBackoff)
+// retryDelay is the pause before the next try of something that failed
+// n times (n >= 1): lo doubling with each failure, up to hi, unjittered.
+// The relay and the consumer keep the count with the row or the message
+// (attempts, deliveries) rather than in a transport.Backoff of their own.
+func retryDelay(lo, hi time.Duration, n int) time.Duration {
+	return min(lo<<min(max(n-1, 0), 30), hi)
 }
 
 // observeBacklog sets the depth and oldest-row age gauges.
