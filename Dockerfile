@@ -67,7 +67,7 @@ RUN mkdir -p /out/state/glasshouse/data /out/state/glasshouse/keys /out/state/gl
 FROM gcr.io/distroless/static-debian12:nonroot
 ARG VERSION=dev
 LABEL org.opencontainers.image.title="glasshouse" \
-      org.opencontainers.image.description="glasshouse services (users, inventory, payments, orders, gateway) and the glasshouse CLI" \
+      org.opencontainers.image.description="glasshouse services (users, inventory, payments, orders, recommendations, gateway) and the glasshouse CLI" \
       org.opencontainers.image.source="https://github.com/glasshouse-dev/glasshouse" \
       org.opencontainers.image.version="${VERSION}"
 
@@ -83,10 +83,10 @@ WORKDIR /var/lib/glasshouse
 USER 65532:65532
 
 # Public APIs: gateway 8080, users 8081, inventory 8082, orders 8083,
-# payments 8084. Admin listeners (metrics, health, pprof), 1000 above
-# each: 9080-9084, never to be published. gRPC APIs, 1000 below: inventory
-# 7082, payments 7084.
-EXPOSE 8080 8081 8082 8083 8084 9080 9081 9082 9083 9084 7082 7084
+# payments 8084, recommendations 8085. Admin listeners (metrics, health,
+# pprof), 1000 above each: 9080-9085, never to be published. gRPC APIs,
+# 1000 below: inventory 7082, payments 7084, recommendations 7085.
+EXPOSE 8080 8081 8082 8083 8084 8085 9080 9081 9082 9083 9084 9085 7082 7084 7085
 
 # No ENTRYPOINT: the command is the program, e.g. ["inventory"] or
 # ["glasshouse", "load", "-target", "http://gateway:8080"].

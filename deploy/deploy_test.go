@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -36,14 +37,14 @@ func tokenReaders() []string {
 	return names
 }
 
-// grpcCalls lists the services caller calls over gRPC, as the platform
-// means it to: each one it calls that serves gRPC (services.Spec.GRPC),
-// unless caller is the public entry, which forwards the public HTTP/JSON
-// API as it is and so calls over HTTP.
+// grpcCalls lists the services caller calls over gRPC, as the catalogue
+// means it to: each of its GRPCCalls that it calls and that serves gRPC
+// (TestCatalogueGRPCCallsAreGRPCServicesItCalls checks there is no
+// other).
 func grpcCalls(caller services.Spec) []services.Spec {
 	var out []services.Spec
-	for _, name := range caller.Calls {
-		if callee, ok := services.Lookup(name); ok && callee.GRPC && !caller.Public {
+	for _, name := range caller.GRPCCalls {
+		if callee, ok := services.Lookup(name); ok && callee.GRPC && slices.Contains(caller.Calls, name) {
 			out = append(out, callee)
 		}
 	}

@@ -125,6 +125,22 @@ func TestCatalogueCallsAreTheServicesImported(t *testing.T) {
 	}
 }
 
+// A call over gRPC is a call, to a service that serves gRPC: anything
+// else in GRPCCalls would set a transport no client reads.
+func TestCatalogueGRPCCallsAreGRPCServicesItCalls(t *testing.T) {
+	for _, s := range services.All() {
+		for _, name := range s.GRPCCalls {
+			callee, ok := services.Lookup(name)
+			switch {
+			case !slices.Contains(s.Calls, name):
+				t.Errorf("%s: GRPCCalls lists %s, which is not in its Calls", s.Name, name)
+			case !ok || !callee.GRPC:
+				t.Errorf("%s: GRPCCalls lists %s, which serves no gRPC", s.Name, name)
+			}
+		}
+	}
+}
+
 // One service signs tokens and one is public: the generator and the
 // local stack rely on it (the checkers wait for the signer's key; the
 // public one gets the published port).

@@ -51,8 +51,11 @@ type shop struct {
 	inventory []*testenv.Service
 	payments  []*testenv.Service
 	orders    *testenv.Service
-	gateway   *testenv.Service
-	ordersEnv []string
+	// recommendations learns from orders' events; nothing calls it but
+	// the gateway's recommendations endpoint.
+	recommendations *testenv.Service
+	gateway         *testenv.Service
+	ordersEnv       []string
 }
 
 func (s *shop) env(service string, extra ...string) []string {
@@ -95,8 +98,9 @@ func startShopOn(t *testing.T, b testenv.Backend, ordersEnv ...string) *shop {
 		s.payments = append(s.payments, testenv.StartService(t, "payments", s.env("payments")...))
 	}
 	s.orders = testenv.StartService(t, "orders", s.env("orders", ordersEnv...)...)
+	s.recommendations = testenv.StartService(t, "recommendations", s.env("recommendations")...)
 	s.gateway = testenv.StartService(t, "gateway", s.env("gateway", "RATE_LIMIT=0")...)
-	for service, n := range map[string]int{"users": 1, "inventory": 2, "payments": 2, "orders": 1, "gateway": 1} {
+	for service, n := range map[string]int{"users": 1, "inventory": 2, "payments": 2, "orders": 1, "recommendations": 1, "gateway": 1} {
 		s.consul.WaitServing(service, n, 30*time.Second)
 	}
 	return s

@@ -69,6 +69,10 @@ type Spec struct {
 	GRPC bool
 	// Calls are the services it calls, found through Consul.
 	Calls []string
+	// GRPCCalls are those of Calls it calls over gRPC by default (the
+	// callee serves GRPC; -<callee>-transport=http switches back); the
+	// rest it calls over HTTP.
+	GRPCCalls []string
 	// Public marks the one entry reachable from outside the platform.
 	Public bool
 	// Store is the SQLite file in the service's DATA_DIR; "" for a
@@ -158,10 +162,22 @@ func All() []Spec {
 			DeployReplicas:   2,
 			PostgresReplicas: 2,
 			Calls:            []string{"inventory", "payments"},
+			GRPCCalls:        []string{"inventory", "payments"},
 			Store:            "orders.db",
 			Tokens:           ChecksTokens,
 			MemoryMiB:        96,
 			CPUMilli:         50,
+		},
+		{
+			Name:           "recommendations",
+			Summary:        "customers who bought X also bought Y, learnt from orders' events on NATS",
+			Port:           8085,
+			GRPC:           true,
+			Replicas:       1,
+			DeployReplicas: 2,
+			Store:          "recommendations.db",
+			MemoryMiB:      48,
+			CPUMilli:       50,
 		},
 		{
 			Name:           "gateway",
@@ -169,7 +185,8 @@ func All() []Spec {
 			Port:           8080,
 			Replicas:       1,
 			DeployReplicas: 2,
-			Calls:          []string{"users", "inventory", "orders"},
+			Calls:          []string{"users", "inventory", "orders", "recommendations"},
+			GRPCCalls:      []string{"recommendations"},
 			Public:         true,
 			Tokens:         ChecksTokens,
 			MemoryMiB:      64,

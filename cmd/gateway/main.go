@@ -14,6 +14,7 @@ import (
 	"github.com/glasshouse-dev/glasshouse/services/gateway"
 	"github.com/glasshouse-dev/glasshouse/services/inventory"
 	"github.com/glasshouse-dev/glasshouse/services/orders"
+	"github.com/glasshouse-dev/glasshouse/services/recommendations"
 	"github.com/glasshouse-dev/glasshouse/services/users"
 	"github.com/glasshouse-dev/glasshouse/transport"
 )
@@ -53,6 +54,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	ordersClient := platform.NewRemoteFlags(flags, orders.ServiceName, transport.ClientConfig{
 		CallTimeout: defaultOrderTimeout, Deadline: defaultOrderTimeout + 2*time.Second,
 	})
+	// Recommendations are a nicety: one attempt within 100ms, then the
+	// gateway answers its fallback. Over gRPC unless
+	// -recommendations-transport says http.
+	recommendationsClient := platform.NewRemoteFlags(flags, recommendations.ServiceName, transport.ClientConfig{
+		CallTimeout: 100 * time.Millisecond, Deadline: 100 * time.Millisecond, MaxAttempts: 1,
+	}).OverGRPC(flags, recommendations.GRPC)
 	if err := flags.Parse(args); err != nil {
 		return err
 	}
@@ -100,9 +107,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 
 	svc := gateway.NewService(gateway.Backends{
-		Users:     users.NewClient(proc.Client(usersClient)),
-		Inventory: inventory.NewClient(proc.Client(inventoryClient)),
-		Orders:    orders.NewClient(proc.Client(ordersClient)),
+		Users:           users.NewClient(proc.Client(usersClient)),
+		Inventory:       inventory.NewClient(proc.Client(inventoryClient)),
+		Orders:          orders.NewClient(proc.Client(ordersClient)),
+		Recommendations: recommendations.NewClient(proc.Client(recommendationsClient)),
 	}, gateway.Options{SkipIdentifierValidation: !*validateIDs})
 	limits := gateway.NewLimits(limitsConfig, tel.Registry)
 	proc.PublicEndpoint = true

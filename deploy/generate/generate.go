@@ -49,9 +49,11 @@ type output struct {
 // service of ours; the compose header adds them up with the services'.
 // jwt-keys is the one-shot job that writes the token key pair. nats holds
 // 15 MiB when idle with JetStream on; its 48 came out of Prometheus' 256,
-// which held 100 after a minute of load in the local stack.
+// which held 100 after a minute of load in the local stack. The 96 that
+// recommendations' two instances take came out of consul (160), grafana
+// (192) and load (96), 32 each (see docs/events.md for what was measured).
 func infraMiB() map[string]int {
-	return map[string]int{"consul": 160, "nats": 48, "jaeger": 384, "prometheus": 224, "grafana": 192, "postgres": 192, "jwt-keys": 32, "load": 96}
+	return map[string]int{"consul": 128, "nats": 48, "jaeger": 384, "prometheus": 224, "grafana": 160, "postgres": 192, "jwt-keys": 32, "load": 64}
 }
 
 // The connection budget of compose's one PostgreSQL server: each
@@ -61,7 +63,7 @@ func infraMiB() map[string]int {
 // superusers (superuser_reserved_connections).
 const (
 	composeMaxConns   = 5
-	postgresMaxConns  = 50
+	postgresMaxConns  = 60
 	superuserReserved = 3
 )
 
@@ -394,12 +396,14 @@ func funcs(all []services.Spec, tmplPath string) template.FuncMap {
 	}
 }
 
-// callsOverGRPC tells whether caller calls callee over gRPC: whenever
-// callee serves it, except from the public entry. The gateway forwards
-// the public HTTP/JSON API as it is, so it calls over HTTP; every other
-// caller (orders) picks gRPC with the variable transportVar names, which
-// the templates set.
-func callsOverGRPC(caller, callee services.Spec) bool { return callee.GRPC && !caller.Public }
+// callsOverGRPC tells whether caller calls callee over gRPC, as the
+// catalogue's GRPCCalls say: orders calls inventory and payments so, and
+// the gateway calls recommendations so but forwards the public HTTP/JSON
+// API of the others as it is, over HTTP. The variable transportVar names
+// picks the transport; the templates set it.
+func callsOverGRPC(caller, callee services.Spec) bool {
+	return callee.GRPC && slices.Contains(caller.GRPCCalls, callee.Name)
+}
 
 // transportVar is the variable that picks the transport a caller uses
 // for the service called name: "INVENTORY_TRANSPORT" (grpc or http).

@@ -32,6 +32,7 @@ create_service_database users "${USERS_DB_PASSWORD:?USERS_DB_PASSWORD is not set
 create_service_database inventory "${INVENTORY_DB_PASSWORD:?INVENTORY_DB_PASSWORD is not set}"
 create_service_database payments "${PAYMENTS_DB_PASSWORD:?PAYMENTS_DB_PASSWORD is not set}"
 create_service_database orders "${ORDERS_DB_PASSWORD:?ORDERS_DB_PASSWORD is not set}"
+create_service_database recommendations "${RECOMMENDATIONS_DB_PASSWORD:?RECOMMENDATIONS_DB_PASSWORD is not set}"
 
 # Nor may a service's role open the superuser's own database.
 psql --no-psqlrc --set ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname postgres \

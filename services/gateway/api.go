@@ -6,6 +6,7 @@ import (
 
 	"github.com/glasshouse-dev/glasshouse/services/inventory"
 	"github.com/glasshouse-dev/glasshouse/services/orders"
+	"github.com/glasshouse-dev/glasshouse/services/recommendations"
 	"github.com/glasshouse-dev/glasshouse/services/users"
 	"github.com/glasshouse-dev/glasshouse/transport"
 )
@@ -18,7 +19,7 @@ const ServiceName = "gateway"
 // through the gateway. Its requests and responses are those of the
 // services behind it, so the public JSON is theirs; the orders routes need
 // a bearer token (their requests' UserID is its subject).
-var API = transport.NewAPI[Service](ServiceName, createUser, login, listProducts, getProduct, placeOrder, listOrders, getOrder)
+var API = transport.NewAPI[Service](ServiceName, createUser, login, listProducts, getProduct, getRecommendations, placeOrder, listOrders, getOrder)
 
 type method[Req, Resp any] = transport.Method[Service, Req, Resp]
 
@@ -39,6 +40,10 @@ var (
 	getProduct = method[inventory.ProductRequest, inventory.Product]{Name: "GetProduct", Route: "GET /api/products/{sku}",
 		Serve: func(s Service, ctx context.Context, req inventory.ProductRequest) (inventory.Product, error) {
 			return s.GetProduct(ctx, req.SKU)
+		}}
+	getRecommendations = method[recommendations.RecommendationsRequest, Recommendations]{Name: "GetRecommendations", Route: "GET /api/products/{sku}/recommendations",
+		Serve: func(s Service, ctx context.Context, req recommendations.RecommendationsRequest) (Recommendations, error) {
+			return s.GetRecommendations(ctx, req.SKU, req.Limit)
 		}}
 	placeOrder = method[orders.PlaceOrderRequest, orders.Order]{Name: "PlaceOrder", Route: "POST /api/orders", Status: http.StatusCreated,
 		Serve: func(s Service, ctx context.Context, req orders.PlaceOrderRequest) (orders.Order, error) {

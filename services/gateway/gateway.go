@@ -18,6 +18,8 @@ type gateway struct {
 	// validateIdentifiers is false only in the chaos suite's "mechanism
 	// switched off" run.
 	validateIdentifiers bool
+	// catalogue is the product list last read, for recommendations.
+	catalogue *catalogue
 }
 
 func (g gateway) CreateUser(ctx context.Context, email, password, name string) (users.User, error) {
@@ -29,7 +31,11 @@ func (g gateway) Login(ctx context.Context, email, password string) (users.Token
 }
 
 func (g gateway) ListProducts(ctx context.Context) ([]inventory.Product, error) {
-	return g.Inventory.ListProducts(ctx)
+	products, err := g.Inventory.ListProducts(ctx)
+	if err == nil {
+		g.catalogue.store(products)
+	}
+	return products, err
 }
 
 func (g gateway) GetProduct(ctx context.Context, sku string) (inventory.Product, error) {

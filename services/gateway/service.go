@@ -10,6 +10,7 @@ import (
 
 	"github.com/glasshouse-dev/glasshouse/services/inventory"
 	"github.com/glasshouse-dev/glasshouse/services/orders"
+	"github.com/glasshouse-dev/glasshouse/services/recommendations"
 	"github.com/glasshouse-dev/glasshouse/services/users"
 )
 
@@ -23,6 +24,9 @@ type Service interface {
 	Login(ctx context.Context, email, password string) (users.Token, error)
 	ListProducts(ctx context.Context) ([]inventory.Product, error)
 	GetProduct(ctx context.Context, sku string) (inventory.Product, error)
+	// GetRecommendations reads limit as recommendations does
+	// (recommendations.ParseLimit).
+	GetRecommendations(ctx context.Context, sku, limit string) (Recommendations, error)
 	PlaceOrder(ctx context.Context, userID, idempotencyKey string, items []orders.Item, cardNumber string) (orders.Order, error)
 	// ListOrders reads limit and cursor as orders does (orders.ParsePage).
 	ListOrders(ctx context.Context, userID, limit, cursor string) (orders.OrderPage, error)
@@ -34,6 +38,9 @@ type Backends struct {
 	Users     users.Service
 	Inventory inventory.Service
 	Orders    orders.Service
+	// Recommendations is called with a short budget: when it does not
+	// answer, the gateway answers a fallback.
+	Recommendations recommendations.Service
 }
 
 // Options adjust the gateway; the zero value is the production behaviour.
@@ -46,5 +53,5 @@ type Options struct {
 
 // NewService returns the public API over the backends.
 func NewService(b Backends, opts Options) Service {
-	return gateway{Backends: b, validateIdentifiers: !opts.SkipIdentifierValidation}
+	return gateway{Backends: b, validateIdentifiers: !opts.SkipIdentifierValidation, catalogue: &catalogue{}}
 }
