@@ -120,4 +120,3 @@ func TestRecommendationsLearnFromCheckoutsAndDegrade(t *testing.T) {
 	}
 	s.checkInvariants()
 }
-
