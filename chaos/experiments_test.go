@@ -106,8 +106,19 @@ func TestKillOrdersMidCheckoutVerdicts(t *testing.T) {
 	build := func() *Run {
 		run := newRun(shop(20).fail(6, 10, loadgen.Checkout, 8, "unavailable").report(), 6*sec, 9*sec)
 		run.SetValue(ValuePendingAtKill, 4)
+		eventsArrived(run, 180, 0, 0)
 		return run
 	}
+	t.Run("an outbox row lost in the crash", func(t *testing.T) {
+		run := build()
+		eventsArrived(run, 180, 1, 0)
+		expectFailures(t, judgeKillOrdersMidCheckout(run), "reaches recommendations")
+	})
+	t.Run("an outbox row applied twice", func(t *testing.T) {
+		run := build()
+		eventsArrived(run, 180, 0, 1)
+		expectFailures(t, judgeKillOrdersMidCheckout(run), "applied twice")
+	})
 	t.Run("healthy", func(t *testing.T) {
 		expectFailures(t, judgeKillOrdersMidCheckout(build()))
 	})
@@ -349,5 +360,88 @@ func TestRequestFaultsVerdicts(t *testing.T) {
 		run := build(only().fail(0, 20, loadgen.Checkout, 2, "unavailable"), only().slow(0, 20, loadgen.Checkout, 320*time.Millisecond), 306*time.Millisecond, [3]int{6, 1, 1})
 		run.Streams[0].Report = shop(20).fail(5, 8, loadgen.Checkout, 3, "unavailable").slow(5, 8, loadgen.Checkout, 400*time.Millisecond).report()
 		expectFailures(t, judgeRequestFaults(run), "loses no request", "not slowed", "clean checkout beside them")
+	})
+}
+
+// eventsArrived records what eventsDelivered would find: confirmed
+// orders, of which missing never reached recommendations and duplicated
+// were applied twice.
+func eventsArrived(run *Run, confirmed, missing, duplicated int) {
+	run.SetValue(ValueConfirmed, float64(confirmed))
+	run.SetValue(ValueDelivered, float64(confirmed-missing))
+	run.SetValue(ValueMissing, float64(missing))
+	run.SetValue(ValueDuplicated, float64(duplicated))
+	run.SetValue(ValueStray, 0)
+	if missing == 0 {
+		run.SetValue(ValueDeliveredAfter, 1.5)
+	}
+}
+
+func TestNATSDownVerdicts(t *testing.T) {
+	build := func() *Run {
+		run := newRun(shop(30).report(), 8*sec, 18*sec)
+		run.addSeries(SeriesOutbox, PanelEvents, Gauge, 30*sec, func(at time.Duration) (float64, bool) {
+			if at >= 8*sec && at < 19*sec {
+				return float64(at-8*sec) / float64(sec) * 3, true
+			}
+			return 0, true
+		})
+		eventsArrived(run, 180, 0, 0)
+		return run
+	}
+	t.Run("healthy", func(t *testing.T) { expectFailures(t, judgeNATSDown(build())) })
+	t.Run("the relay never publishes the backlog", func(t *testing.T) {
+		run := build()
+		run.Series = nil
+		run.addSeries(SeriesOutbox, PanelEvents, Gauge, 30*sec, step(8*sec, 0, 40))
+		eventsArrived(run, 180, 40, 0)
+		expectFailures(t, judgeNATSDown(run), "drains", "reaches recommendations")
+	})
+	t.Run("checkouts wait for NATS", func(t *testing.T) {
+		run := build()
+		run.Streams[0].Report = shop(30).fail(8, 18, loadgen.Checkout, 8, "unavailable").report()
+		expectFailures(t, judgeNATSDown(run), "no request fails")
+	})
+	t.Run("events published outside the outbox are lost", func(t *testing.T) {
+		run := build()
+		run.SeriesNamed(SeriesOutbox).Points = nil
+		eventsArrived(run, 180, 40, 0)
+		expectFailures(t, judgeNATSDown(run), "wait in the outbox", "drains", "reaches recommendations")
+	})
+}
+
+func TestKillRecommendationsVerdicts(t *testing.T) {
+	build := func() *Run {
+		run := newRun(shop(30).report(), 8*sec, 18*sec)
+		run.addSeries(SeriesFallback, PanelEvents, Gauge, 30*sec, func(at time.Duration) (float64, bool) {
+			return map[bool]float64{true: 1, false: 0}[at >= 8*sec && at < 19*sec], true
+		})
+		run.addSeries(SeriesLag, PanelEvents, Gauge, 30*sec, func(at time.Duration) (float64, bool) {
+			if at >= 8*sec && at < 18*sec {
+				return 0, false // dead: nothing to scrape
+			}
+			return map[bool]float64{true: 12, false: 0}[at >= 18*sec && at < 20*sec], true
+		})
+		eventsArrived(run, 180, 0, 0)
+		return run
+	}
+	t.Run("healthy", func(t *testing.T) { expectFailures(t, judgeKillRecommendations(build())) })
+	t.Run("the gateway fails without recommendations", func(t *testing.T) {
+		run := build()
+		run.Streams[0].Report = shop(30).fail(8, 18, loadgen.Browse, 8, "unavailable").report()
+		run.SeriesNamed(SeriesFallback).Points = nil
+		expectFailures(t, judgeKillRecommendations(run), "fails", "fallbacks")
+	})
+	t.Run("acked before commit: the events in hand at the kill are lost", func(t *testing.T) {
+		run := build()
+		eventsArrived(run, 180, 3, 0)
+		expectFailures(t, judgeKillRecommendations(run), "reaches recommendations")
+	})
+	t.Run("the consumer never catches up", func(t *testing.T) {
+		run := build()
+		run.addSeries(SeriesLag, PanelEvents, Gauge, 30*sec, step(18*sec, 0, 7))
+		run.Series = append(run.Series[:1], run.Series[2:]...) // keep the new lag only
+		eventsArrived(run, 180, 7, 0)
+		expectFailures(t, judgeKillRecommendations(run), "lag returns to 0", "reaches recommendations")
 	})
 }

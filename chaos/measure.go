@@ -403,6 +403,17 @@ func (s *Series) Max(w Window) (float64, bool) {
 	return m, found
 }
 
+// Min returns the smallest value in w, and whether w holds any point.
+func (s *Series) Min(w Window) (float64, bool) {
+	found, m := false, 0.0
+	for _, p := range s.pointsIn(w) {
+		if !found || p.V < m {
+			m, found = p.V, true
+		}
+	}
+	return m, found
+}
+
 // Last returns the last value in w, and whether w holds any point.
 func (s *Series) Last(w Window) (float64, bool) {
 	ps := s.pointsIn(w)

@@ -136,8 +136,8 @@ func TestAllExperimentsAreDeclaredCompletely(t *testing.T) {
 			last = s.At
 		}
 	}
-	if len(names) != 9 {
-		t.Errorf("%d experiments, want 9", len(names))
+	if len(names) != 11 {
+		t.Errorf("%d experiments, want 11", len(names))
 	}
 	// On SQLite there is no database server to kill.
 	for _, e := range All(stack.StoreSQLite) {
@@ -145,7 +145,7 @@ func TestAllExperimentsAreDeclaredCompletely(t *testing.T) {
 			t.Errorf("kill-orders-database is among the experiments of a SQLite stack")
 		}
 	}
-	if n := len(All(stack.StoreSQLite)); n != 8 {
-		t.Errorf("%d experiments on SQLite, want 8", n)
+	if n := len(All(stack.StoreSQLite)); n != 10 {
+		t.Errorf("%d experiments on SQLite, want 10", n)
 	}
 }

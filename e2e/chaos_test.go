@@ -144,13 +144,15 @@ func TestChaosVerdictsFailWhenTheirMechanismIsBroken(t *testing.T) {
 			"gateway": {
 				"VALIDATE_IDENTIFIERS=false",
 				"INVENTORY_CLIENT_BREAKER_HONEST=false", "ORDERS_CLIENT_BREAKER_HONEST=false",
+				"RECOMMENDATIONS_FALLBACK=false",
 			},
-			"orders": {"SAGA_STALE_AFTER=1h", "PAYMENTS_CLIENT_BREAKER_FAILURES=1000000000"},
+			"orders": {"SAGA_STALE_AFTER=1h", "PAYMENTS_CLIENT_BREAKER_FAILURES=1000000000", "EVENTS_FIRE_AND_FORGET=true"},
 		},
 		// kill-orders-mid-checkout last: the orders it leaves PENDING
 		// would keep the stack from being healthy for anything after it.
 		exps: []chaos.Experiment{
-			chaos.RequestFaults(), chaos.HostileClient(), chaos.SlowPayments(), chaos.KillOrdersMidCheckout(),
+			chaos.RequestFaults(), chaos.HostileClient(), chaos.SlowPayments(), chaos.NATSDown(), chaos.KillRecommendations(),
+			chaos.KillOrdersMidCheckout(),
 		},
 	}, {
 		// kill-inventory-replica here, where orders' recovery is on: a
@@ -203,6 +205,16 @@ func checkBroken(t *testing.T, suite *chaos.Suite, ran int) {
 		"kill-orders-mid-checkout": {
 			"every order reaches an end",
 			"stock is conserved",
+		},
+		// Events published outside the outbox are lost while NATS is down.
+		"nats-down": {
+			"wait in the outbox",
+			"every confirmed order reaches recommendations",
+		},
+		// Without the fallback, recommendations' death is the customers'.
+		"kill-recommendations": {
+			"no product, recommendation or checkout request fails",
+			"the gateway answers fallbacks",
 		},
 	}
 	if len(suite.Results) != ran {

@@ -44,6 +44,12 @@ type RelayConfig struct {
 	// MinBackoff and MaxBackoff bound the wait before a row that failed
 	// to publish is tried again (100ms doubling to 5s).
 	MinBackoff, MaxBackoff time.Duration
+	// FireAndForget publishes each row once and marks it published
+	// whether the stream acknowledged it or not: what publishing after
+	// the commit, outside the outbox, amounts to (NATS down then, the
+	// event is lost). It exists only so the chaos suite can show what the
+	// outbox prevents; never set it in production.
+	FireAndForget bool
 }
 
 func (c *RelayConfig) defaults() {
@@ -149,7 +155,7 @@ func (r *Relay) Pass(ctx context.Context) (int, error) {
 	// claim the same rows, and a hung database must not hang the relay.
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.Lease)
 	defer cancel()
-	if err := r.ensureStream(ctx); err != nil {
+	if err := r.ensureStream(ctx); err != nil && !r.cfg.FireAndForget {
 		return 0, err
 	}
 	rows, token, err := r.claim(ctx)
@@ -160,6 +166,12 @@ func (r *Relay) Pass(ctx context.Context) (int, error) {
 		dup, err := r.publish(ctx, rw)
 		if err != nil {
 			r.metrics.failures.WithLabelValues(rw.subject).Inc()
+			if r.cfg.FireAndForget {
+				if err := r.mark(ctx, rw.id, token); err != nil {
+					return i, err
+				}
+				continue // lost
+			}
 			return i, errors.Join(fmt.Errorf("publish %s to %s: %w", rw.id, rw.subject, err), r.release(rows[i:], token, err))
 		}
 		if err := r.mark(ctx, rw.id, token); err != nil {

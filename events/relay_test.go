@@ -249,6 +249,31 @@ func TestRelayKeepsRowsWhileNATSIsDownAndBacksOff(t *testing.T) {
 	}
 }
 
+// The chaos switch: a fire-and-forget relay loses what NATS did not
+// take, as publishing outside the outbox would.
+func TestFireAndForgetDropsWhatNATSDidNotTake(t *testing.T) {
+	db := openOutbox(t, testenv.SQLite.NewDatabase(t))
+	writeEvents(t, db, noop.NewTracerProvider().Tracer(""), "orders.confirmed", 3)
+	down := connect(t, "nats://127.0.0.1:"+strconv.Itoa(testenv.FreePorts(t, 1)[0]))
+	cfg := RelayConfig{Stream: testStream("ORDERS"), PublishTimeout: 200 * time.Millisecond, FireAndForget: true}
+	relay := NewRelay(db, down, cfg, discard, noop.NewTracerProvider(), prometheus.NewRegistry())
+	if _, err := relay.Pass(context.Background()); err != nil {
+		t.Fatalf("fire-and-forget Pass with NATS down: %v", err)
+	}
+	rows, err := Rows(context.Background(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rows {
+		if r.PublishedAt.IsZero() {
+			t.Errorf("%s kept for a retry; fire-and-forget must drop it", r.ID)
+		}
+	}
+	if got := testutil.ToFloat64(relay.metrics.failures.WithLabelValues("orders.confirmed")); got != 3 {
+		t.Errorf("glasshouse_outbox_publish_failures_total = %v; want 3", got)
+	}
+}
+
 func TestTwoRelaysPublishEveryRowExactlyOnce(t *testing.T) {
 	testenv.OnEachBackend(t, func(t *testing.T, b testenv.Backend) {
 		srv := testenv.StartNATS(t)

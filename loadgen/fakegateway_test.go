@@ -55,6 +55,7 @@ func newFakeGateway() *fakeGateway {
 	g.mux.HandleFunc("POST /api/login", g.login)
 	g.mux.HandleFunc("GET /api/products", g.listProducts)
 	g.mux.HandleFunc("GET /api/products/{sku}", g.getProduct)
+	g.mux.HandleFunc("GET /api/products/{sku}/recommendations", g.recommendations)
 	g.mux.HandleFunc("POST /api/orders", g.placeOrder)
 	g.mux.HandleFunc("GET /api/orders", g.listOrders)
 	g.mux.HandleFunc("GET /api/orders/{id}", g.getOrder)
@@ -199,6 +200,16 @@ func (g *fakeGateway) getProduct(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"sku": sku, "name": sku, "price_cents": 1000, "currency": "EUR", "available": n})
+}
+
+func (g *fakeGateway) recommendations(w http.ResponseWriter, r *http.Request) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if _, ok := g.stock[r.PathValue("sku")]; !ok {
+		writeProblem(w, http.StatusNotFound, "unknown_product")
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"sku": r.PathValue("sku"), "recommendations": []any{}, "fallback": true})
 }
 
 func (g *fakeGateway) placeOrder(w http.ResponseWriter, r *http.Request) {

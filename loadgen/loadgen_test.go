@@ -270,7 +270,7 @@ func TestCountsErrorsByCodeWithTraces(t *testing.T) {
 			t.Errorf("orders: %d sent, errors %v; want all http_503", orders.Requests, orders.Errors)
 		}
 		timedOut := g.count("GET /api/products/{sku}")
-		if timedOut == 0 || browse.Errors[CodeTransport] != timedOut || browse.OK != g.count("GET /api/products")-1 {
+		if timedOut == 0 || browse.Errors[CodeTransport] != timedOut || browse.OK != g.count("GET /api/products")-1+g.count("GET /api/products/{sku}/recommendations") {
 			t.Errorf("browse: %d ok, errors %v; want %d transport errors, the rest ok", browse.OK, browse.Errors, timedOut)
 		}
 		if !near(browse.Latency.Max, time.Second) {
@@ -321,7 +321,7 @@ func TestTheMixIsRespected(t *testing.T) {
 		}
 
 		// Each operation is the calls it should be.
-		browse := g.count("GET /api/products") - 1 + g.count("GET /api/products/{sku}")
+		browse := g.count("GET /api/products") - 1 + g.count("GET /api/products/{sku}") + g.count("GET /api/products/{sku}/recommendations")
 		orders := g.count("GET /api/orders") + g.count("GET /api/orders/{id}")
 		for op, calls := range map[Op]int{
 			Browse:   browse,
@@ -334,7 +334,7 @@ func TestTheMixIsRespected(t *testing.T) {
 			}
 		}
 		// Both kinds of each operation happen.
-		for _, route := range []string{"GET /api/products", "GET /api/products/{sku}", "GET /api/orders", "GET /api/orders/{id}"} {
+		for _, route := range []string{"GET /api/products", "GET /api/products/{sku}", "GET /api/products/{sku}/recommendations", "GET /api/orders", "GET /api/orders/{id}"} {
 			if g.count(route) == 0 {
 				t.Errorf("no %s", route)
 			}

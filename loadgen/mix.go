@@ -13,7 +13,8 @@ import (
 type Op string
 
 const (
-	// Browse reads the catalogue, or one product of it, without logging in.
+	// Browse reads the catalogue, one product of it, or its
+	// recommendations, without logging in.
 	Browse Op = "browse"
 	// Login exchanges a customer's email and password for a fresh token.
 	Login Op = "login"

@@ -208,13 +208,19 @@ func (s *shop) login(ctx context.Context, c *customer) error {
 	return nil
 }
 
-// browse reads the whole catalogue or one product, half the time each.
+// browse reads the whole catalogue, one product, or what customers who
+// bought a product also bought, a third of the time each. The last one
+// answers 200 even with recommendations down (a fallback), so it fails
+// only when the gateway does.
 func (s *shop) browse(ctx context.Context) error {
-	if rand.IntN(2) == 0 {
+	sku := url.PathEscape(s.skus[rand.IntN(len(s.skus))])
+	switch rand.IntN(3) {
+	case 0:
 		return s.api.do(ctx, call{method: "GET", path: "/api/products"}, nil)
+	case 1:
+		return s.api.do(ctx, call{method: "GET", path: "/api/products/" + sku}, nil)
 	}
-	sku := s.skus[rand.IntN(len(s.skus))]
-	return s.api.do(ctx, call{method: "GET", path: "/api/products/" + url.PathEscape(sku)}, nil)
+	return s.api.do(ctx, call{method: "GET", path: "/api/products/" + sku + "/recommendations"}, nil)
 }
 
 // placeOrder is the body of POST /api/orders.

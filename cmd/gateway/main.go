@@ -46,6 +46,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	trustedProxies := flags.String("trusted-proxies", "TRUSTED_PROXIES", "", "comma-separated CIDRs of proxies whose X-Forwarded-For is believed (empty: none, the peer is the client)")
 	validateIDs := flags.Bool("validate-identifiers", "VALIDATE_IDENTIFIERS", true, "refuse malformed SKUs and order IDs with 400 before any upstream call (false only for the chaos suite; never in production)")
 	faultToken := flags.String("fault-injection-token", "FAULT_INJECTION_TOKEN", "", "with -fault-injection, the secret a request's "+transport.FaultTokenHeader+" header must carry to keep its fault baggage (prefer the env: flags show in ps)")
+	fallback := flags.Bool("recommendations-fallback", "RECOMMENDATIONS_FALLBACK", true, "answer the catalogue, marked \"fallback\": true, when recommendations does not answer (false only for the chaos suite; never in production)")
 	orderTimeout := flags.Duration("order-timeout", "ORDER_TIMEOUT", defaultOrderTimeout, "how long one checkout attempt may take (the same as -orders-attempt-timeout)")
 	usersClient := platform.NewRemoteFlags(flags, users.ServiceName, transport.ClientConfig{})
 	inventoryClient := platform.NewRemoteFlags(flags, inventory.ServiceName, transport.ClientConfig{})
@@ -97,6 +98,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	} else if *faultToken == "" {
 		tel.Logger.Warn("fault injection is enabled but FAULT_INJECTION_TOKEN is empty: the gateway drops every request's fault baggage")
 	}
+	if !*fallback {
+		tel.Logger.Warn("the recommendations fallback is DISABLED (-recommendations-fallback=false): its failures reach the clients")
+	}
 	if !*validateIDs {
 		tel.Logger.Warn("identifier validation is DISABLED (-validate-identifiers=false): malformed SKUs and order IDs reach the services")
 	}
@@ -111,7 +115,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		Inventory:       inventory.NewClient(proc.Client(inventoryClient)),
 		Orders:          orders.NewClient(proc.Client(ordersClient)),
 		Recommendations: recommendations.NewClient(proc.Client(recommendationsClient)),
-	}, gateway.Options{SkipIdentifierValidation: !*validateIDs})
+	}, gateway.Options{SkipIdentifierValidation: !*validateIDs, NoRecommendationFallback: !*fallback})
 	limits := gateway.NewLimits(limitsConfig, tel.Registry)
 	proc.PublicEndpoint = true
 	return proc.Serve(ctx, gateway.NewHandler(svc, proc.EndpointMiddleware, verifier.Verify, limits, *faultToken))

@@ -40,6 +40,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	inventoryClient := platform.NewRemoteFlags(flags, inventory.ServiceName, transport.ClientConfig{}).OverGRPC(flags, inventory.GRPC)
 	paymentsClient := platform.NewRemoteFlags(flags, payments.ServiceName, transport.ClientConfig{}).OverGRPC(flags, payments.GRPC)
 	eventFlags := platform.NewEventFlags(flags)
+	fireAndForget := flags.Bool("events-fire-and-forget", "EVENTS_FIRE_AND_FORGET", false, "publish each event once and forget it if NATS does not take it, as publishing outside the outbox would (only for the chaos suite; never in production)")
 	if err := flags.Parse(args); err != nil {
 		return err
 	}
@@ -67,7 +68,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
-	relay := events.NewRelay(store.DB, js, events.RelayConfig{Stream: orders.StreamConfig(eventFlags.StreamReplicas())},
+	if *fireAndForget {
+		tel.Logger.Warn("events are published once and dropped when NATS does not take them (-events-fire-and-forget)")
+	}
+	relay := events.NewRelay(store.DB, js, events.RelayConfig{Stream: orders.StreamConfig(eventFlags.StreamReplicas()), FireAndForget: *fireAndForget},
 		tel.Logger, tel.TracerProvider, tel.Registry)
 
 	inv := inventory.NewClient(proc.Client(inventoryClient))

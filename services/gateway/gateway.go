@@ -18,6 +18,9 @@ type gateway struct {
 	// validateIdentifiers is false only in the chaos suite's "mechanism
 	// switched off" run.
 	validateIdentifiers bool
+	// fallback is false only in the chaos suite's "mechanism switched
+	// off" run.
+	fallback bool
 	// catalogue is the product list last read, for recommendations.
 	catalogue *catalogue
 }

@@ -55,6 +55,9 @@ func (g gateway) GetRecommendations(ctx context.Context, sku, limit string) (Rec
 	}
 	answer := Recommendations{SKU: sku, Recommendations: []RecommendedProduct{}}
 	recs, err := g.Recommendations.GetRecommendations(ctx, sku, n)
+	if err != nil && !g.fallback {
+		return Recommendations{}, err
+	}
 	if err != nil {
 		answer.Fallback = true
 		for _, p := range products {

@@ -157,3 +157,16 @@ func TestRecommendationsRefuseBadRequestsBeforeAnyCall(t *testing.T) {
 		t.Errorf("recommendations was called %d times for requests refused at the edge", n)
 	}
 }
+
+// The chaos switch: without the fallback, recommendations' failure is
+// the client's.
+func TestRecommendationsWithoutTheFallbackFail(t *testing.T) {
+	limits := Limits{Client: NewRateLimiter(0, 0, prometheus.NewRegistry())}
+	recs := &fixedRecommendations{err: errs.E(errs.Unavailable, "", "recommendations: no instance answered")}
+	h := NewHandler(NewService(Backends{Inventory: &catalogueInventory{}, Recommendations: recs}, Options{NoRecommendationFallback: true}), noMiddleware, testAuth, limits, "")
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/api/products/MUG-01/recommendations", nil))
+	if rec.Code != http.StatusServiceUnavailable {
+		t.Errorf("GET with the fallback off and recommendations down = %d %s; want 503", rec.Code, rec.Body)
+	}
+}

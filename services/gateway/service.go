@@ -49,9 +49,14 @@ type Options struct {
 	// the services. It exists only so the chaos suite can show what the
 	// checks prevent; it is never to be used in production.
 	SkipIdentifierValidation bool
+	// NoRecommendationFallback passes recommendations' failures on to
+	// the client instead of answering the catalogue. It exists only so
+	// the chaos suite can show what the fallback prevents; never use it in
+	// production.
+	NoRecommendationFallback bool
 }
 
 // NewService returns the public API over the backends.
 func NewService(b Backends, opts Options) Service {
-	return gateway{Backends: b, validateIdentifiers: !opts.SkipIdentifierValidation, catalogue: &catalogue{}}
+	return gateway{Backends: b, validateIdentifiers: !opts.SkipIdentifierValidation, fallback: !opts.NoRecommendationFallback, catalogue: &catalogue{}}
 }

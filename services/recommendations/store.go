@@ -147,3 +147,25 @@ func (s *Store) ProcessedEvents(ctx context.Context) (int, error) {
 	err := s.SQL.QueryRowContext(ctx, `SELECT count(*) FROM processed_events`).Scan(&n)
 	return n, err
 }
+
+// ProcessedOrders counts the events applied per order: what the chaos
+// suite compares with orders' confirmed orders (each must be 1).
+func (s *Store) ProcessedOrders(ctx context.Context) (map[string]int, error) {
+	rows, err := s.SQL.QueryContext(ctx, `SELECT order_id, count(*) FROM processed_events GROUP BY order_id`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]int{}
+	for rows.Next() {
+		var (
+			id string
+			n  int
+		)
+		if err := rows.Scan(&id, &n); err != nil {
+			return nil, err
+		}
+		out[id] = n
+	}
+	return out, rows.Err()
+}
