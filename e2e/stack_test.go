@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -121,6 +122,11 @@ func waitTrace(t *testing.T, jaeger *traces.Client, id string, want ...string) *
 				return fmt.Errorf("services so far %v, missing %s", have, svc)
 			}
 		}
+		// Each service exports its spans in batches of its own: a span
+		// whose parent has not arrived yet says the trace is not whole.
+		if !tr.Complete() {
+			return fmt.Errorf("%d spans so far, %d of them orphans", len(tr.Spans), len(tr.Orphans()))
+		}
 		return nil
 	})
 	return tr
@@ -192,6 +198,44 @@ func testLocalStack(t *testing.T, store stack.Store) {
 		t.Errorf("%d orphan spans, e.g. %+v", len(orphans), orphans[0])
 	}
 
+	// The checkout's event crosses NATS: its PRODUCER span is in the
+	// checkout's trace, and recommendations' CONSUMER span, in a trace of
+	// its own, links back to it. glasshouse trace shows the link.
+	producers := tr.Find(func(sp traces.Span) bool { return sp.Kind == "producer" && sp.Operation == "create orders.confirmed" })
+	if len(producers) != 1 || producers[0].Tags["messaging.message.id"] == "" || producers[0].Tags["messaging.system"] != "nats" {
+		t.Fatalf("the checkout trace holds %d PRODUCER spans create orders.confirmed, want 1 with messaging.system nats and the event ID: %+v", len(producers), producers)
+	}
+	producer := producers[0]
+	eventID := producer.Tags["messaging.message.id"]
+	var consumer traces.Span
+	testenv.Eventually(t, 30*time.Second, "recommendations' CONSUMER span of the checkout's event is in Jaeger", func() error {
+		linked, err := jaeger.Linked(context.Background(), "recommendations", "messaging.message.id", eventID, time.Hour)
+		if err != nil {
+			return err
+		}
+		for _, lt := range linked {
+			for _, sp := range lt.Spans {
+				if sp.Kind == "consumer" && slices.Contains(sp.Links, traces.Link{TraceID: traceID, SpanID: producer.ID}) {
+					consumer = sp
+					return nil
+				}
+			}
+		}
+		return fmt.Errorf("%d traces of recommendations with event %s, none with a CONSUMER span linked to span %s of %s", len(linked), eventID, producer.ID, traceID)
+	})
+	for key, want := range map[string]string{
+		"messaging.system": "nats", "messaging.destination.name": "orders.confirmed", "messaging.message.id": eventID,
+		"messaging.message.conversation_id": producer.Tags["messaging.message.conversation_id"],
+	} {
+		if got := consumer.Tags[key]; got != want || want == "" {
+			t.Errorf("the CONSUMER span's %s = %q, want %q", key, got, want)
+		}
+	}
+	out, err := exec.Command(testenv.Binary(t, "glasshouse"), "trace", "-jaeger", s.JaegerURL, traceID).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "linked traces") || !strings.Contains(string(out), eventID) {
+		t.Errorf("glasshouse trace %s (%v) does not list the consumer's linked trace:\n%s", traceID, err, out)
+	}
+
 	// Every service on the path logged with this trace ID.
 	for _, svc := range []string{"gateway", "orders", "inventory", "payments"} {
 		found := false
@@ -230,7 +274,7 @@ func testLocalStack(t *testing.T, store stack.Store) {
 		instances += len(s.Instances(svc.Name))
 	}
 	testenv.Eventually(t, 60*time.Second, "Prometheus scrapes every instance", func() error {
-		res, err := promQuery(s.PrometheusURL, `up{job=~"gateway|users|inventory|orders|payments"} == 1`)
+		res, err := promQuery(s.PrometheusURL, `up{job=~"`+strings.Join(services.Names(), "|")+`"} == 1`)
 		if err != nil {
 			return err
 		}

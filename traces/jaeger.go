@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -247,6 +249,41 @@ func (kv keyValue) String() string {
 // event's name when Jaeger stores the event as a log.
 const eventNameField = "event"
 
+// links returns the span's references to other traces: OpenTelemetry
+// span links, as Jaeger stores them.
+func (js jaegerSpan) links() []Link {
+	var out []Link
+	for _, ref := range js.References {
+		if ref.TraceID != js.TraceID {
+			out = append(out, Link{TraceID: canonicalTraceID(ref.TraceID), SpanID: ref.SpanID})
+		}
+	}
+	return out
+}
+
+// Linked returns the traces of service that hold a span with tag key =
+// value, newest first, as Jaeger's search finds them within the last
+// lookback: the consumers' traces of one message, searched by its
+// messaging.message.id.
+func (c *Client) Linked(ctx context.Context, service, key, value string, lookback time.Duration) ([]*Trace, error) {
+	tags, err := json.Marshal(map[string]string{key: value})
+	if err != nil {
+		return nil, err
+	}
+	q := url.Values{"service": {service}, "tags": {string(tags)}, "limit": {"20"},
+		"lookback": {"custom"}, "start": {strconv.FormatInt(time.Now().Add(-lookback).UnixMicro(), 10)},
+		"end": {strconv.FormatInt(time.Now().Add(time.Minute).UnixMicro(), 10)}}
+	var data []jaegerTrace
+	if err := c.get(ctx, "/api/traces?"+q.Encode(), &data); err != nil {
+		return nil, err
+	}
+	out := make([]*Trace, 0, len(data))
+	for _, jt := range data {
+		out = append(out, jt.toTrace())
+	}
+	return out, nil
+}
+
 func (jt jaegerTrace) toTrace() *Trace {
 	t := &Trace{ID: canonicalTraceID(jt.TraceID), Spans: make([]Span, 0, len(jt.Spans))}
 	for _, js := range jt.Spans {
@@ -261,6 +298,7 @@ func (jt jaegerTrace) toTrace() *Trace {
 		s := Span{
 			ID:        js.SpanID,
 			ParentID:  js.parent(),
+			Links:     js.links(),
 			Service:   proc.ServiceName,
 			Operation: js.OperationName,
 			Kind:      tags["span.kind"],

@@ -42,6 +42,14 @@ type Span struct {
 	// true, 0.5.
 	Tags   map[string]string
 	Events []Event
+	// Links are the spans of other traces this one is linked to: a
+	// CONSUMER span's link to the PRODUCER span that wrote its message.
+	Links []Link
+}
+
+// A Link points at a span of another trace.
+type Link struct {
+	TraceID, SpanID string
 }
 
 // An Event is something that happened at one instant within a span: a

@@ -272,7 +272,11 @@ func spanDetail(s Span) string {
 	if q := s.Tags["db.query.text"]; q != "" {
 		statement = truncate(strings.Join(strings.Fields(q), " "), maxStatement)
 	}
-	return join(peer, s.Tags["http.response.status_code"], statement, s.ErrorMessage())
+	var links []string
+	for _, l := range s.Links {
+		links = append(links, "↩ linked from trace "+l.TraceID+" span "+l.SpanID)
+	}
+	return join(peer, s.Tags["http.response.status_code"], statement, s.ErrorMessage(), strings.Join(links, ", "))
 }
 
 // join joins the non-empty parts with a space.

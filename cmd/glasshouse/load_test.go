@@ -25,6 +25,7 @@ func newShop(t *testing.T) *httptest.Server {
 	mux.Handle("POST /api/login", answer(200, `{"token":"t","expires_at":"2030-01-01T00:00:00Z"}`))
 	mux.Handle("GET /api/products", answer(200, `{"products":[{"sku":"GH-MUG-01","available":500},{"sku":"GH-TEE-01","available":300}]}`))
 	mux.Handle("GET /api/products/{sku}", answer(200, `{"sku":"GH-MUG-01","available":500}`))
+	mux.Handle("GET /api/products/{sku}/recommendations", answer(200, `{"sku":"GH-MUG-01","recommendations":[],"fallback":true}`))
 	mux.Handle("POST /api/orders", answer(201, `{"id":"o1","status":"CONFIRMED"}`))
 	mux.Handle("GET /api/orders", answer(200, `{"orders":[]}`))
 	mux.Handle("GET /api/orders/{id}", answer(200, `{"id":"o1"}`))

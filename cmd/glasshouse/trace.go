@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/glasshouse-dev/glasshouse/cmd/internal/config"
@@ -66,5 +68,54 @@ func cmdTrace(ctx context.Context, args []string, getenv func(string) string, st
 	default:
 		return err
 	}
-	return traces.Waterfall(stdout, t, *width)
+	if err := traces.Waterfall(stdout, t, *width); err != nil {
+		return err
+	}
+	return printLinked(ctx, traces.NewClient(*jaegerURL, nil), t, stdout)
+}
+
+// printLinked lists, under a trace, the traces linked to its PRODUCER
+// spans: each event's consumers, which run in traces of their own (the
+// wait between the two is not work, and may last a restart) with a link
+// back to the producer. They are found by the event ID
+// (messaging.message.id) in Jaeger's search, in every service.
+func printLinked(ctx context.Context, c *traces.Client, t *traces.Trace, stdout io.Writer) error {
+	ids := map[string]bool{}
+	for _, s := range t.Spans {
+		if id := s.Tags["messaging.message.id"]; s.Kind == "producer" && id != "" {
+			ids[id] = true
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	services, err := c.Services(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, "\nlinked traces (consumers of this trace's events):")
+	found := 0
+	for _, id := range slices.Sorted(maps.Keys(ids)) {
+		for _, svc := range services {
+			linked, err := c.Linked(ctx, svc, "messaging.message.id", id, 24*time.Hour)
+			if err != nil {
+				return err
+			}
+			for _, lt := range linked {
+				for _, s := range lt.Spans {
+					if s.Kind == "consumer" && slices.ContainsFunc(s.Links, func(l traces.Link) bool { return l.TraceID == t.ID }) {
+						found++
+						fmt.Fprintf(stdout, "  %s  %s %q in %s, %s after the trace began (glasshouse trace %s)\n",
+							id, lt.ID, s.Operation, s.Service, s.Start.Sub(t.Spans[0].Start).Round(time.Millisecond), lt.ID)
+					}
+				}
+			}
+		}
+	}
+	if found == 0 {
+		fmt.Fprintln(stdout, "  none yet: no consumer has processed them, or its spans have not reached Jaeger")
+	}
+	return nil
 }

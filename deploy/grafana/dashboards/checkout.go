@@ -51,5 +51,34 @@ func Checkout() Dashboard {
 				atLeastZero().
 				describe("Inventory's side of the saga: reserve, commit and release calls by result (ok, or an error code such as out_of_stock)."),
 		),
+		newRow("Events (orders' outbox → NATS → consumers)",
+			timeSeries("Outbox rows waiting to be published", "short",
+				// Every orders replica counts the one shared outbox: max.
+				q(`max by (job) (glasshouse_outbox_depth)`, "{{job}}")).
+				atLeastZero().
+				describe("Order events written with their order's change and not yet acknowledged by the ORDERS stream. It grows while NATS is down (checkouts carry on) and drains when it is back. Alert: GlasshouseOutboxStuck."),
+			timeSeries("Oldest unpublished outbox row", "s",
+				q(`max by (job) (glasshouse_outbox_oldest_age_seconds)`, "{{job}}")).
+				atLeastZero().thresholds(base("green"), step("red", 60)).
+				describe("How long the oldest waiting event has waited: 0 when none waits. Over 60 s for 2 minutes alerts (GlasshouseOutboxStuck)."),
+			timeSeries("Events published and failed per minute", "opm",
+				q(`sum by (subject) (rate(glasshouse_outbox_published_total[$__rate_interval])) * 60`, "published {{subject}}"),
+				// "or vector(0)": a quiet minute is a 0, not "No data".
+				q(`sum(rate(glasshouse_outbox_publish_failures_total[$__rate_interval])) * 60 or vector(0)`, "publish failures")).
+				atLeastZero().
+				describe("Events the relay published and the stream acknowledged, by subject, against publishes that got no acknowledgement (retried with backoff)."),
+			timeSeries("Consumer lag", "short",
+				// Every replica reports the server's count for the
+				// consumer they share: max.
+				q(`max by (consumer) (glasshouse_consumer_pending_messages + glasshouse_consumer_ack_pending_messages)`, "{{consumer}}")).
+				atLeastZero().thresholds(base("green"), step("red", 100)).
+				describe("Messages each durable consumer has not acknowledged yet: not delivered, or delivered and being handled. Over 100 for 5 minutes alerts (GlasshouseConsumerLagging)."),
+			timeSeries("Consumer deliveries per minute", "opm",
+				q(`sum by (consumer) (rate(glasshouse_consumer_handled_total[$__rate_interval])) * 60`, "handled {{consumer}}"),
+				q(`sum(rate(glasshouse_consumer_redeliveries_total[$__rate_interval])) * 60 or vector(0)`, "redeliveries"),
+				q(`sum(rate(glasshouse_consumer_dead_letters_total[$__rate_interval])) * 60 or vector(0)`, "dead letters")).
+				atLeastZero().
+				describe("Events handled and committed by each consumer; redeliveries (a failure, a crash before the ack, or an ack that timed out); and poison messages moved to the DEADLETTER stream."),
+		),
 	)
 }
