@@ -40,6 +40,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	inventoryClient := platform.NewRemoteFlags(flags, inventory.ServiceName, transport.ClientConfig{}).OverGRPC(flags, inventory.GRPC)
 	paymentsClient := platform.NewRemoteFlags(flags, payments.ServiceName, transport.ClientConfig{}).OverGRPC(flags, payments.GRPC)
 	eventFlags := platform.NewEventFlags(flags)
+	outbox := flags.Bool("events-outbox", "EVENTS_OUTBOX", true, "write every order event to the outbox (false writes none, so nothing reaches NATS: only to measure what the outbox costs a checkout; never in production)")
 	fireAndForget := flags.Bool("events-fire-and-forget", "EVENTS_FIRE_AND_FORGET", false, "publish each event once and forget it if NATS does not take it, as publishing outside the outbox would (only for the chaos suite; never in production)")
 	if err := flags.Parse(args); err != nil {
 		return err
@@ -67,6 +68,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	js, err := eventFlags.Connect(proc)
 	if err != nil {
 		return err
+	}
+	if !*outbox {
+		store.WithoutEvents()
+		tel.Logger.Warn("order events are NOT written (-events-outbox=false): no other service learns of any order")
 	}
 	if *fireAndForget {
 		tel.Logger.Warn("events are published once and dropped when NATS does not take them (-events-fire-and-forget)")

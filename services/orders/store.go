@@ -114,7 +114,14 @@ func (r record) failure() error {
 type Store struct {
 	*storage.DB // Ping, Close and InTx, as in every store
 	tracer      trace.Tracer
+	noEvents    bool // see WithoutEvents
 }
+
+// WithoutEvents makes the store write no events: an order finishes with
+// its UPDATE alone, and nothing reaches the outbox or NATS. It exists
+// only so a benchmark can measure what the outbox costs a checkout;
+// never use it in production, where nobody would learn of the orders.
+func (s *Store) WithoutEvents() { s.noEvents = true }
 
 // OpenStore opens the store at source (a SQLite file path or a
 // postgres:// URL), creating and migrating it as needed.
@@ -262,6 +269,9 @@ func (s *Store) finish(ctx context.Context, r record, status Status, cause error
 			return err
 		}
 		won = true
+		if s.noEvents {
+			return nil
+		}
 		return events.Write(ctx, tx, s.tracer, ev)
 	})
 	if err != nil {
