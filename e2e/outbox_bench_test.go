@@ -10,6 +10,7 @@ import (
 	"github.com/glasshouse-dev/glasshouse/services/orders"
 	"github.com/glasshouse-dev/glasshouse/services/recommendations"
 	"github.com/glasshouse-dev/glasshouse/stack"
+	"github.com/glasshouse-dev/glasshouse/storage"
 	"go.opentelemetry.io/otel/trace/noop"
 )
 
@@ -81,39 +82,16 @@ func eventLatency(b *testing.B, s *stack.Stack, since time.Time) (p50, p99 time.
 		b.Fatal(err)
 	}
 	defer rec.Close()
-	written := map[string]int64{}
-	rows, err := ord.SQL.QueryContext(ctx, `SELECT id, created_at FROM outbox WHERE subject = 'orders.confirmed' AND created_at >= $1`, since.UnixMilli())
-	if err != nil {
-		b.Fatal(err)
-	}
-	for rows.Next() {
-		var id string
-		var at int64
-		if err := rows.Scan(&id, &at); err != nil {
-			b.Fatal(err)
-		}
-		written[id] = at
-	}
-	rows.Close()
+	written := eventTimes(b, ord.DB, `SELECT id, created_at FROM outbox WHERE subject = 'orders.confirmed' AND created_at >= $1`, since)
 	var lat []time.Duration
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		lat = lat[:0]
-		rows, err := rec.SQL.QueryContext(ctx, `SELECT event_id, processed_at FROM processed_events WHERE processed_at >= $1`, since.UnixMilli())
-		if err != nil {
-			b.Fatal(err)
-		}
-		for rows.Next() {
-			var id string
-			var at int64
-			if err := rows.Scan(&id, &at); err != nil {
-				b.Fatal(err)
-			}
+		for id, at := range eventTimes(b, rec.DB, `SELECT event_id, processed_at FROM processed_events WHERE processed_at >= $1`, since) {
 			if w, ok := written[id]; ok {
 				lat = append(lat, time.Duration(at-w)*time.Millisecond)
 			}
 		}
-		rows.Close()
 		if len(lat) == len(written) || time.Now().After(deadline) {
 			break
 		}
@@ -124,4 +102,27 @@ func eventLatency(b *testing.B, s *stack.Stack, since time.Time) (p50, p99 time.
 	}
 	slices.Sort(lat)
 	return lat[len(lat)/2], lat[len(lat)*99/100], len(lat)
+}
+
+// eventTimes runs query, which selects an event ID and a time in unix
+// milliseconds from since on, into a map.
+func eventTimes(b *testing.B, db *storage.DB, query string, since time.Time) map[string]int64 {
+	rows, err := db.SQL.QueryContext(context.Background(), query, since.UnixMilli())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer rows.Close()
+	out := map[string]int64{}
+	for rows.Next() {
+		var id string
+		var at int64
+		if err := rows.Scan(&id, &at); err != nil {
+			b.Fatal(err)
+		}
+		out[id] = at
+	}
+	if err := rows.Err(); err != nil {
+		b.Fatal(err)
+	}
+	return out
 }
