@@ -2,10 +2,12 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/glasshouse-dev/glasshouse/internal/testenv"
 	"github.com/glasshouse-dev/glasshouse/loadgen"
 	"github.com/glasshouse-dev/glasshouse/services/orders"
 	"github.com/glasshouse-dev/glasshouse/services/recommendations"
@@ -84,22 +86,18 @@ func eventLatency(b *testing.B, s *stack.Stack, since time.Time) (p50, p99 time.
 	defer rec.Close()
 	written := eventTimes(b, ord.DB, `SELECT id, created_at FROM outbox WHERE subject = 'orders.confirmed' AND created_at >= $1`, since)
 	var lat []time.Duration
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	testenv.Eventually(b, 30*time.Second, "every event written reaches recommendations", func() error {
 		lat = lat[:0]
 		for id, at := range eventTimes(b, rec.DB, `SELECT event_id, processed_at FROM processed_events WHERE processed_at >= $1`, since) {
 			if w, ok := written[id]; ok {
 				lat = append(lat, time.Duration(at-w)*time.Millisecond)
 			}
 		}
-		if len(lat) == len(written) || time.Now().After(deadline) {
-			break
+		if len(written) == 0 || len(lat) < len(written) {
+			return fmt.Errorf("%d of %d events reached recommendations", len(lat), len(written))
 		}
-		time.Sleep(250 * time.Millisecond) // a benchmark's wait for stragglers, not a test's
-	}
-	if len(lat) < len(written) || len(lat) == 0 {
-		b.Fatalf("%d of %d events reached recommendations", len(lat), len(written))
-	}
+		return nil
+	})
 	slices.Sort(lat)
 	return lat[len(lat)/2], lat[len(lat)*99/100], len(lat)
 }

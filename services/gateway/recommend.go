@@ -33,7 +33,7 @@ type RecommendedProduct struct {
 // CatalogueTTL is how long the gateway trusts the catalogue it last read
 // (every GET /api/products refreshes it) before a recommendation reads it
 // again. When inventory cannot be reached, the last one read is used
-// however old.
+// however old, and tried again a TTL later.
 const CatalogueTTL = 10 * time.Second
 
 // GetRecommendations answers in every case but a bad request or a product
@@ -80,31 +80,46 @@ func (g gateway) GetRecommendations(ctx context.Context, sku, limit string) (Rec
 	return answer, nil
 }
 
+// catalogueReadTimeout bounds a recommendation's read of the catalogue:
+// a slow inventory must not make the endpoint slow, as the catalogue
+// read before serves meanwhile.
+const catalogueReadTimeout = time.Second
+
 // catalogue is the last product list the gateway read from inventory.
 type catalogue struct {
 	mu       sync.Mutex
 	products []inventory.Product
-	readAt   time.Time
+	// tried is when the catalogue was last read, or a read began.
+	tried time.Time
 }
 
 func (c *catalogue) store(products []inventory.Product) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.products, c.readAt = products, time.Now()
+	c.products, c.tried = products, time.Now()
 }
 
-// read returns the catalogue, read again from inv when older than
-// CatalogueTTL, and whether there is one at all.
+// read returns the catalogue, and whether there is one at all. Once every
+// CatalogueTTL one call reads it again from inv, within
+// catalogueReadTimeout; the calls meanwhile, and those after a failed
+// read, use the one read before. So inventory down costs one call per
+// TTL, not one per request.
 func (c *catalogue) read(ctx context.Context, inv inventory.Service) ([]inventory.Product, bool) {
 	c.mu.Lock()
-	products, fresh := c.products, time.Since(c.readAt) < CatalogueTTL
+	products, due := c.products, time.Since(c.tried) >= CatalogueTTL
+	if due {
+		c.tried = time.Now()
+	}
 	c.mu.Unlock()
-	if fresh {
-		return products, true
+	if !due {
+		return products, products != nil
 	}
-	if latest, err := inv.ListProducts(ctx); err == nil {
-		c.store(latest)
-		return latest, true
+	ctx, cancel := context.WithTimeout(ctx, catalogueReadTimeout)
+	defer cancel()
+	latest, err := inv.ListProducts(ctx)
+	if err != nil {
+		return products, products != nil
 	}
-	return products, products != nil
+	c.store(latest)
+	return latest, true
 }

@@ -132,6 +132,11 @@ func TestRecommendationsWithNoCatalogueAtAll(t *testing.T) {
 	if rec, answer := get("/api/products/MUG-01/recommendations"); rec.Code != http.StatusOK || !answer.Fallback || answer.Recommendations == nil {
 		t.Errorf("GET with everything down = %d %s; want 200, an empty fallback", rec.Code, rec.Body)
 	}
+	// A failed read is not tried again by every request: inventory down
+	// costs one call per CatalogueTTL.
+	if n := inv.calls.Load(); n != 1 {
+		t.Errorf("inventory was asked for the catalogue %d times in two requests, want once", n)
+	}
 }
 
 func TestRecommendationsRefuseBadRequestsBeforeAnyCall(t *testing.T) {
