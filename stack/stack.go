@@ -28,6 +28,7 @@ import (
 
 	"github.com/glasshouse-dev/glasshouse/internal/pgcluster"
 	"github.com/glasshouse-dev/glasshouse/services"
+	"github.com/glasshouse-dev/glasshouse/transport"
 )
 
 // Store is where the services keep their data.
@@ -346,9 +347,29 @@ func (s *Stack) startConsul(ctx context.Context) error {
 	if err := s.launch(s.Consul); err != nil {
 		return err
 	}
-	return s.waitHTTP(ctx, s.Consul, s.ConsulURL+"/v1/status/leader", func(body string) bool {
+	return s.waitConsul(ctx)
+}
+
+// waitConsul waits for the agent to have a leader and to sync
+// registrations to the catalog, so services that start next are listed
+// at once, not after the agent's 15–30s retry.
+func (s *Stack) waitConsul(ctx context.Context) error {
+	err := s.waitHTTP(ctx, s.Consul, s.ConsulURL+"/v1/status/leader", func(body string) bool {
 		return strings.Trim(strings.TrimSpace(body), `"`) != ""
 	})
+	if err != nil {
+		return err
+	}
+	client, err := consul.NewClient(&consul.Config{Address: s.Consul.Addr})
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if err := transport.AwaitCatalogSync(ctx, client); err != nil {
+		return fmt.Errorf("%w; see %s", err, s.Consul.LogPath)
+	}
+	return nil
 }
 
 // NATSStoreDir is where the stack's NATS keeps its JetStream streams.
@@ -599,9 +620,7 @@ func (s *Stack) Restart(ctx context.Context, name string) error {
 	}
 	switch p.Name {
 	case "consul":
-		return s.waitHTTP(ctx, p, s.ConsulURL+"/v1/status/leader", func(body string) bool {
-			return strings.Trim(strings.TrimSpace(body), `"`) != ""
-		})
+		return s.waitConsul(ctx)
 	case "nats":
 		return s.waitNATS(ctx)
 	case "jaeger":

@@ -332,3 +332,37 @@ func registerOrGet[C prometheus.Collector](reg prometheus.Registerer, c C) C {
 	}
 	return c
 }
+
+// AwaitCatalogSync returns once the agent at client syncs registrations
+// to the catalog. A leader is not enough: an agent whose first full sync
+// ran before its server led (a fresh dev agent does) waits 15–30s before
+// the next one and holds every registration back until then. So it
+// registers a probe service without checks, waits for the catalog to
+// list it, and deregisters it. It polls until ctx ends.
+func AwaitCatalogSync(ctx context.Context, client *consul.Client) error {
+	probe := &consul.AgentServiceRegistration{ID: "glasshouse-sync-probe", Name: "glasshouse-sync-probe"}
+	agent, q := client.Agent(), (&consul.QueryOptions{}).WithContext(ctx)
+	defer func() {
+		// A fresh context: the probe goes also when ctx has ended.
+		dctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = agent.ServiceDeregisterOpts(probe.ID, (&consul.QueryOptions{}).WithContext(dctx))
+	}()
+	var last error
+	for {
+		if err := agent.ServiceRegisterOpts(probe, consul.ServiceRegisterOpts{}.WithContext(ctx)); err != nil {
+			last = err
+		} else if entries, _, err := client.Catalog().Service(probe.Name, "", q); err != nil {
+			last = err
+		} else if len(entries) > 0 {
+			return nil
+		} else {
+			last = errors.New("the catalog does not list a service registered with the agent yet")
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("consul agent does not sync to the catalog: %w (%w)", last, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}

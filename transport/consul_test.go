@@ -1,6 +1,7 @@
 package transport_test
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -110,5 +111,34 @@ func TestAdminAddrFallsBackToMetaAndToNothing(t *testing.T) {
 	}
 	if got := transport.AdminAddr(nil); got != "" {
 		t.Errorf("AdminAddr(nil) = %q", got)
+	}
+}
+
+// AwaitCatalogSync proves the agent syncs by a probe the catalog lists,
+// and takes the probe away again; an agent that does not answer is an
+// error once the context ends, not a hang.
+func TestAwaitCatalogSyncLeavesNoProbe(t *testing.T) {
+	consul := testenv.StartConsul(t) // it waits for the sync itself
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := transport.AwaitCatalogSync(ctx, consul.Client); err != nil {
+		t.Fatal(err)
+	}
+	services, err := consul.Client.Agent().Services()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(services) != 0 {
+		t.Fatalf("the agent still has %v; want the probe deregistered", services)
+	}
+
+	dead, err := transport.NewConsulClient("127.0.0.1:" + strconv.Itoa(testenv.FreePort(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel = context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if err := transport.AwaitCatalogSync(ctx, dead); err == nil || !strings.Contains(err.Error(), "does not sync") {
+		t.Fatalf("AwaitCatalogSync on a dead agent = %v; want it not to sync", err)
 	}
 }

@@ -1,16 +1,19 @@
 package testenv
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/glasshouse-dev/glasshouse/services"
+	"github.com/glasshouse-dev/glasshouse/transport"
 	consul "github.com/hashicorp/consul/api"
 )
 
@@ -113,6 +116,11 @@ func (c *Consul) Start() {
 		}
 		return nil
 	})
+	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
+	defer cancel()
+	if err := transport.AwaitCatalogSync(ctx, c.Client); err != nil {
+		t.Fatalf("%v\n%s", err, c.process.Log())
+	}
 }
 
 // Kill SIGKILLs the agent: in dev mode it forgets every registration.
@@ -156,11 +164,32 @@ func (c *Consul) WaitPassing(service string, n int, within time.Duration) []stri
 			return err
 		}
 		if len(ids) != n {
-			return fmt.Errorf("%d passing: %v", len(ids), ids)
+			return fmt.Errorf("%d passing: %v; the catalog has %s", len(ids), ids, c.describe(service))
 		}
 		return nil
 	})
 	return ids
+}
+
+// describe lists each registration of service in the catalog with its
+// checks' states, for a failing wait to show.
+func (c *Consul) describe(service string) string {
+	entries, _, err := c.Client.Health().Service(service, "", false, nil)
+	if err != nil {
+		return err.Error()
+	}
+	var b strings.Builder
+	for _, e := range entries {
+		fmt.Fprintf(&b, "[%s:", e.Service.ID)
+		for _, check := range e.Checks {
+			fmt.Fprintf(&b, " %s=%s", check.CheckID, check.Status)
+		}
+		b.WriteString("]")
+	}
+	if b.Len() == 0 {
+		return "no registration"
+	}
+	return b.String()
 }
 
 // WaitServing is WaitPassing for every registration of the service: its
