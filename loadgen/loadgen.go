@@ -43,7 +43,15 @@ type Config struct {
 	// Target is the gateway's base URL, like http://127.0.0.1:8080.
 	Target string
 	// Rate is how many requests to send per second, whatever the answers.
+	// It is ignored in a closed loop (Connections > 0).
 	Rate float64
+	// Connections, when positive, makes the run a closed loop instead:
+	// that many workers, each sending its next request as soon as its last
+	// is answered, for Duration. A closed loop finds the rate a system
+	// saturates at (what a benchmark wants); it is blind to stalls, as the
+	// package comment says, so latencies under it run from when each
+	// request was sent, and chaos and SLO runs use the open loop.
+	Connections int
 	// Duration is how long to send them for.
 	Duration time.Duration
 	// MaxInFlight bounds the requests awaiting an answer (default 200). A
@@ -55,6 +63,9 @@ type Config struct {
 	Users int
 	// Mix weighs the operations (default DefaultMix).
 	Mix Mix
+	// Items is how many products (one unit each) a checkout orders; 0
+	// means one or two at random.
+	Items int
 	// Timeout bounds each request (default 10s), and so how long Run waits
 	// for the requests in flight when it stops. It applies whatever Client
 	// is given.
@@ -73,8 +84,14 @@ func (c Config) withDefaults() (Config, error) {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return c, fmt.Errorf("target %q is not an http(s) URL", c.Target)
 	}
-	if c.Rate <= 0 || c.Duration <= 0 {
-		return c, errors.New("rate and duration must be positive")
+	if (c.Rate <= 0 && c.Connections <= 0) || c.Duration <= 0 {
+		return c, errors.New("rate (or connections) and duration must be positive")
+	}
+	if c.Connections < 0 || c.Items < 0 {
+		return c, errors.New("connections and items must not be negative")
+	}
+	if c.Connections > 0 {
+		c.MaxInFlight = c.Connections
 	}
 	c.MaxInFlight = orDefault(c.MaxInFlight, DefaultMaxInFlight)
 	c.Users = orDefault(c.Users, DefaultUsers)
@@ -126,7 +143,50 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err != nil {
 		return nil, fmt.Errorf("setup: %w", err)
 	}
+	s.items = cfg.Items
+	if cfg.Connections > 0 {
+		return closedLoop(ctx, cfg, time.Now(), s.do), nil
+	}
 	return generate(ctx, cfg, time.Now(), s.do), nil
+}
+
+// closedLoop runs cfg.Connections workers from start, each sending an
+// operation drawn from cfg.Mix as soon as its last one was answered,
+// until cfg.Duration has passed or ctx ends, and reports on them. Its
+// Rate is the throughput reached.
+func closedLoop(ctx context.Context, cfg Config, start time.Time, send func(context.Context, Op) error) *Report {
+	rec := newRecorder(start)
+	stopProgress := showProgress(cfg.Progress, cfg.ProgressEvery, rec)
+	end := start.Add(cfg.Duration)
+	requestCtx := context.WithoutCancel(ctx) // as in generate: a request in flight ends on its own
+	var workers sync.WaitGroup
+	for range cfg.Connections {
+		workers.Go(func() {
+			for ctx.Err() == nil {
+				sentAt := time.Now()
+				if !sentAt.Before(end) {
+					return
+				}
+				op := cfg.Mix.pick()
+				rec.sent(op, sentAt)
+				err := send(requestCtx, op)
+				rec.answered(op, sentAt, time.Since(sentAt), err)
+			}
+		})
+	}
+	workers.Wait()
+	stopProgress()
+	sending := min(time.Since(start), cfg.Duration)
+	if ctx.Err() == nil {
+		sending = cfg.Duration
+	}
+
+	rep := rec.report()
+	rep.Target, rep.Duration, rep.Interrupted, rep.Connections = cfg.Target, sending, ctx.Err() != nil, cfg.Connections
+	if sending > 0 {
+		rep.Throughput = float64(rep.Total.Requests) / sending.Seconds()
+	}
+	return rep
 }
 
 // generate sends requests on schedule from start, each an operation drawn

@@ -557,6 +557,8 @@ func TestConfigIsChecked(t *testing.T) {
 		"no rate":           func(c *Config) { c.Rate = 0 },
 		"negative duration": func(c *Config) { c.Duration = -time.Second },
 		"negative users":    func(c *Config) { c.Users = -1 },
+		"negative items":    func(c *Config) { c.Items = -1 },
+		"negative conns":    func(c *Config) { c.Connections = -1 },
 		"an empty mix":      func(c *Config) { c.Mix = Mix{Browse: 0} },
 	} {
 		cfg := ok
@@ -567,4 +569,43 @@ func TestConfigIsChecked(t *testing.T) {
 			t.Errorf("%s: Run gave %v, want the config refused", name, err)
 		}
 	}
+}
+
+// A closed loop keeps exactly Connections requests in flight and sends
+// the next one when one is answered: against a shop that answers in
+// 10ms, 4 connections for a second make 400 requests, at most 4 at once,
+// each timed from when it was sent.
+func TestAClosedLoopKeepsItsConnectionsBusy(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		g := newFakeGateway()
+		onRoute(g, "POST /api/orders", func(w http.ResponseWriter, r *http.Request) bool {
+			time.Sleep(10 * time.Millisecond)
+			return false
+		})
+		rep := runAgainst(t, t.Context(), g, Config{
+			Connections: 4, Duration: time.Second, Users: 1, Mix: Mix{Checkout: 1}, Items: 1,
+		})
+		if rep.Total.Requests != 400 || rep.Total.OK != 400 || rep.Total.Skipped != 0 {
+			t.Errorf("sent %d, ok %d, skipped %d; want 400 sent and answered", rep.Total.Requests, rep.Total.OK, rep.Total.Skipped)
+		}
+		if rep.Throughput != 400 || rep.Connections != 4 || rep.Rate != 0 {
+			t.Errorf("throughput %g/s over %d connections (rate %g); want 400/s over 4", rep.Throughput, rep.Connections, rep.Rate)
+		}
+		if l := rep.ByOp[Checkout].Latency; !near(l.P50, 10*time.Millisecond) || !near(l.Max, 10*time.Millisecond) {
+			t.Errorf("checkout latency %+v; want 10ms each", l)
+		}
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		if g.maxInFlight != 4 {
+			t.Errorf("at most %d requests in flight; want 4", g.maxInFlight)
+		}
+		if g.basketSizes[1] != 400 || len(g.basketSizes) != 1 {
+			t.Errorf("baskets by size %v; want 400 of one item", g.basketSizes)
+		}
+		var out bytes.Buffer
+		rep.WriteText(&out)
+		if !strings.Contains(out.String(), "closed loop over 4 connections") {
+			t.Errorf("the summary does not say it was a closed loop:\n%s", out.String())
+		}
+	})
 }

@@ -13,7 +13,9 @@ import (
 // A Report is what a run's customers saw.
 type Report struct {
 	Target string  // the gateway's base URL
-	Rate   float64 // the requests per second asked for
+	Rate   float64 // the requests per second asked for; 0 in a closed loop
+	// Connections is a closed loop's workers (Config.Connections), else 0.
+	Connections int
 	// Started is when the first request was due; every offset in the
 	// report counts from it.
 	Started time.Time
@@ -73,7 +75,11 @@ type Second struct {
 // WriteText writes the end-of-run summary: totals, latency by operation,
 // and errors by code with traces to look at.
 func (r *Report) WriteText(w io.Writer) {
-	fmt.Fprintf(w, "\n%s at %g req/s for %s", r.Target, r.Rate, r.Duration.Round(time.Millisecond))
+	if r.Connections > 0 {
+		fmt.Fprintf(w, "\n%s, closed loop over %d connections, for %s", r.Target, r.Connections, r.Duration.Round(time.Millisecond))
+	} else {
+		fmt.Fprintf(w, "\n%s at %g req/s for %s", r.Target, r.Rate, r.Duration.Round(time.Millisecond))
+	}
 	if r.Interrupted {
 		fmt.Fprint(w, " (interrupted)")
 	}

@@ -40,6 +40,7 @@ type shop struct {
 	customers []*customer
 	skus      []string // every product, to browse
 	buyable   []string // products with stock to spare, to buy
+	items     int      // products per checkout; 0: one or two at random
 
 	// logins counts the logins sent, to take the customers in turn.
 	logins atomic.Uint64
@@ -234,10 +235,14 @@ type orderItem struct {
 	Quantity int    `json:"quantity"`
 }
 
-// checkout orders one unit each of one or two products. Every checkout is
+// checkout orders one unit each of s.items products (one or two when 0). Every checkout is
 // a new order, so it gets a fresh Idempotency-Key.
 func (s *shop) checkout(ctx context.Context, c *customer) error {
-	n := min(1+rand.IntN(2), len(s.buyable))
+	n := s.items
+	if n == 0 {
+		n = 1 + rand.IntN(2)
+	}
+	n = min(n, len(s.buyable))
 	var items []orderItem
 	for _, i := range rand.Perm(len(s.buyable))[:n] {
 		items = append(items, orderItem{SKU: s.buyable[i], Quantity: 1})
