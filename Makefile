@@ -28,7 +28,7 @@ export CONSUL_BIN JAEGER_BIN PROMETHEUS_BIN PROMTOOL_BIN NATS_BIN
 
 COMPOSE ?= docker compose
 
-.PHONY: all build run run-postgres test chaos vet fmt-check unit tools postgres protoc consul jaeger prometheus nats clean help up down fuzz vuln generate
+.PHONY: all build run run-postgres test chaos bench vet fmt-check unit tools postgres protoc consul jaeger prometheus nats clean help up down fuzz vuln generate
 
 all: build
 
@@ -60,6 +60,11 @@ test: fmt-check vet tools postgres protoc fuzz vuln ## vet, fuzz, govulncheck, t
 
 chaos: build tools ## kill services under load on a fresh local stack; report in reports/
 	$(BIN)/glasshouse chaos
+
+# BENCHFLAGS go to glasshouse bench, e.g. BENCHFLAGS='-profile -duration 30s'.
+bench: build tools ## a checkout at saturation: bare reference chain (bench/) vs glasshouse, traced and not; report in reports/
+	$(GO) build -o $(BIN)/benchchain ./bench/chain
+	$(BIN)/glasshouse bench -chain $(BIN)/benchchain $(BENCHFLAGS)
 
 unit: ## only the fast tests, without the race detector
 	$(GO) test -short ./...

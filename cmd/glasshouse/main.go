@@ -11,6 +11,7 @@
 //	glasshouse kill SERVICE[/N]   SIGKILL one instance
 //	glasshouse probe URL          a container healthcheck
 //	glasshouse chaos    kill services under load and judge what users saw
+//	glasshouse bench    a checkout's cost against a bare reference chain
 package main
 
 import (
@@ -40,6 +41,7 @@ var commands = map[string]command{
 	"kill":   {"SIGKILL one instance: kill SERVICE[/N]", cmdKill},
 	"probe":  {"GET a URL; fail unless it answers 2xx (container healthchecks)", cmdProbe},
 	"chaos":  {"run the chaos experiments against a fresh stack and write a report", cmdChaos},
+	"bench":  {"measure a checkout at saturation against the bare reference chain (bench/) and write a report", cmdBench},
 	"keygen": {"write users' token key pair once, for docker compose (keeps an existing one)", cmdKeygen},
 }
 
