@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"database/sql/driver"
+	"errors"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -60,6 +61,8 @@ func (db *DB) Collectors(name string) []prometheus.Collector {
 type timedConnector struct {
 	driver.Connector
 	durations *prometheus.HistogramVec
+	// cacheStatements gives each connection a stmtCache (SQLite's).
+	cacheStatements bool
 }
 
 func (c timedConnector) Connect(ctx context.Context) (driver.Conn, error) {
@@ -67,7 +70,11 @@ func (c timedConnector) Connect(ctx context.Context) (driver.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &timedConn{Conn: conn, durations: c.durations}, nil
+	tc := &timedConn{Conn: conn, durations: c.durations}
+	if p, ok := conn.(driver.ConnPrepareContext); ok && c.cacheStatements {
+		tc.stmts = newStmtCache(p)
+	}
+	return tc, nil
 }
 
 func (c timedConnector) Driver() driver.Driver { return c.Connector.Driver() }
@@ -79,6 +86,16 @@ func (c timedConnector) Driver() driver.Driver { return c.Connector.Driver() }
 type timedConn struct {
 	driver.Conn
 	durations *prometheus.HistogramVec
+	stmts     *stmtCache // nil: every call is prepared by the driver afresh
+}
+
+// Close closes the cached statements, then the connection.
+func (c *timedConn) Close() error {
+	var err error
+	if c.stmts != nil {
+		err = c.stmts.close()
+	}
+	return errors.Join(err, c.Conn.Close())
 }
 
 // Unwrap is the connection wrapped, for drivers that look through wrappers.
@@ -94,7 +111,15 @@ func (c *timedConn) ExecContext(ctx context.Context, query string, args []driver
 		return nil, driver.ErrSkip
 	}
 	start := time.Now()
-	res, err := execer.ExecContext(ctx, query, args)
+	var (
+		res driver.Result
+		err error
+	)
+	if c.stmts != nil && cacheable(query) {
+		res, err = c.stmts.exec(ctx, query, args)
+	} else {
+		res, err = execer.ExecContext(ctx, query, args)
+	}
 	if err != driver.ErrSkip {
 		c.observe(opExec, start)
 	}
@@ -107,7 +132,15 @@ func (c *timedConn) QueryContext(ctx context.Context, query string, args []drive
 		return nil, driver.ErrSkip
 	}
 	start := time.Now()
-	rows, err := queryer.QueryContext(ctx, query, args)
+	var (
+		rows driver.Rows
+		err  error
+	)
+	if c.stmts != nil && cacheable(query) {
+		rows, err = c.stmts.query(ctx, query, args)
+	} else {
+		rows, err = queryer.QueryContext(ctx, query, args)
+	}
 	if err != driver.ErrSkip {
 		c.observe(opQuery, start)
 	}

@@ -99,7 +99,7 @@ func openPostgres(ctx context.Context, rawURL string, tp trace.TracerProvider, m
 	}
 	name := Redact(rawURL)
 	durations := newQueryDuration()
-	db := otelsql.OpenDB(timedConnector{stdlib.GetConnector(*cfg), durations}, tracing(tp, semconv.DBSystemNamePostgreSQL)...)
+	db := otelsql.OpenDB(timedConnector{Connector: stdlib.GetConnector(*cfg), durations: durations}, tracing(tp, semconv.DBSystemNamePostgreSQL)...)
 	db.SetMaxOpenConns(DefaultMaxConns)
 	db.SetMaxIdleConns(DefaultMaxConns)
 	if err := migratePostgres(ctx, db, migrations); err != nil {

@@ -29,7 +29,7 @@ const (
 // the same closed loop. It prints the comparison and writes it as
 // Markdown, SVG and JSON.
 //
-//	glasshouse bench [-chain BIN] [-connections N] [-duration D] [-warmup D] [-profile] [-report-dir DIR]
+//	glasshouse bench [-chain BIN] [-connections N] [-duration D] [-warmup D] [-targets bare,traced,untraced] [-profile] [-report-dir DIR]
 func cmdBench(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	flags := config.NewFlags("glasshouse bench", getenv, stdout)
 	chainBin := flags.String("chain", "", filepath.Join("bin", "benchchain"), "the bare reference chain's binary (go build -o bin/benchchain ./bench/chain)")
@@ -39,8 +39,16 @@ func cmdBench(ctx context.Context, args []string, getenv func(string) string, st
 	profile := flags.Bool("profile", "", false, "save a CPU profile of every glasshouse service during the traced run (reports' profiles/)")
 	reportDir := flags.String("report-dir", "", "", "where to write the report (default reports/bench-<timestamp>)")
 	root := flags.String("root", "", ".", "the repository root: services are built from it, tools found in its bin/tools")
+	only := flags.String("targets", "", "bare,traced,untraced", "which targets to measure, in this order (the first is the reference the others are compared with)")
 	if err := flags.Parse(args); err != nil {
 		return err
+	}
+	targets := map[string]bool{}
+	for _, t := range strings.Split(*only, ",") {
+		if t = strings.TrimSpace(t); t != "bare" && t != "traced" && t != "untraced" {
+			return fmt.Errorf("-targets: %q is not bare, traced or untraced", t)
+		}
+		targets[t] = true
 	}
 	if *connections < 1 || *duration <= 0 || *warmup < 0 {
 		return errors.New("-connections and -duration must be positive, -warmup not negative")
@@ -75,23 +83,28 @@ func cmdBench(ctx context.Context, args []string, getenv func(string) string, st
 		return nil
 	}
 
-	fmt.Fprintf(stdout, "%s: starting %s\n", benchBare, *chainBin)
-	chain, err := bench.StartChain(ctx, *chainBin, filepath.Join(*reportDir, "logs"))
-	if err != nil {
-		return err
-	}
-	err = measure(benchBare, chain.GatewayURL, chain.Processes(), "")
-	if err = errors.Join(err, chain.Stop()); err != nil {
-		return err
+	if targets["bare"] {
+		fmt.Fprintf(stdout, "%s: starting %s\n", benchBare, *chainBin)
+		chain, err := bench.StartChain(ctx, *chainBin, filepath.Join(*reportDir, "logs"))
+		if err != nil {
+			return err
+		}
+		err = measure(benchBare, chain.GatewayURL, chain.Processes(), "")
+		if err = errors.Join(err, chain.Stop()); err != nil {
+			return err
+		}
 	}
 
 	for _, target := range []struct {
-		name string
-		env  []string // for every service
+		key, name string
+		env       []string // for every service
 	}{
-		{benchGlasshouse, nil},
-		{benchUntraced, []string{"OTEL_SDK_DISABLED=true"}},
+		{"traced", benchGlasshouse, nil},
+		{"untraced", benchUntraced, []string{"OTEL_SDK_DISABLED=true"}},
 	} {
+		if !targets[target.key] {
+			continue
+		}
 		fmt.Fprintf(stdout, "%s: starting a stack\n", target.name)
 		s, err := stack.Up(ctx, stack.Config{
 			Root: absRoot, RunDir: filepath.Join(*reportDir, "run-"+slug(target.name)), BinDir: binDir,
