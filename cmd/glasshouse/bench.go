@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -29,7 +30,7 @@ const (
 // the same closed loop. It prints the comparison and writes it as
 // Markdown, SVG and JSON.
 //
-//	glasshouse bench [-chain BIN] [-connections N] [-duration D] [-warmup D] [-targets bare,traced,untraced] [-profile] [-report-dir DIR]
+//	glasshouse bench [-chain BIN] [-connections N] [-duration D] [-warmup D] [-targets bare,traced,untraced] [-env SERVICE:KEY=VALUE]... [-profile] [-report-dir DIR]
 func cmdBench(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	flags := config.NewFlags("glasshouse bench", getenv, stdout)
 	chainBin := flags.String("chain", "", filepath.Join("bin", "benchchain"), "the bare reference chain's binary (go build -o bin/benchchain ./bench/chain)")
@@ -39,6 +40,8 @@ func cmdBench(ctx context.Context, args []string, getenv func(string) string, st
 	profile := flags.Bool("profile", "", false, "save a CPU profile of every glasshouse service during the traced run (reports' profiles/)")
 	reportDir := flags.String("report-dir", "", "", "where to write the report (default reports/bench-<timestamp>)")
 	root := flags.String("root", "", ".", "the repository root: services are built from it, tools found in its bin/tools")
+	settings := chaosSettings{}
+	flags.Var(settings, "env", "SERVICE:KEY=VALUE to set for a service of both stacks ('*' for all), to measure a setting; repeatable")
 	only := flags.String("targets", "", "bare,traced,untraced", "which targets to measure, in this order (the first is the reference the others are compared with)")
 	if err := flags.Parse(args); err != nil {
 		return err
@@ -112,7 +115,7 @@ func cmdBench(ctx context.Context, args []string, getenv func(string) string, st
 			// All the load comes from one client: the per-client limit
 			// that protects other customers from a hostile one would
 			// measure itself.
-			Env: map[string][]string{"gateway": {"RATE_LIMIT=0"}, "*": target.env},
+			Env: benchEnv(settings, target.env),
 		})
 		if err != nil {
 			return fmt.Errorf("%s: %w", target.name, err)
@@ -142,6 +145,18 @@ func cmdBench(ctx context.Context, args []string, getenv func(string) string, st
 	rep.WriteText(stdout)
 	fmt.Fprintf(stdout, "\nreport: %s (in %s)\n", filepath.Join(*reportDir, "bench.md"), time.Since(started).Round(time.Second))
 	return nil
+}
+
+// benchEnv is the stacks' settings: the gateway's per-client rate limit
+// off (all the load comes from one client, and the limit that protects
+// other customers from a hostile one would measure itself), then every
+// service's own, then -env's.
+func benchEnv(settings chaosSettings, all []string) map[string][]string {
+	env := map[string][]string{"gateway": {"RATE_LIMIT=0"}, "*": slices.Clone(all)}
+	for svc, kvs := range settings {
+		env[svc] = append(env[svc], kvs...)
+	}
+	return env
 }
 
 // writeBenchReport writes bench.md, bench.svg and bench.json into dir.
