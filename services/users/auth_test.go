@@ -282,3 +282,29 @@ func TestEnsureKeyPairRestoresAMissingPublicKey(t *testing.T) {
 		t.Fatalf("public key = %v, %v; want it rewritten from the private key", pub, err)
 	}
 }
+
+// What checking a customer's token costs per request: the first time
+// (the signature), and every time after (remembered).
+func BenchmarkVerify(b *testing.B) {
+	key := newKey(b)
+	token, _, err := users.NewIssuer(key, time.Hour, nil).Issue("user-1")
+	if err != nil {
+		b.Fatal(err)
+	}
+	pub := key.Public().(ed25519.PublicKey)
+	b.Run("first", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := users.NewVerifier(pub, nil).Verify(token); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("remembered", func(b *testing.B) {
+		v := users.NewVerifier(pub, nil)
+		for b.Loop() {
+			if _, err := v.Verify(token); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
