@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -226,4 +227,61 @@ func TestAHangingCheckTimesOut(t *testing.T) {
 	if code, body := ready(h); code != 503 || !strings.Contains(body, `"consul":"context deadline exceeded"`) {
 		t.Errorf("hanging check: %d %s; want 503 naming it", code, body)
 	}
+}
+
+// A collector slower than the spans coming fills the batch queue, and
+// the spans it drops show as ended but never exported: tracing every
+// request does not quietly turn into sampling.
+func TestSpansTheQueueDropsAreCounted(t *testing.T) {
+	release := make(chan struct{})
+	collector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-release // a stalled collector
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer collector.Close()
+	defer close(release)
+
+	tel, shutdown, err := observability.Setup(context.Background(), observability.Config{
+		ServiceName: "inventory", Getenv: env(map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": collector.URL}), LogOutput: io.Discard,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 5000 // more than the queue (2048) and a batch (512) hold
+	for range n {
+		_, span := tel.Tracer("test").Start(context.Background(), "op")
+		span.End()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	_ = shutdown(ctx) // gives up on the stalled collector
+
+	ended := counterValue(t, tel, "glasshouse_spans_ended_total")
+	if ended != n {
+		t.Errorf("%g spans counted as ended, want %d", ended, n)
+	}
+	metrics, err := testutil.CollectAndFormat(tel.Registry, expfmt.TypeTextPlain, "glasshouse_spans_exported_total")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(metrics), fmt.Sprintf("} %d\n", n)) {
+		t.Errorf("every span counted as exported through a stalled collector:\n%s", metrics)
+	}
+}
+
+// counterValue is the value of the one counter named name in tel's
+// registry.
+func counterValue(t *testing.T, tel observability.Telemetry, name string) float64 {
+	t.Helper()
+	families, err := tel.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() == name && len(f.GetMetric()) == 1 {
+			return f.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	t.Fatalf("no counter %s", name)
+	return 0
 }

@@ -135,9 +135,9 @@ func Setup(ctx context.Context, cfg Config) (Telemetry, func(context.Context) er
 			return Telemetry{}, nil, fmt.Errorf("observability: OTLP exporter for %s: %w", endpoint, err)
 		}
 		// The batch processor's queue is bounded (2048 spans by default):
-		// when the collector is down, spans are dropped and counted, never
-		// buffered without limit.
-		opts = append(opts, sdktrace.WithBatcher(spans.wrap(exp)))
+		// when the collector is down or slow, spans are dropped and
+		// counted (ended against exported), never buffered without limit.
+		opts = append(opts, sdktrace.WithSpanProcessor(spans.processor()), sdktrace.WithBatcher(spans.wrap(exp)))
 	}
 	for _, sp := range cfg.SpanProcessors {
 		opts = append(opts, sdktrace.WithSpanProcessor(sp))

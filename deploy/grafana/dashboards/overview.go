@@ -62,9 +62,10 @@ func Overview() Dashboard {
 				atLeastZero().
 				describe("What customers do, in business terms: checkouts by final status, logins and sign-ups by result."),
 			timeSeries("Spans exported per second", "ops",
-				q(`sum by (job, result) (rate(glasshouse_spans_exported_total[$__rate_interval]))`, "{{job}} {{result}}")).
-				atLeastZero().
-				describe("Spans each service handed to the OTLP exporter. A failure series means traces are being lost on the way to Jaeger."),
+				q(`sum by (job, result) (rate(glasshouse_spans_exported_total[$__rate_interval]))`, "{{job}} {{result}}"),
+				q(`sum by (job) (rate(glasshouse_spans_ended_total[$__rate_interval])) - sum by (job) (rate(glasshouse_spans_exported_total[$__rate_interval]))`, "{{job}} not exported")).
+				describe("Spans each service handed to the OTLP exporter. A failure series means traces are being lost on the way to Jaeger; "+
+					"a \"not exported\" series above zero, spans that ended but were dropped by a full batch queue (or still wait in it)."),
 		),
 	)
 }
