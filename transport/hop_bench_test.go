@@ -2,7 +2,11 @@ package transport_test
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"testing"
 
 	"github.com/glasshouse-dev/glasshouse/transport"
@@ -17,6 +21,9 @@ import (
 // RED metrics, a log line), with the SDK sampling every span. The same
 // endpoint is served over HTTP/JSON and gRPC/protobuf, so the two
 // differ only by transport.
+//
+// bare, server and client measure the two sides' overhead over a plain
+// net/http handler and client on the same listeners.
 //
 //	go test -run '^$' -bench Hop -benchmem -count 6 ./transport/ | benchstat -
 func BenchmarkHop(b *testing.B) {
@@ -33,10 +40,21 @@ func BenchmarkHop(b *testing.B) {
 		b.Cleanup(r.Close)
 		return r
 	}
+	// The reference: a plain net/http handler and client, same route and
+	// JSON, nothing else. "server" is a bare client calling the whole
+	// server stack, "client" the whole client calling the bare handler:
+	// each one's overhead over "bare" is what that side costs.
+	bare := startBareStock(b)
+	bareClient := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
 	clients := []struct {
 		name   string
-		client stock
+		client interface {
+			Commit(context.Context, string) (stockAnswer, error)
+		}
 	}{
+		{"bare", bareStock{bareClient, bare}},
+		{"server", bareStock{bareClient, httpSrv.Addr().String()}},
+		{"client", stockClient{stockAPI.Client(remote(bare).Factory())}},
 		{"http", stockClient{stockAPI.Client(remote(httpSrv.Addr().String()).Factory())}},
 		{"grpc", stockClient{stockAPI.Client(stockGRPC.Factory(remote(grpcSrv.addr).GRPC()))}},
 	}
@@ -54,4 +72,47 @@ func BenchmarkHop(b *testing.B) {
 			}
 		})
 	}
+}
+
+// startBareStock serves Commit's route with a plain net/http handler on
+// a loopback listener, and returns its address.
+func startBareStock(b *testing.B) string {
+	b.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /reservations/{id}", func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(stockAnswer{ServedBy: l.Addr().String()})
+	})
+	srv := &http.Server{Handler: mux}
+	go srv.Serve(l)
+	b.Cleanup(func() { srv.Close() })
+	return l.Addr().String()
+}
+
+// bareStock calls Commit with a plain net/http client.
+type bareStock struct {
+	client *http.Client
+	addr   string
+}
+
+func (s bareStock) Commit(ctx context.Context, id string) (stockAnswer, error) {
+	req, err := http.NewRequestWithContext(ctx, "POST", "http://"+s.addr+"/reservations/"+id, nil)
+	if err != nil {
+		return stockAnswer{}, err
+	}
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return stockAnswer{}, err
+	}
+	defer resp.Body.Close()
+	var a stockAnswer
+	if resp.StatusCode != http.StatusOK {
+		return a, fmt.Errorf("POST /reservations/%s: %s", id, resp.Status)
+	}
+	return a, json.NewDecoder(resp.Body).Decode(&a)
 }
