@@ -423,6 +423,7 @@ func TestKillRecommendationsVerdicts(t *testing.T) {
 			return map[bool]float64{true: 12, false: 0}[at >= 18*sec && at < 20*sec], true
 		})
 		eventsArrived(run, 180, 0, 0)
+		run.SetValue(ValueLagAfter, 0)
 		return run
 	}
 	t.Run("healthy", func(t *testing.T) { expectFailures(t, judgeKillRecommendations(build())) })
@@ -442,6 +443,12 @@ func TestKillRecommendationsVerdicts(t *testing.T) {
 		run.addSeries(SeriesLag, PanelEvents, Gauge, 30*sec, step(18*sec, 0, 7))
 		run.Series = append(run.Series[:1], run.Series[2:]...) // keep the new lag only
 		eventsArrived(run, 180, 7, 0)
+		run.SetValue(ValueLagAfter, 7)
 		expectFailures(t, judgeKillRecommendations(run), "lag returns to 0", "reaches recommendations")
+	})
+	t.Run("the lag could not be read after the load", func(t *testing.T) {
+		run := build()
+		delete(run.Values, ValueLagAfter)
+		expectFailures(t, judgeKillRecommendations(run), "lag returns to 0")
 	})
 }
