@@ -58,6 +58,9 @@ func StartChain(ctx context.Context, bin, logDir string) (_ *Chain, err error) {
 		}
 		cmd := exec.Command(bin, append([]string{"-role", r.name, "-listen", listen[r.name]}, r.args...)...)
 		cmd.Stdout, cmd.Stderr = log, log
+		// As the stack's processes: killed with whoever started them, so
+		// an interrupted or killed bench leaves no chain behind.
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 		if err := cmd.Start(); err != nil {
 			log.Close()
 			return nil, fmt.Errorf("start the chain's %s: %w", r.name, err)

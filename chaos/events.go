@@ -366,8 +366,11 @@ func judgeKillRecommendations(run *Run) []Check {
 	// Read after the load, not from the last sample during it: under load
 	// a message in hand is lag, and a sample may catch one.
 	last, okLag := run.Value(ValueLagAfter)
-	checks = append(checks, checkf("after the restart the consumer's lag returns to 0", okLag && last == 0,
-		"lag after the load: %.0f messages", last))
+	lagSeen := fmt.Sprintf("lag after the load: %.0f messages", last)
+	if !okLag {
+		lagSeen = "recommendations' lag could not be read after the load"
+	}
+	checks = append(checks, checkf("after the restart the consumer's lag returns to 0", okLag && last == 0, "%s", lagSeen))
 	checks = append(checks, eventChecks(run)...)
 	return append(checks, invariantChecks(run)...)
 }
