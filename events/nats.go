@@ -3,6 +3,7 @@ package events
 import (
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -51,4 +52,16 @@ func Connect(url, name string, log *slog.Logger) (*nats.Conn, jetstream.JetStrea
 		return nil, nil, fmt.Errorf("JetStream at %s: %w", url, err)
 	}
 	return nc, js, nil
+}
+
+// disconnected names the cause of a call that failed because nc is not
+// connected: nats.go reports a publish refused while reconnecting as its
+// reconnect buffer's limit exceeded (there is none), and one made before
+// the first connect as headers the server does not support, both of
+// which read like something other than an absent server.
+func disconnected(nc *nats.Conn, err error) error {
+	if nc != nil && !nc.IsConnected() {
+		return fmt.Errorf("NATS is not connected (%s): %w", strings.ToLower(nc.Status().String()), err)
+	}
+	return err
 }

@@ -172,6 +172,7 @@ func (r *Relay) Pass(ctx context.Context) (int, error) {
 				}
 				continue // lost
 			}
+			err = disconnected(r.js.Conn(), err)
 			return i, errors.Join(fmt.Errorf("publish %s to %s: %w", rw.id, rw.subject, err), r.release(rows[i:], token, err))
 		}
 		if err := r.mark(ctx, rw.id, token); err != nil {
@@ -195,7 +196,7 @@ func (r *Relay) ensureStream(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.PublishTimeout)
 	defer cancel()
 	if _, err := r.js.CreateOrUpdateStream(ctx, r.cfg.Stream); err != nil {
-		return fmt.Errorf("stream %s: %w", r.cfg.Stream.Name, err)
+		return fmt.Errorf("stream %s: %w", r.cfg.Stream.Name, disconnected(r.js.Conn(), err))
 	}
 	r.streamReady.Store(true)
 	return nil

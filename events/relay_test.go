@@ -193,6 +193,8 @@ func TestRelayKeepsRowsWhileNATSIsDownAndBacksOff(t *testing.T) {
 	relay := NewRelay(db, down, cfg, discard, noop.NewTracerProvider(), reg)
 	if n, err := relay.Pass(context.Background()); err == nil || n != 0 {
 		t.Fatalf("Pass with NATS down = %d, %v; want an error and nothing published", n, err)
+	} else if !strings.Contains(err.Error(), "NATS is not connected") {
+		t.Errorf("Pass with NATS down: %q; want it to say NATS is not connected", err)
 	}
 	rows, err := Rows(context.Background(), db)
 	if err != nil {
@@ -217,6 +219,8 @@ func TestRelayKeepsRowsWhileNATSIsDownAndBacksOff(t *testing.T) {
 	relay.streamReady.Store(true)
 	if _, err := relay.Pass(context.Background()); err == nil {
 		t.Fatal("publish with NATS down succeeded")
+	} else if !strings.Contains(err.Error(), "NATS is not connected") {
+		t.Errorf("publish with NATS down: %q; want it to say NATS is not connected", err)
 	}
 	rows, _ = Rows(context.Background(), db)
 	if rows[0].Attempts != 1 || rows[0].LastError == "" || rows[1].Attempts != 0 {

@@ -255,16 +255,25 @@ func TestTwoProcessesNeverRecoverOneOrderTwiceOnPostgreSQL(t *testing.T) {
 	took := time.Since(began)
 
 	// Every resumed saga is one "recovered interrupted checkout" line in
-	// the log of the replica that claimed it.
-	resumedBy := map[string][]int{} // order ID → replicas that resumed it
+	// the log of the replica that claimed it. A replica writes the line
+	// just after the order's final status, so the store can show every
+	// order finished before the last line is in a log: wait for the lines.
+	var resumedBy map[string][]int // order ID → replicas that resumed it
 	var perReplica [2]int
-	for i, r := range replicas {
-		for _, rec := range r.LogRecords("recovered interrupted checkout") {
-			id, _ := rec["order"].(string)
-			resumedBy[id] = append(resumedBy[id], i)
-			perReplica[i]++
+	testenv.Eventually(t, 10*time.Second, "every resumed order logged", func() error {
+		resumedBy, perReplica = map[string][]int{}, [2]int{}
+		for i, r := range replicas {
+			for _, rec := range r.LogRecords("recovered interrupted checkout") {
+				id, _ := rec["order"].(string)
+				resumedBy[id] = append(resumedBy[id], i)
+				perReplica[i]++
+			}
 		}
-	}
+		if n := perReplica[0] + perReplica[1]; n < stalled {
+			return fmt.Errorf("%d lines (replica 0: %d, replica 1: %d) for %d stalled orders", n, perReplica[0], perReplica[1], stalled)
+		}
+		return nil
+	})
 	var twice []string
 	for id, by := range resumedBy {
 		if len(by) > 1 {
