@@ -310,7 +310,10 @@ func judgeNATSDown(run *Run) []Check {
 	var drained time.Duration
 	var settled bool
 	if depth != nil {
-		drained, settled = depth.SettledAt(recovered.At, func(v float64) bool { return v == 0 })
+		// The first empty reading: the load goes on after NATS' return,
+		// so a later reading can catch a new order's row between two of
+		// the relay's passes without any backlog left.
+		drained, settled = depth.FirstAt(recovered.At, func(v float64) bool { return v == 0 })
 	}
 	checks = append(checks, delayCheck(fmt.Sprintf("the outbox drains within %s of NATS' return", outboxDrainWithin),
 		drained, settled && ok && peak > 0, recovered.At, outboxDrainWithin, "after the restart"))
@@ -344,6 +347,10 @@ func KillRecommendations() Experiment {
 	}
 }
 
+// maxFallbackBefore is the share of fallback answers kill-recommendations
+// accepts while recommendations is still up.
+const maxFallbackBefore = 0.1
+
 func judgeKillRecommendations(run *Run) []Check {
 	tl := run.Main().Report.Timeline
 	fault := run.FaultWindow()
@@ -358,11 +365,15 @@ func judgeKillRecommendations(run *Run) []Check {
 		if m, ok := run.Mark(MarkRecover); ok {
 			during, okDuring = fb.Min(Window{fault.From + time.Second, m.At})
 		}
-		before, okBefore = fb.Max(run.Before())
+		// Before it: real answers. One that took longer than the
+		// gateway's budget is a fallback by design, so a stall or two
+		// on a busy machine may show; most must be real.
+		before, okBefore = fb.Mean(run.Before())
 	}
 	checks = append(checks, checkf("the gateway answers fallbacks while recommendations is dead, and real answers before",
-		okDuring && during == 1 && okBefore && before == 0,
-		"fallback flag: lowest %.0f while dead, highest %.0f before the kill", during, before))
+		okDuring && during == 1 && okBefore && before <= maxFallbackBefore,
+		"fallback flag: lowest %.0f while dead; %.0f%% of answers before the kill were fallbacks (at most %.0f%%)",
+		during, 100*before, 100*maxFallbackBefore))
 	// Read after the load, not from the last sample during it: under load
 	// a message in hand is lag, and a sample may catch one.
 	last, okLag := run.Value(ValueLagAfter)

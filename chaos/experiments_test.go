@@ -397,6 +397,16 @@ func TestNATSDownVerdicts(t *testing.T) {
 		eventsArrived(run, 180, 40, 0)
 		expectFailures(t, judgeNATSDown(run), "drains", "reaches recommendations")
 	})
+	t.Run("a new order's row caught after the backlog drained", func(t *testing.T) {
+		run := build()
+		depth := run.SeriesNamed(SeriesOutbox)
+		for i, p := range depth.Points {
+			if p.At >= 28*sec && p.At < 29*sec {
+				depth.Points[i].V = 1 // a checkout's row, between two passes
+			}
+		}
+		expectFailures(t, judgeNATSDown(run))
+	})
 	t.Run("checkouts wait for NATS", func(t *testing.T) {
 		run := build()
 		run.Streams[0].Report = shop(30).fail(8, 18, loadgen.Checkout, 8, "unavailable").report()
@@ -432,6 +442,23 @@ func TestKillRecommendationsVerdicts(t *testing.T) {
 		run.Streams[0].Report = shop(30).fail(8, 18, loadgen.Browse, 8, "unavailable").report()
 		run.SeriesNamed(SeriesFallback).Points = nil
 		expectFailures(t, judgeKillRecommendations(run), "fails", "fallbacks")
+	})
+	t.Run("one answer before the kill was too slow for the gateway's budget", func(t *testing.T) {
+		run := build()
+		fb := run.SeriesNamed(SeriesFallback)
+		for i, p := range fb.Points {
+			if p.At >= 3*sec {
+				fb.Points[i].V = 1
+				break
+			}
+		}
+		expectFailures(t, judgeKillRecommendations(run))
+	})
+	t.Run("the gateway falls back while recommendations is up", func(t *testing.T) {
+		run := build()
+		run.SeriesNamed(SeriesFallback).Points = nil
+		run.addSeries(SeriesFallback, PanelEvents, Gauge, 30*sec, func(time.Duration) (float64, bool) { return 1, true })
+		expectFailures(t, judgeKillRecommendations(run), "fallbacks")
 	})
 	t.Run("acked before commit: the events in hand at the kill are lost", func(t *testing.T) {
 		run := build()

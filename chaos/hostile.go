@@ -284,6 +284,7 @@ type HostileRequest struct {
 	TraceID string
 
 	sent time.Time
+	due  time.Time // when the schedule had it sent; sent is a little later
 }
 
 // A HostileTrace is the trace of one hostile request: which services it
@@ -525,7 +526,8 @@ func (hr *HostileRun) send(ctx context.Context, h *hostileClient, round []hostil
 		from := hr.start.Add(time.Duration(b) * period)
 		hr.blocks = append(hr.blocks, [2]time.Time{from, from.Add(block)})
 		for i := 0; time.Duration(i)*gap < block; i, n = i+1, n+1 {
-			timer.Reset(time.Until(from.Add(time.Duration(i) * gap)))
+			due := from.Add(time.Duration(i) * gap)
+			timer.Reset(time.Until(due))
 			select {
 			case <-ctx.Done():
 				return
@@ -543,6 +545,7 @@ func (hr *HostileRun) send(ctx context.Context, h *hostileClient, round []hostil
 			wg.Go(func() {
 				defer func() { <-slots }()
 				rec := h.send(ctx, k, seq)
+				rec.due = due
 				mu.Lock()
 				hr.Requests = append(hr.Requests, rec)
 				mu.Unlock()

@@ -414,6 +414,19 @@ func (s *Series) Min(w Window) (float64, bool) {
 	return m, found
 }
 
+// Mean returns the average value in w, and whether w holds any point.
+func (s *Series) Mean(w Window) (float64, bool) {
+	ps := s.pointsIn(w)
+	if len(ps) == 0 {
+		return 0, false
+	}
+	sum := 0.0
+	for _, p := range ps {
+		sum += p.V
+	}
+	return sum / float64(len(ps)), true
+}
+
 // Last returns the last value in w, and whether w holds any point.
 func (s *Series) Last(w Window) (float64, bool) {
 	ps := s.pointsIn(w)

@@ -329,7 +329,9 @@ func TestARowWhoseRelayDiedIsPublishedAgainAndStoredOnce(t *testing.T) {
 	db := openOutbox(t, testenv.SQLite.NewDatabase(t))
 	writeEvents(t, db, noop.NewTracerProvider().Tracer(""), "orders.confirmed", 4)
 	js := connect(t, srv.URL)
-	cfg := RelayConfig{Stream: testStream("ORDERS"), Lease: 300 * time.Millisecond}
+	// A lease long enough that the claim, four publishes and the other
+	// relay's first pass fit in it on a slow machine.
+	cfg := RelayConfig{Stream: testStream("ORDERS"), Lease: 2 * time.Second}
 
 	// The first relay claims and publishes, and dies before marking.
 	dead := NewRelay(db, js, cfg, discard, noop.NewTracerProvider(), prometheus.NewRegistry())
@@ -351,7 +353,7 @@ func TestARowWhoseRelayDiedIsPublishedAgainAndStoredOnce(t *testing.T) {
 	if n, err := other.Pass(context.Background()); err != nil || n != 0 {
 		t.Fatalf("Pass within the lease = %d, %v; want no row taken", n, err)
 	}
-	testenv.Eventually(t, 5*time.Second, "the lapsed rows are published again", func() error {
+	testenv.Eventually(t, 10*time.Second, "the lapsed rows are published again", func() error {
 		if _, err := other.Pass(context.Background()); err != nil {
 			return err
 		}

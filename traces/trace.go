@@ -146,8 +146,8 @@ func (t *Trace) Find(match func(Span) bool) []Span {
 }
 
 // Complete reports whether the trace looks whole: it has a root, no span
-// misses its parent, and every HTTP call that got an answer has the
-// callee's server span under it.
+// misses its parent, and every HTTP or gRPC call that got an answer from
+// a server has the callee's server span under it.
 //
 // Each process exports its spans in its own batches, every few seconds,
 // so a trace read right after the request may lack a whole service.
@@ -164,10 +164,23 @@ func (t *Trace) Complete() bool {
 		parents[s.ParentID] = true
 	}
 	for _, s := range t.Spans {
-		answered := s.Kind == "client" && s.Tags["http.response.status_code"] != ""
-		if answered && !parents[s.ID] {
+		if s.Kind == "client" && answered(s) && !parents[s.ID] {
 			return false
 		}
+	}
+	return true
+}
+
+// answered reports whether a client span's call reached a server: an
+// HTTP status, or a gRPC status the client did not make up itself (no
+// connection, its own deadline or cancellation).
+func answered(s Span) bool {
+	if s.Tags["http.response.status_code"] != "" {
+		return true
+	}
+	switch s.Tags["rpc.response.status_code"] {
+	case "", "UNAVAILABLE", "DEADLINE_EXCEEDED", "CANCELLED":
+		return false
 	}
 	return true
 }

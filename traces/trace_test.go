@@ -114,6 +114,36 @@ func TestCompleteSeesAMissingCallee(t *testing.T) {
 	}
 }
 
+// The saga calls inventory and payments over gRPC: a call that got a
+// gRPC status from a server wants the server's span, as an HTTP one does.
+func TestCompleteSeesAMissingGRPCCallee(t *testing.T) {
+	root := traces.Span{ID: "a", Service: "orders", Kind: "server", Tags: map[string]string{}}
+	call := func(id, code string) traces.Span {
+		return traces.Span{ID: id, ParentID: "a", Service: "orders", Kind: "client",
+			Tags: map[string]string{"rpc.system.name": "grpc", "rpc.response.status_code": code}}
+	}
+	reserve := call("b", "OK")
+	tr := &traces.Trace{ID: "t", Spans: []traces.Span{root, reserve}}
+	if tr.Complete() {
+		t.Error("a trace whose answered gRPC call has no server span is complete")
+	}
+	tr.Spans = append(tr.Spans, traces.Span{ID: "c", ParentID: "b", Service: "inventory", Kind: "server", Tags: map[string]string{}})
+	if !tr.Complete() {
+		t.Error("the trace with the callee's server span is not complete")
+	}
+	// Statuses the client makes up itself: no server left a span.
+	for _, code := range []string{"UNAVAILABLE", "DEADLINE_EXCEEDED", "CANCELLED"} {
+		tr.Spans = append(tr.Spans, call("x-"+code, code))
+	}
+	if !tr.Complete() {
+		t.Error("a call that reached no server makes the trace incomplete")
+	}
+	tr.Spans = append(tr.Spans, call("d", "FAILED_PRECONDITION"))
+	if tr.Complete() {
+		t.Error("a call a server refused, without the server's span, is complete")
+	}
+}
+
 func TestErrorMessageFallsBackToTheRecordedError(t *testing.T) {
 	s := traces.Span{Error: true, Tags: map[string]string{}, Events: []traces.Event{
 		{Name: "exception", Attrs: map[string]string{"exception.message": "first"}},

@@ -238,7 +238,7 @@ func TestAnIdleBreakerDoesNotReadOpenForever(t *testing.T) {
 	p := startPeer(t, consul.Addr, "idle")
 	consul.WaitPassing("idle", 1, 15*time.Second)
 	c := newCaller(t, consul.Addr, "idle", transport.ClientConfig{
-		MaxAttempts: 1, Breaker: transport.BreakerConfig{ConsecutiveFailures: 2, OpenFor: 300 * time.Millisecond},
+		MaxAttempts: 1, Breaker: transport.BreakerConfig{ConsecutiveFailures: 2, OpenFor: time.Second},
 	})
 	c.waitInstances(t, 1)
 	p.mode.Store("fail")

@@ -188,8 +188,10 @@ func TestBreakerOpensFailsFastAndRecovers(t *testing.T) {
 	consul := testenv.StartConsul(t)
 	a, b := startPeer(t, consul.Addr, "flaky"), startPeer(t, consul.Addr, "flaky")
 	consul.WaitPassing("flaky", 2, 15*time.Second)
+	// Open long enough for the tripping calls' retries, the 50 fast
+	// failures and the metric reads on a slow machine.
 	c := newCaller(t, consul.Addr, "flaky", transport.ClientConfig{
-		Breaker: transport.BreakerConfig{ConsecutiveFailures: 3, OpenFor: time.Second},
+		Breaker: transport.BreakerConfig{ConsecutiveFailures: 3, OpenFor: 3 * time.Second},
 	})
 	c.waitInstances(t, 2)
 	call := c.endpoint("GET", true)

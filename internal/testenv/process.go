@@ -132,15 +132,34 @@ func FreePorts(t testing.TB, n int) []int {
 	return ports
 }
 
+// handedOut holds every port freePorts gave this test process. Nothing
+// listens on a chosen port until its process starts, so the kernel may
+// offer it again meanwhile: a second choice must not take it.
+var handedOut struct {
+	sync.Mutex
+	ports map[int]bool
+}
+
 func freePorts(n int) ([]int, error) {
-	ports := make([]int, n)
-	for i := range ports {
+	handedOut.Lock()
+	defer handedOut.Unlock()
+	if handedOut.ports == nil {
+		handedOut.ports = map[int]bool{}
+	}
+	ports := make([]int, 0, n)
+	for tries := 0; len(ports) < n; tries++ {
+		if tries == 100*n {
+			return nil, fmt.Errorf("no %d free ports this process has not handed out already, in %d tries", n, tries)
+		}
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			return nil, err
 		}
 		defer ln.Close()
-		ports[i] = ln.Addr().(*net.TCPAddr).Port
+		if port := ln.Addr().(*net.TCPAddr).Port; !handedOut.ports[port] {
+			handedOut.ports[port] = true
+			ports = append(ports, port)
+		}
 	}
 	return ports, nil
 }

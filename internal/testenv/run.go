@@ -22,10 +22,9 @@ type InProcess struct {
 	// ("serving HTTP", "serving admin HTTP").
 	Addr, AdminAddr string
 
-	cancel  context.CancelFunc
-	done    chan error
-	lines   chan map[string]any
-	timeout <-chan time.Time
+	cancel context.CancelFunc
+	done   chan error
+	lines  chan map[string]any
 }
 
 // RunService starts run with env as its environment (nothing else) and
@@ -36,8 +35,8 @@ func RunService(t testing.TB, run RunFunc, env map[string]string, check func(lin
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	logs, logWriter := io.Pipe()
-	p := &InProcess{t: t, cancel: cancel, done: make(chan error, 1), lines: make(chan map[string]any, 1000),
-		timeout: time.After(10 * time.Second)}
+	p := &InProcess{t: t, cancel: cancel, done: make(chan error, 1), lines: make(chan map[string]any, 1000)}
+	started := time.After(10 * time.Second)
 	go func() {
 		p.done <- run(ctx, nil, func(k string) string { return env[k] }, logWriter)
 		logWriter.Close()
@@ -75,7 +74,7 @@ func RunService(t testing.TB, run RunFunc, env map[string]string, check func(lin
 			}
 		case err := <-p.done:
 			t.Fatalf("run ended before serving: %v", err)
-		case <-p.timeout:
+		case <-started:
 			t.Fatal("service did not start within 10s")
 		}
 	}
@@ -89,21 +88,30 @@ func (p *InProcess) InstanceID(service string) string {
 	return service + "-" + p.Addr[:i] + "-" + p.Addr[i+1:]
 }
 
-// AwaitLog waits, within the 10s the start began, for a log line that
-// match accepts, or fails the test saying what it waited for.
+// AwaitLog waits up to 10s for a log line that match accepts, or fails
+// the test saying what it waited for. Lines already logged are read
+// before the deadline is looked at, so a line that is there is found
+// however long the test took to ask.
 func (p *InProcess) AwaitLog(what string, match func(rec map[string]any) bool) {
 	p.t.Helper()
+	deadline := time.After(10 * time.Second)
 	for {
+		var rec map[string]any
+		var ok bool
 		select {
-		case rec, ok := <-p.lines:
-			if !ok {
-				p.t.Fatalf("the log ended without %s", what)
+		case rec, ok = <-p.lines:
+		default:
+			select {
+			case rec, ok = <-p.lines:
+			case <-deadline:
+				p.t.Fatalf("no log line for %s within 10s", what)
 			}
-			if match(rec) {
-				return
-			}
-		case <-p.timeout:
-			p.t.Fatalf("no log line for %s", what)
+		}
+		if !ok {
+			p.t.Fatalf("the log ended without %s", what)
+		}
+		if match(rec) {
+			return
 		}
 	}
 }
