@@ -46,7 +46,12 @@ type Config struct {
 	// ProfileDir, when set, gets a CPU profile of the measured window from
 	// every process with an AdminAddr, as NAME.pprof.
 	ProfileDir string
-	Progress   io.Writer // progress lines; nil discards
+	// HalfLoad, when set, follows the closed loop with an open loop this
+	// long at half the rate the closed loop reached: requests sent on
+	// schedule whatever the answers, so a stall shows in the latency
+	// instead of slowing the load down (what a closed loop hides).
+	HalfLoad time.Duration
+	Progress io.Writer // progress lines; nil discards
 }
 
 // Usage is what one process spent during the measured window.
@@ -69,6 +74,20 @@ type Result struct {
 	Errors            map[string]int
 	P50, P99          time.Duration
 	Usage             []Usage
+	// HalfLoad is the open loop at half the saturation rate, when asked
+	// for (Config.HalfLoad).
+	HalfLoad *OpenLoop `json:",omitempty"`
+}
+
+// OpenLoop is a target's latency under an open loop at a fixed rate.
+type OpenLoop struct {
+	Rate     float64 // checkouts per second asked for
+	Duration time.Duration
+	// Checkouts succeeded and Failed; Skipped were due while the most a
+	// loop holds in flight were still unanswered, so never sent.
+	Checkouts, Failed, Skipped int
+	Errors                     map[string]int
+	P50, P99, Max              time.Duration
 }
 
 // PerSecond is the checkouts completed per second.
@@ -107,12 +126,13 @@ func Measure(ctx context.Context, cfg Config) (Result, error) {
 	if progress == nil {
 		progress = io.Discard
 	}
-	load := func(d time.Duration) (*loadgen.Report, error) {
+	checkouts := func(d time.Duration, connections int, rate float64) (*loadgen.Report, error) {
 		return loadgen.Run(ctx, loadgen.Config{
-			Target: cfg.GatewayURL, Connections: cfg.Connections, Duration: d,
+			Target: cfg.GatewayURL, Connections: connections, Rate: rate, Duration: d,
 			Users: 1, Mix: loadgen.Mix{loadgen.Checkout: 1}, Items: 1, Progress: progress, ProgressEvery: 5 * time.Second,
 		})
 	}
+	load := func(d time.Duration) (*loadgen.Report, error) { return checkouts(d, cfg.Connections, 0) }
 	if cfg.Warmup > 0 {
 		fmt.Fprintf(progress, "  %s: warming up for %s\n", cfg.Name, cfg.Warmup)
 		if _, err := load(cfg.Warmup); err != nil {
@@ -148,6 +168,20 @@ func Measure(ctx context.Context, cfg Config) (Result, error) {
 			return res, fmt.Errorf("%s: %w", p.Name, err)
 		}
 		res.Usage = append(res.Usage, Usage{Name: p.Name, CPU: after[i] - before[i], PeakRSS: rss})
+	}
+	if cfg.HalfLoad > 0 && res.Checkouts > 0 {
+		rate := res.PerSecond() / 2
+		fmt.Fprintf(progress, "  %s: open loop at %.0f checkouts/s (half of saturation) for %s\n", cfg.Name, rate, cfg.HalfLoad)
+		open, err := checkouts(cfg.HalfLoad, 0, rate)
+		if err != nil {
+			return res, fmt.Errorf("%s: open loop: %w", cfg.Name, err)
+		}
+		if open.Interrupted {
+			return res, fmt.Errorf("%s: interrupted", cfg.Name)
+		}
+		t := open.Total
+		res.HalfLoad = &OpenLoop{Rate: rate, Duration: open.Duration, Checkouts: t.OK, Failed: t.Failed(), Skipped: t.Skipped,
+			Errors: t.Errors, P50: t.Latency.P50, P99: t.Latency.P99, Max: t.Latency.Max}
 	}
 	return res, nil
 }

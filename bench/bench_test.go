@@ -34,9 +34,17 @@ func TestMeasureTheBareChain(t *testing.T) {
 	t.Cleanup(func() { _ = chain.Stop() })
 
 	res, err := Measure(t.Context(), Config{Name: "bare chain", GatewayURL: chain.GatewayURL, Processes: procs,
-		Connections: 4, Warmup: 200 * time.Millisecond, Duration: time.Second})
+		Connections: 4, Warmup: 200 * time.Millisecond, Duration: time.Second, HalfLoad: time.Second})
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The open loop asks for half the closed loop's rate and gets it: the
+	// chain is far from saturated there.
+	if h := res.HalfLoad; h == nil {
+		t.Fatal("no open loop at half of saturation")
+	} else if h.Rate != res.PerSecond()/2 || h.Failed != 0 || h.Skipped != 0 || h.P50 <= 0 || h.P99 < h.P50 ||
+		float64(h.Checkouts) < 0.9*h.Rate*h.Duration.Seconds() {
+		t.Errorf("open loop at half of %.0f/s: %+v; want %.0f/s, all sent and answered", res.PerSecond(), *h, res.PerSecond()/2)
 	}
 	if res.Checkouts < 50 || res.Failed != 0 {
 		t.Fatalf("%d checkouts, %d failed (%v) in a second over 4 connections; want at least 50, none failed", res.Checkouts, res.Failed, res.Errors)
@@ -60,7 +68,7 @@ func TestMeasureTheBareChain(t *testing.T) {
 	var md, svg strings.Builder
 	rep.WriteMarkdown(&md)
 	rep.WriteSVG(&svg)
-	for _, want := range []string{"| bare chain |", "| 1.000 |", "| orders |", "| gateway |", rep.Machine} {
+	for _, want := range []string{"| bare chain |", "| 1.000 |", "| orders |", "| gateway |", rep.Machine, "## At half of saturation, open loop"} {
 		if !strings.Contains(md.String(), want) {
 			t.Errorf("the Markdown report lacks %q:\n%s", want, md.String())
 		}

@@ -56,6 +56,24 @@ func (rep Report) WriteText(w io.Writer) {
 	if cost, ok := rep.TracingCost(); ok {
 		fmt.Fprintf(w, "tracing every request costs %.0f%% of throughput\n", 100*cost)
 	}
+	if !rep.hasHalfLoad() {
+		return
+	}
+	fmt.Fprintf(w, "\nat half of saturation, open loop:\n%-28s %12s %9s %9s %9s %7s %8s\n", "", "checkouts/s", "p50", "p99", "max", "failed", "skipped")
+	for _, r := range rep.Results {
+		if h := r.HalfLoad; h != nil {
+			fmt.Fprintf(w, "%-28s %12.0f %9s %9s %9s %7d %8d\n", r.Name, h.Rate, ms(h.P50), ms(h.P99), ms(h.Max), h.Failed, h.Skipped)
+		}
+	}
+}
+
+func (rep Report) hasHalfLoad() bool {
+	for _, r := range rep.Results {
+		if r.HalfLoad != nil {
+			return true
+		}
+	}
+	return false
 }
 
 // WriteMarkdown writes the report: the comparison, then each target's
@@ -78,6 +96,19 @@ func (rep Report) WriteMarkdown(w io.Writer) {
 	}
 	if cost, ok := rep.TracingCost(); ok {
 		fmt.Fprintf(w, "\nTracing every request (%s against %s) costs %.0f%% of throughput.\n", rep.TracingOn, rep.TracingOff, 100*cost)
+	}
+	if rep.hasHalfLoad() {
+		fmt.Fprint(w, "\n## At half of saturation, open loop\n\n")
+		fmt.Fprint(w, "Then each target gets an open loop at half the rate its closed loop reached: checkouts sent on schedule "+
+			"whatever the answers, so a stall shows as latency (latency counts from when a request was due).\n\n")
+		fmt.Fprintln(w, "| target | checkouts/s | for | p50 | p99 | max | failed | skipped |")
+		fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|")
+		for _, r := range rep.Results {
+			if h := r.HalfLoad; h != nil {
+				fmt.Fprintf(w, "| %s | %.0f | %s | %s | %s | %s | %d | %d |\n", r.Name, h.Rate, h.Duration.Round(time.Second),
+					ms(h.P50), ms(h.P99), ms(h.Max), h.Failed, h.Skipped)
+			}
+		}
 	}
 	for _, r := range rep.Results {
 		fmt.Fprintf(w, "\n## %s\n\n", r.Name)

@@ -33,7 +33,7 @@ func TestBenchComparesGlasshouseWithTheBareChain(t *testing.T) {
 	defer cancel()
 	var out bytes.Buffer
 	cmd := exec.CommandContext(ctx, testenv.Binary(t, "glasshouse"), "bench", "-root", root, "-chain", chain,
-		"-connections", "4", "-warmup", "1s", "-duration", "3s", "-profile", "-report-dir", dir)
+		"-connections", "4", "-warmup", "1s", "-duration", "3s", "-half-load", "2s", "-profile", "-report-dir", dir)
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("glasshouse bench: %v\n%s", err, out.String())
@@ -58,6 +58,9 @@ func TestBenchComparesGlasshouseWithTheBareChain(t *testing.T) {
 		}
 		if res.Checkouts == 0 || res.Failed != 0 {
 			t.Errorf("%s: %d checkouts, %d failed %v; want every checkout to succeed", res.Name, res.Checkouts, res.Failed, res.Errors)
+		}
+		if h := res.HalfLoad; h == nil || h.Rate != res.PerSecond()/2 || h.Checkouts == 0 || h.Failed != 0 {
+			t.Errorf("%s: open loop at half of %.0f/s: %+v; want every checkout to succeed", res.Name, res.PerSecond(), h)
 		}
 		names := map[string]bool{}
 		for _, u := range res.Usage {

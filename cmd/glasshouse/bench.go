@@ -27,16 +27,17 @@ const (
 // cmdBench measures what a checkout costs (see package bench): the bare
 // reference chain, then a fresh glasshouse stack with every request
 // traced, then one with OTEL_SDK_DISABLED=true, each at saturation under
-// the same closed loop. It prints the comparison and writes it as
+// the same closed loop, then at half that rate under an open loop. It prints the comparison and writes it as
 // Markdown, SVG and JSON.
 //
-//	glasshouse bench [-chain BIN] [-connections N] [-duration D] [-warmup D] [-targets bare,traced,untraced] [-env SERVICE:KEY=VALUE]... [-profile] [-report-dir DIR]
+//	glasshouse bench [-chain BIN] [-connections N] [-duration D] [-warmup D] [-half-load D] [-targets bare,traced,untraced] [-env SERVICE:KEY=VALUE]... [-profile] [-report-dir DIR]
 func cmdBench(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	flags := config.NewFlags("glasshouse bench", getenv, stdout)
 	chainBin := flags.String("chain", "", filepath.Join("bin", "benchchain"), "the bare reference chain's binary (go build -o bin/benchchain ./bench/chain)")
 	connections := flags.Int("connections", "", 16, "the closed loop's connections, the same for every target")
 	duration := flags.Duration("duration", "", 20*time.Second, "how long each target is measured for")
 	warmup := flags.Duration("warmup", "", 5*time.Second, "load before each measurement, not measured")
+	halfLoad := flags.Duration("half-load", "", 15*time.Second, "after each closed loop, an open loop this long at half the rate it reached, for latency below saturation (0: none)")
 	profile := flags.Bool("profile", "", false, "save a CPU profile of every glasshouse service during the traced run (reports' profiles/)")
 	reportDir := flags.String("report-dir", "", "", "where to write the report (default reports/bench-<timestamp>)")
 	root := flags.String("root", "", ".", "the repository root: services are built from it, tools found in its bin/tools")
@@ -53,8 +54,8 @@ func cmdBench(ctx context.Context, args []string, getenv func(string) string, st
 		}
 		targets[t] = true
 	}
-	if *connections < 1 || *duration <= 0 || *warmup < 0 {
-		return errors.New("-connections and -duration must be positive, -warmup not negative")
+	if *connections < 1 || *duration <= 0 || *warmup < 0 || *halfLoad < 0 {
+		return errors.New("-connections and -duration must be positive, -warmup and -half-load not negative")
 	}
 	started := time.Now()
 	if *reportDir == "" {
@@ -75,7 +76,7 @@ func cmdBench(ctx context.Context, args []string, getenv func(string) string, st
 	measure := func(name string, gatewayURL string, procs []bench.Process, profileDir string) error {
 		res, err := bench.Measure(ctx, bench.Config{
 			Name: name, GatewayURL: gatewayURL, Processes: procs, Connections: *connections,
-			Warmup: *warmup, Duration: *duration, ProfileDir: profileDir, Progress: stdout,
+			Warmup: *warmup, Duration: *duration, HalfLoad: *halfLoad, ProfileDir: profileDir, Progress: stdout,
 		})
 		if err != nil {
 			return err
@@ -83,6 +84,10 @@ func cmdBench(ctx context.Context, args []string, getenv func(string) string, st
 		rep.Results = append(rep.Results, res)
 		fmt.Fprintf(stdout, "  %s: %.0f checkouts/s, p99 %s, %d failed, %.2f ms CPU per checkout\n",
 			name, res.PerSecond(), res.P99.Round(100*time.Microsecond), res.Failed, float64(res.CPUPerCheckout(nil))/float64(time.Millisecond))
+		if h := res.HalfLoad; h != nil {
+			fmt.Fprintf(stdout, "  %s at %.0f checkouts/s, open loop: p99 %s, %d failed, %d skipped\n",
+				name, h.Rate, h.P99.Round(100*time.Microsecond), h.Failed, h.Skipped)
+		}
 		return nil
 	}
 
