@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"io"
@@ -194,7 +195,11 @@ func retryable(err error) bool {
 
 // tracing is the otelsql setup both backends share: spans under the
 // caller's, marked with the database system, without the per-row and
-// per-prepare spans that would bury the queries.
+// per-prepare spans that would bury the queries. A query outside any
+// trace (the outbox relay polling, a recovery pass finding nothing, the
+// SQLite checkpointer, a readiness ping) makes no span: each would be a
+// trace of its own, one span long, several a second, with nothing to
+// explain.
 func tracing(tp trace.TracerProvider, system attribute.KeyValue) []otelsql.Option {
 	return []otelsql.Option{
 		otelsql.WithTracerProvider(tp),
@@ -204,6 +209,12 @@ func tracing(tp trace.TracerProvider, system attribute.KeyValue) []otelsql.Optio
 			OmitConnResetSession: true,
 			OmitConnPrepare:      true,
 			OmitRows:             true,
+			SpanFilter:           inTrace,
 		}),
 	}
+}
+
+// inTrace keeps the spans of queries made within a trace.
+func inTrace(ctx context.Context, _ otelsql.Method, _ string, _ []driver.NamedValue) bool {
+	return trace.SpanContextFromContext(ctx).IsValid()
 }

@@ -28,9 +28,10 @@ func openSQLite(ctx context.Context, path string, tp trace.TracerProvider, migra
 	// deadlock upgrading their locks.
 	// busy_timeout comes first: switching to WAL takes a lock, and two
 	// replicas opening a new file at once must wait for it, not fail.
+	// wal_autocheckpoint: see checkpointEvery.
 	dsn := "file:" + path +
 		"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)" +
-		"&_pragma=foreign_keys(1)&_txlock=immediate"
+		fmt.Sprintf("&_pragma=foreign_keys(1)&_pragma=wal_autocheckpoint(%d)&_txlock=immediate", walAutoCheckpointPages)
 	connector, err := sqlite.NewConnector(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
@@ -47,7 +48,45 @@ func openSQLite(ctx context.Context, path string, tp trace.TracerProvider, migra
 	if err := migrateSQLite(ctx, db, migrations); err != nil {
 		return nil, errors.Join(fmt.Errorf("migrate %s: %w", path, err), db.Close())
 	}
-	return &DB{SQL: db, dialect: SQLite, durations: durations}, nil
+	return &DB{SQL: db, dialect: SQLite, durations: durations, stop: checkpointer(db, checkpointEvery), writer: make(chan struct{}, 1)}, nil
+}
+
+// SQLite copies the WAL back into the database file (a checkpoint, with
+// an fsync) in whichever commit takes the WAL past wal_autocheckpoint
+// pages: by default every 1000 pages, in a request's transaction, which
+// then waits for the disk. Instead a background goroutine checkpoints
+// every checkpointEvery, beside the writers (PASSIVE: it never blocks
+// them), and the commits' own checkpoint waits for a WAL ten times as
+// long, so that a checkpointer stalled by a long reader cannot let the
+// WAL grow without bound.
+const (
+	checkpointEvery        = time.Second
+	walAutoCheckpointPages = 10000
+)
+
+// checkpointer checkpoints db every interval until the returned stop is
+// called, which waits for it. A checkpoint that fails (the file busy, the
+// disk full) is tried again at the next tick; the commits' own
+// checkpoint bounds the WAL meanwhile.
+func checkpointer(db *sql.DB, interval time.Duration) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(interval)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			cctx, ccancel := context.WithTimeout(ctx, interval)
+			_, _ = db.ExecContext(cctx, "PRAGMA wal_checkpoint(PASSIVE)")
+			ccancel()
+		}
+	}()
+	return func() { cancel(); <-done }
 }
 
 // migrateSQLite keeps the schema version in SQLite's user_version. The

@@ -94,6 +94,12 @@ type DB struct {
 	SQL       *sql.DB
 	dialect   Dialect
 	durations *prometheus.HistogramVec // see Collectors
+	// stop ends the database's background work (SQLite's checkpointer)
+	// and waits for it; nil when there is none.
+	stop func()
+	// writer, on SQLite, is held by the process's one write transaction
+	// at a time: see InTx.
+	writer chan struct{}
 }
 
 // Open opens the database at source, brings its schema up to date with
@@ -124,7 +130,12 @@ func Open[S any](ctx context.Context, source string, tp trace.TracerProvider, mi
 func (db *DB) Dialect() Dialect { return db.dialect }
 
 // Close closes the database.
-func (db *DB) Close() error { return db.SQL.Close() }
+func (db *DB) Close() error {
+	if db.stop != nil {
+		db.stop()
+	}
+	return db.SQL.Close()
+}
 
 // Ping checks that the database answers; it backs the readiness check.
 func (db *DB) Ping(ctx context.Context) error { return db.SQL.PingContext(ctx) }
@@ -142,7 +153,22 @@ const retryAttempts = 5
 // all: such an abort says nothing about the request, only about its
 // timing. fn must therefore set its results afresh on every run. SQLite
 // never aborts this way: its writers wait their turn.
+//
+// On SQLite, where every transaction takes the database's one write lock
+// as it begins, the process's transactions queue for it in Go, first
+// come first served: waiting on SQLite's own lock means sleeping in
+// steps of 1, 2, 5, 10 ms and more between tries, which a checkout felt
+// as tens of milliseconds at half of saturation. Another process (a
+// replica on the same file) is still waited for in SQLite.
 func (db *DB) InTx(ctx context.Context, fn func(*sql.Tx) error) error {
+	if db.writer != nil {
+		select {
+		case db.writer <- struct{}{}:
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for the write lock: %w", ctx.Err())
+		}
+		defer func() { <-db.writer }()
+	}
 	for attempt := 1; ; attempt++ {
 		err := inTx(ctx, db.SQL, fn)
 		if db.dialect != PostgreSQL || attempt == retryAttempts || !retryable(err) {
