@@ -37,8 +37,11 @@ type RelayConfig struct {
 	// Batch is how many rows one pass claims (100).
 	Batch int
 	// Poll is how often the relay looks for rows when nobody woke it
-	// (500ms); Notify wakes it at once.
-	Poll time.Duration
+	// (500ms). Notify wakes it, and it passes Linger (20ms) later, so
+	// that the rows committed meanwhile go in the same pass: under load
+	// a pass's claim and mark cost one write each for several rows, not
+	// for every checkout.
+	Poll, Linger time.Duration
 	// PublishTimeout bounds the wait for one PubAck (2s).
 	PublishTimeout time.Duration
 	// MinBackoff and MaxBackoff bound the wait before a row that failed
@@ -56,6 +59,7 @@ func (c *RelayConfig) defaults() {
 	orDefault(&c.Lease, 10*time.Second)
 	orDefault(&c.Batch, 100)
 	orDefault(&c.Poll, 500*time.Millisecond)
+	orDefault(&c.Linger, 20*time.Millisecond)
 	orDefault(&c.PublishTimeout, 2*time.Second)
 	orDefault(&c.MinBackoff, 100*time.Millisecond)
 	orDefault(&c.MaxBackoff, 5*time.Second)
@@ -135,6 +139,11 @@ func (r *Relay) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-r.wake:
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(r.cfg.Linger):
+			}
 		case <-time.After(wait):
 		}
 	}
@@ -147,7 +156,8 @@ type row struct {
 }
 
 // Pass claims one batch of rows whose turn has come and publishes them in
-// order, marking each as its PubAck arrives. It stops at the first
+// order, each once the last one's PubAck arrived, and then marks the
+// published ones in one statement. It stops at the first
 // failure, whose row (and the rest of the batch) is given back with a
 // backoff. It returns how many rows it published.
 func (r *Relay) Pass(ctx context.Context) (int, error) {
@@ -162,31 +172,42 @@ func (r *Relay) Pass(ctx context.Context) (int, error) {
 	if err != nil || len(rows) == 0 {
 		return 0, err
 	}
+	// Rows are marked together once the pass ends, in one UPDATE: a
+	// relay that dies before it leaves them to be published again when
+	// their lease lapses, and the stream's duplicate window drops those
+	// copies, as for a relay that died between a PubAck and its mark.
+	var published, lost []row
 	for i, rw := range rows {
 		dup, err := r.publish(ctx, rw)
 		if err != nil {
 			r.metrics.failures.WithLabelValues(rw.subject).Inc()
 			if r.cfg.FireAndForget {
-				if err := r.mark(ctx, rw.id, token); err != nil {
-					return i, err
-				}
-				continue // lost
+				lost = append(lost, rw) // marked all the same
+				continue
 			}
 			err = disconnected(r.js.Conn(), err)
-			return i, errors.Join(fmt.Errorf("publish %s to %s: %w", rw.id, rw.subject, err), r.release(rows[i:], token, err))
+			return r.finishPass(published, nil, token, errors.Join(
+				fmt.Errorf("publish %s to %s: %w", rw.id, rw.subject, err), r.release(rows[i:], token, err)))
 		}
-		if err := r.mark(ctx, rw.id, token); err != nil {
-			// Published, not marked: it will be published again once
-			// its lease lapses, and the stream's duplicate window drops
-			// that copy.
-			return i, err
-		}
-		r.metrics.published.WithLabelValues(rw.subject).Inc()
 		if dup {
 			r.metrics.duplicates.WithLabelValues(rw.subject).Inc()
 		}
+		published = append(published, rw)
 	}
-	return len(rows), nil
+	return r.finishPass(published, lost, token, nil)
+}
+
+// finishPass marks the rows a pass handed to the stream (and, fire and
+// forget, those it dropped) and returns how many it published, with
+// failed, the error that ended the pass early.
+func (r *Relay) finishPass(published, lost []row, token string, failed error) (int, error) {
+	if err := r.mark(append(published, lost...), token); err != nil {
+		return 0, errors.Join(failed, err)
+	}
+	for _, rw := range published {
+		r.metrics.published.WithLabelValues(rw.subject).Inc()
+	}
+	return len(published), failed
 }
 
 func (r *Relay) ensureStream(ctx context.Context) error {
@@ -283,12 +304,25 @@ func (r *Relay) publish(ctx context.Context, rw row) (bool, error) {
 	return ack.Duplicate, nil
 }
 
-// mark records that the stream has the row. It holds only while the
-// lease is this pass's; a row re-leased by another relay is that one's.
-func (r *Relay) mark(ctx context.Context, id, token string) error {
-	if _, err := r.db.SQL.ExecContext(ctx, `UPDATE outbox SET published_at = $1, lease_token = '', last_error = '' WHERE id = $2 AND lease_token = $3`,
-		r.now().UnixMilli(), id, token); err != nil {
-		return fmt.Errorf("mark %s published: %w", id, err)
+// mark records that the stream has the rows, in one statement. It holds
+// only while the lease is this pass's; a row re-leased by another relay
+// is that one's. It runs on its own short context, as release does: the
+// pass's may be what ended.
+func (r *Relay) mark(rows []row, token string) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.PublishTimeout)
+	defer cancel()
+	args := []any{r.now().UnixMilli(), token}
+	marks := make([]string, len(rows))
+	for i, rw := range rows {
+		args = append(args, rw.id)
+		marks[i] = fmt.Sprintf("$%d", i+3)
+	}
+	if _, err := r.db.SQL.ExecContext(ctx, `UPDATE outbox SET published_at = $1, lease_token = '', last_error = ''
+		WHERE lease_token = $2 AND id IN (`+strings.Join(marks, ", ")+`)`, args...); err != nil {
+		return fmt.Errorf("mark %d rows published: %w", len(rows), err)
 	}
 	return nil
 }
