@@ -39,8 +39,8 @@ type Config struct {
 	GatewayURL string
 	Processes  []Process
 	// Connections is the closed loop's width; Warmup runs before the
-	// measured Duration, so connections, caches and the JIT-free but
-	// allocation-hungry first requests are not in the figures.
+	// measured Duration, so that opening connections and filling caches
+	// are not in the figures.
 	Connections      int
 	Warmup, Duration time.Duration
 	// ProfileDir, when set, gets a CPU profile of the measured window from

@@ -27,8 +27,8 @@ const (
 // cmdBench measures what a checkout costs (see package bench): the bare
 // reference chain, then a fresh glasshouse stack with every request
 // traced, then one with OTEL_SDK_DISABLED=true, each at saturation under
-// the same closed loop, then at half that rate under an open loop. It prints the comparison and writes it as
-// Markdown, SVG and JSON.
+// the same closed loop, then at half that rate under an open loop. It
+// prints the comparison and writes it as Markdown, SVG and JSON.
 //
 //	glasshouse bench [-chain BIN] [-connections N] [-duration D] [-warmup D] [-half-load D] [-targets bare,traced,untraced] [-env SERVICE:KEY=VALUE]... [-profile] [-report-dir DIR]
 func cmdBench(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
@@ -43,7 +43,7 @@ func cmdBench(ctx context.Context, args []string, getenv func(string) string, st
 	root := flags.String("root", "", ".", "the repository root: services are built from it, tools found in its bin/tools")
 	settings := chaosSettings{}
 	flags.Var(settings, "env", "SERVICE:KEY=VALUE to set for a service of both stacks ('*' for all), to measure a setting; repeatable")
-	only := flags.String("targets", "", "bare,traced,untraced", "which targets to measure, in this order (the first is the reference the others are compared with)")
+	only := flags.String("targets", "", "bare,traced,untraced", "which targets to measure; they run as bare, traced, untraced, and the first of them is the reference the others are compared with")
 	if err := flags.Parse(args); err != nil {
 		return err
 	}

@@ -115,14 +115,17 @@ func (p *Process) tail(n int) string {
 	return strings.Join(lines, "\n")
 }
 
-// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago,
+// and that no earlier FreePort or FreePorts call of this test process
+// returned: a port chosen for a process that has not started yet (or
+// that stopped, to restart on it) is never chosen for another.
 func FreePort(t testing.TB) int {
 	t.Helper()
 	return FreePorts(t, 1)[0]
 }
 
-// FreePorts returns n distinct free ports. All n listeners stay open until
-// every port is chosen, so the kernel cannot hand out one port twice.
+// FreePorts returns n distinct free ports, none returned before in this
+// test process (see FreePort).
 func FreePorts(t testing.TB, n int) []int {
 	t.Helper()
 	ports, err := freePorts(n)

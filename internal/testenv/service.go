@@ -51,11 +51,7 @@ func StartService(t testing.TB, name string, env ...string) *Service {
 // an instance where it was; its admin port is a free one.
 func StartServiceOn(t testing.TB, name string, port int, env ...string) *Service {
 	t.Helper()
-	admin := FreePort(t)
-	for admin == port { // the public port may be free again between runs
-		admin = FreePort(t)
-	}
-	return StartServiceOnPorts(t, name, port, admin, env...)
+	return StartServiceOnPorts(t, name, port, FreePort(t), env...)
 }
 
 // StartServiceOnPorts is StartService on given public and admin ports.
@@ -99,11 +95,7 @@ func launchService(t testing.TB, name string, port, adminPort int, env []string)
 	// taken on a machine running many tests.
 	grpcAddr := ""
 	if spec, ok := services.Lookup(name); ok && spec.GRPC {
-		grpcPort := FreePort(t)
-		for grpcPort == port || grpcPort == adminPort {
-			grpcPort = FreePort(t)
-		}
-		grpcAddr = "127.0.0.1:" + strconv.Itoa(grpcPort)
+		grpcAddr = "127.0.0.1:" + strconv.Itoa(FreePort(t))
 		cmd.Env = append(cmd.Env, "GRPC_LISTEN_ADDR="+grpcAddr)
 	}
 	// Events go nowhere unless the test starts NATS and says where: a
