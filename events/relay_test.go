@@ -51,7 +51,7 @@ func writeEvents(t testing.TB, db *storage.DB, tracer trace.Tracer, subject stri
 	t.Helper()
 	var ids []string
 	at := time.Now()
-	err := db.InTx(context.Background(), func(tx *sql.Tx) error {
+	err := db.InTx(context.Background(), func(ctx context.Context, tx *sql.Tx) error {
 		ids = ids[:0]
 		for i := range n {
 			id := fmt.Sprintf("evt-%s-%04d", strings.ReplaceAll(subject, ".", "-"), i)
@@ -124,7 +124,7 @@ func TestRelayPublishesEachCommittedRowOnceInOrderWithItsTraceContext(t *testing
 		tracer := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec)).Tracer("test")
 		ids := writeEvents(t, db, tracer, "orders.confirmed", 5)
 		// An event whose transaction rolled back never existed.
-		err := db.InTx(context.Background(), func(tx *sql.Tx) error {
+		err := db.InTx(context.Background(), func(ctx context.Context, tx *sql.Tx) error {
 			if err := Write(context.Background(), tx, tracer, Event{ID: "evt-rolled-back", Subject: "orders.confirmed", Payload: []byte(`{}`), At: time.Now()}); err != nil {
 				return err
 			}

@@ -28,7 +28,7 @@ func TestCollectorsReportThePoolAndEachCall(t *testing.T) {
 		if err := db.SQL.QueryRowContext(ctx, `SELECT count(*) FROM notes`).Scan(&n); err != nil {
 			t.Fatal(err)
 		}
-		if err := db.InTx(ctx, func(tx *sql.Tx) error {
+		if err := db.InTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 			_, err := tx.ExecContext(ctx, `UPDATE notes SET body = $1 WHERE id = $2`, "bye", "n1")
 			return err
 		}); err != nil {

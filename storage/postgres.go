@@ -113,7 +113,7 @@ func openPostgres(ctx context.Context, rawURL string, tp trace.TracerProvider, m
 		}
 		return nil, errors.Join(fmt.Errorf("migrate %s: %w", name, err), db.Close())
 	}
-	return &DB{SQL: db, dialect: PostgreSQL, durations: durations}, nil
+	return &DB{SQL: db, dialect: PostgreSQL, durations: durations, tracer: tp.Tracer(tracerName), system: semconv.DBSystemNamePostgreSQL}, nil
 }
 
 // migratePostgres keeps the schema version in a one-row table. The
@@ -122,7 +122,7 @@ func openPostgres(ctx context.Context, rawURL string, tp trace.TracerProvider, m
 // start together migrate in turn; it is released when the transaction
 // ends. PostgreSQL's DDL is transactional: a failed step leaves no trace.
 func migratePostgres(ctx context.Context, db *sql.DB, migrations []string) error {
-	return inTx(ctx, db, func(tx *sql.Tx) error {
+	return inTx(ctx, db, func(ctx context.Context, tx *sql.Tx) error {
 		if err := lockName(ctx, tx, "storage: schema migrations"); err != nil {
 			return err
 		}
@@ -143,7 +143,7 @@ func migratePostgres(ctx context.Context, db *sql.DB, migrations []string) error
 		}
 		_, err := tx.ExecContext(ctx, `UPDATE schema_version SET version = $1`, len(migrations))
 		return err
-	})
+	}, trace.SpanFromContext(ctx))
 }
 
 func lockName(ctx context.Context, tx *sql.Tx, name string) error {
@@ -214,7 +214,16 @@ func tracing(tp trace.TracerProvider, system attribute.KeyValue) []otelsql.Optio
 	}
 }
 
-// inTrace keeps the spans of queries made within a trace.
-func inTrace(ctx context.Context, _ otelsql.Method, _ string, _ []driver.NamedValue) bool {
+// inTrace keeps the spans of queries made within a trace, and drops the
+// driver's begin, commit and rollback spans: InTx's sql.tx span stands
+// for them.
+func inTrace(ctx context.Context, method otelsql.Method, _ string, _ []driver.NamedValue) bool {
+	switch method {
+	case otelsql.MethodConnBeginTx, otelsql.MethodTxCommit, otelsql.MethodTxRollback:
+		return false
+	}
 	return trace.SpanContextFromContext(ctx).IsValid()
 }
+
+// tracerName names the instrumentation scope of InTx's spans.
+const tracerName = "github.com/glasshouse-dev/glasshouse/storage"

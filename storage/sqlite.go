@@ -48,7 +48,8 @@ func openSQLite(ctx context.Context, path string, tp trace.TracerProvider, migra
 	if err := migrateSQLite(ctx, db, migrations); err != nil {
 		return nil, errors.Join(fmt.Errorf("migrate %s: %w", path, err), db.Close())
 	}
-	return &DB{SQL: db, dialect: SQLite, durations: durations, stop: checkpointer(db, checkpointEvery), writer: make(chan struct{}, 1)}, nil
+	return &DB{SQL: db, dialect: SQLite, durations: durations, stop: checkpointer(db, checkpointEvery), writer: make(chan struct{}, 1),
+		tracer: tp.Tracer(tracerName), system: semconv.DBSystemNameSQLite}, nil
 }
 
 // SQLite copies the WAL back into the database file (a checkpoint, with
@@ -125,7 +126,7 @@ func isBusy(err error) bool {
 }
 
 func migrateSQLiteOnce(ctx context.Context, db *sql.DB, migrations []string) error {
-	return inTx(ctx, db, func(tx *sql.Tx) error {
+	return inTx(ctx, db, func(ctx context.Context, tx *sql.Tx) error {
 		var version int
 		if err := tx.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
 			return err
@@ -136,7 +137,7 @@ func migrateSQLiteOnce(ctx context.Context, db *sql.DB, migrations []string) err
 		// PRAGMA takes no bound parameters; the value is our own integer.
 		_, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", len(migrations)))
 		return err
-	})
+	}, trace.SpanFromContext(ctx))
 }
 
 // applyMigrations runs the steps after version, in tx.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/glasshouse-dev/glasshouse/internal/testenv"
 	"github.com/glasshouse-dev/glasshouse/storage"
+	"go.opentelemetry.io/otel/codes"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 )
@@ -33,7 +34,7 @@ func TestTheCheckpointerCopiesTheWALIntoTheDatabaseFile(t *testing.T) {
 	before := size()
 	body := strings.Repeat("x", 1000)
 	// About 500 pages: far below the commits' own checkpoint threshold.
-	err := db.InTx(context.Background(), func(tx *sql.Tx) error {
+	err := db.InTx(context.Background(), func(ctx context.Context, tx *sql.Tx) error {
 		for i := range 2000 {
 			if _, err := tx.Exec(`INSERT INTO notes (id, body, at) VALUES ($1, $2, $3)`, fmt.Sprint("n", i), body, i); err != nil {
 				return err
@@ -88,6 +89,81 @@ func TestOnlyQueriesWithinATraceMakeSpans(t *testing.T) {
 	}
 }
 
+// Within a trace a transaction is one span, sql.tx, under the caller's,
+// with its statements under it and its outcome on it; the driver's
+// begin, commit and rollback spans are gone. Outside a trace it makes
+// none.
+func TestATransactionIsOneSpanWithItsStatementsUnderIt(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	for _, b := range []testenv.Backend{testenv.SQLite, testenv.Postgres} {
+		db, err := storage.Open(context.Background(), b.NewDatabase(t), tp, testMigrations, func(db *storage.DB) *storage.DB { return db })
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		insert := func(ctx context.Context, id string, fail error) error {
+			return db.InTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+				if _, err := tx.ExecContext(ctx, `INSERT INTO notes (id, body, at) VALUES ($1, '', 1)`, id); err != nil {
+					return err
+				}
+				return fail
+			})
+		}
+
+		before := len(rec.Ended())
+		if err := insert(context.Background(), "outside", nil); err != nil {
+			t.Fatal(err)
+		}
+		if n := len(rec.Ended()) - before; n != 0 {
+			t.Errorf("%s: a transaction outside any trace made %d spans, want none", db.Dialect(), n)
+		}
+
+		outOfStock := errors.New("out of stock")
+		for _, c := range []struct {
+			id      string
+			fail    error
+			outcome string
+		}{{"kept", nil, "committed"}, {"undone", outOfStock, "rolled_back"}} {
+			before := len(rec.Ended())
+			ctx, parent := tp.Tracer("test").Start(context.Background(), "request")
+			if err := insert(ctx, c.id, c.fail); !errors.Is(err, c.fail) {
+				t.Fatalf("%s: InTx = %v, want %v", db.Dialect(), err, c.fail)
+			}
+			parent.End()
+			spans := rec.Ended()[before:]
+			byParent := map[string][]string{}
+			var txSpan sdktrace.ReadOnlySpan
+			for _, s := range spans {
+				byParent[s.Parent().SpanID().String()] = append(byParent[s.Parent().SpanID().String()], s.Name())
+				if s.Name() == "sql.tx" {
+					txSpan = s
+				}
+			}
+			if got := byParent[parent.SpanContext().SpanID().String()]; len(got) != 1 || got[0] != "sql.tx" {
+				t.Fatalf("%s %s: spans under the request %v, want one sql.tx", db.Dialect(), c.id, got)
+			}
+			if got := byParent[txSpan.SpanContext().SpanID().String()]; len(got) != 1 || got[0] != "sql.conn.exec" {
+				t.Errorf("%s %s: spans under sql.tx %v, want its one sql.conn.exec", db.Dialect(), c.id, got)
+			}
+			if n := len(spans); n != 3 {
+				t.Errorf("%s %s: %d spans in all, want the request, sql.tx and its statement (no begin, commit or rollback)", db.Dialect(), c.id, n)
+			}
+			if got := testenv.Attr(txSpan, "glasshouse.db.tx.outcome"); got != c.outcome {
+				t.Errorf("%s %s: outcome %q, want %q", db.Dialect(), c.id, got, c.outcome)
+			}
+			// fn's own error is a rollback, not a failed transaction.
+			if txSpan.Status().Code == codes.Error {
+				t.Errorf("%s %s: sql.tx failed (%s), want only rolled back", db.Dialect(), c.id, txSpan.Status().Description)
+			}
+			wait := testenv.Attr(txSpan, "glasshouse.db.write_lock_wait_ms")
+			if (db.Dialect() == storage.SQLite) != (wait != "") {
+				t.Errorf("%s %s: write lock wait %q; want one on SQLite only", db.Dialect(), c.id, wait)
+			}
+		}
+	}
+}
+
 // A process's SQLite transactions queue for the write lock in Go: each
 // runs in turn, and one whose caller gives up while waiting says so.
 func TestSQLiteTransactionsQueueForTheWriteLock(t *testing.T) {
@@ -96,7 +172,7 @@ func TestSQLiteTransactionsQueueForTheWriteLock(t *testing.T) {
 	holding, release := make(chan struct{}), make(chan struct{})
 	done := make(chan error, 1)
 	go func() {
-		done <- db.InTx(ctx, func(tx *sql.Tx) error {
+		done <- db.InTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 			close(holding)
 			<-release
 			_, err := tx.Exec(`INSERT INTO notes (id, body, at) VALUES ('first', '', 0)`)
@@ -106,7 +182,10 @@ func TestSQLiteTransactionsQueueForTheWriteLock(t *testing.T) {
 	<-holding
 	wctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
 	defer cancel()
-	err := db.InTx(wctx, func(*sql.Tx) error { t.Error("ran while another transaction held the lock"); return nil })
+	err := db.InTx(wctx, func(context.Context, *sql.Tx) error {
+		t.Error("ran while another transaction held the lock")
+		return nil
+	})
 	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "waiting for the write lock") {
 		t.Errorf("InTx given up while waiting: %v; want the deadline, waiting for the write lock", err)
 	}
@@ -119,7 +198,7 @@ func TestSQLiteTransactionsQueueForTheWriteLock(t *testing.T) {
 	errc := make(chan error, 40)
 	for i := range 40 {
 		go func() {
-			errc <- db.InTx(ctx, func(tx *sql.Tx) error {
+			errc <- db.InTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 				var n int
 				if err := tx.QueryRow(`SELECT count(*) FROM notes`).Scan(&n); err != nil {
 					return err

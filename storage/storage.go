@@ -63,6 +63,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -100,6 +102,9 @@ type DB struct {
 	// writer, on SQLite, is held by the process's one write transaction
 	// at a time: see InTx.
 	writer chan struct{}
+	// tracer makes InTx's transaction spans, marked with system.
+	tracer trace.Tracer
+	system attribute.KeyValue
 }
 
 // Open opens the database at source, brings its schema up to date with
@@ -145,7 +150,15 @@ func (db *DB) Ping(ctx context.Context) error { return db.SQL.PingContext(ctx) }
 const retryAttempts = 5
 
 // InTx runs fn in a transaction, committing if it returns nil and rolling
-// back otherwise.
+// back otherwise. fn gets a context under the transaction's span: its
+// statements, made with that context, show inside the transaction.
+//
+// Within a trace the transaction is one span, sql.tx, from the moment it
+// asks for the database to its commit or rollback: its outcome
+// (glasshouse.db.tx.outcome), on SQLite how long it queued for the
+// write lock, and any runs again. It stands for the driver's begin,
+// commit and rollback spans, which say less and would be two more spans
+// in every write.
 //
 // On PostgreSQL, a transaction that the server aborts to break a deadlock
 // (two transactions each waiting for a row the other locked) or a
@@ -160,20 +173,37 @@ const retryAttempts = 5
 // steps of 1, 2, 5, 10 ms and more between tries, which a checkout felt
 // as tens of milliseconds at half of saturation. Another process (a
 // replica on the same file) is still waited for in SQLite.
-func (db *DB) InTx(ctx context.Context, fn func(*sql.Tx) error) error {
+func (db *DB) InTx(ctx context.Context, fn func(context.Context, *sql.Tx) error) (err error) {
+	ctx, span := db.startTx(ctx)
+	defer func() {
+		outcome := "committed"
+		if err != nil {
+			outcome = "rolled_back"
+		}
+		span.SetAttributes(attrTxOutcome.String(outcome))
+		span.End()
+	}()
 	if db.writer != nil {
+		queued := time.Now()
 		select {
 		case db.writer <- struct{}{}:
 		case <-ctx.Done():
-			return fmt.Errorf("waiting for the write lock: %w", ctx.Err())
+			err = fmt.Errorf("waiting for the write lock: %w", ctx.Err())
+			txFailed(span, err)
+			return err
 		}
 		defer func() { <-db.writer }()
+		span.SetAttributes(attrLockWait.Float64(float64(time.Since(queued).Microseconds()) / 1000))
 	}
 	for attempt := 1; ; attempt++ {
-		err := inTx(ctx, db.SQL, fn)
+		err = inTx(ctx, db.SQL, fn, span)
 		if db.dialect != PostgreSQL || attempt == retryAttempts || !retryable(err) {
 			return err
 		}
+		span.AddEvent("retry", trace.WithAttributes(
+			attribute.Int("glasshouse.retry.attempt", attempt+1),
+			attribute.String("glasshouse.retry.reason", err.Error()),
+		))
 		// A short, random pause, growing with each attempt, so the two
 		// transactions do not meet again at once.
 		pause := time.Duration(attempt) * time.Duration(1+rand.IntN(10)) * time.Millisecond
@@ -183,6 +213,32 @@ func (db *DB) InTx(ctx context.Context, fn func(*sql.Tx) error) error {
 		case <-time.After(pause):
 		}
 	}
+}
+
+// Attributes of the sql.tx span.
+const (
+	attrTxOutcome = attribute.Key("glasshouse.db.tx.outcome")
+	attrLockWait  = attribute.Key("glasshouse.db.write_lock_wait_ms")
+)
+
+// startTx starts a transaction's span, within a trace only: like a query
+// outside any trace (see tracing), a transaction outside one would be a
+// trace of its own with nothing to explain. Outside a trace the span is
+// the context's non-recording one, and ending it does nothing.
+func (db *DB) startTx(ctx context.Context) (context.Context, trace.Span) {
+	if db.tracer == nil || !trace.SpanContextFromContext(ctx).IsValid() {
+		return ctx, trace.SpanFromContext(ctx)
+	}
+	return db.tracer.Start(ctx, "sql.tx", trace.WithSpanKind(trace.SpanKindInternal), trace.WithAttributes(db.system))
+}
+
+// txFailed marks the transaction's span failed by err, when the
+// transaction itself failed: it could not begin, commit, or get the lock.
+// An error of fn's own (a statement's, whose span has it, or a business
+// answer such as out of stock) only rolls the transaction back.
+func txFailed(span trace.Span, err error) {
+	span.RecordError(err)
+	span.SetStatus(codes.Error, err.Error())
 }
 
 // Lock takes a lock on name that tx holds until it ends, so that two
@@ -221,10 +277,12 @@ func QueryAll[T any](ctx context.Context, db *DB, scan func(interface{ Scan(...a
 	return all, rows.Err()
 }
 
-func inTx(ctx context.Context, db *sql.DB, fn func(*sql.Tx) error) (err error) {
+func inTx(ctx context.Context, db *sql.DB, fn func(context.Context, *sql.Tx) error, span trace.Span) (err error) {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("begin transaction: %w", err)
+		err = fmt.Errorf("begin transaction: %w", err)
+		txFailed(span, err)
+		return err
 	}
 	defer func() {
 		if err == nil {
@@ -234,11 +292,13 @@ func inTx(ctx context.Context, db *sql.DB, fn func(*sql.Tx) error) (err error) {
 			err = errors.Join(err, fmt.Errorf("rollback: %w", rbErr))
 		}
 	}()
-	if err := fn(tx); err != nil {
+	if err := fn(ctx, tx); err != nil {
 		return err
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit: %w", err)
+		err = fmt.Errorf("commit: %w", err)
+		txFailed(span, err)
+		return err
 	}
 	return nil
 }

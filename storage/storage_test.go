@@ -22,7 +22,7 @@ var testMigrations = []string{
 	`CREATE INDEX notes_by_at ON notes (at)`,
 }
 
-func open(t *testing.T, source string, migrations []string) *storage.DB {
+func open(t testing.TB, source string, migrations []string) *storage.DB {
 	t.Helper()
 	db, err := storage.Open(context.Background(), source, noop.NewTracerProvider(), migrations, func(db *storage.DB) *storage.DB { return db })
 	if err != nil {
@@ -112,7 +112,7 @@ func TestLockSerialisesTransactionsOnAName(t *testing.T) {
 		errs := make([]error, writers)
 		for i := range writers {
 			wg.Go(func() {
-				errs[i] = db.InTx(ctx, func(tx *sql.Tx) error {
+				errs[i] = db.InTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 					if err := db.Lock(ctx, tx, "note n1"); err != nil {
 						return err
 					}
@@ -139,7 +139,7 @@ func TestInTxRunsAgainAfterADeadlockOnPostgreSQL(t *testing.T) {
 	testenv.OnEachBackend(t, func(t *testing.T, b testenv.Backend) {
 		db := open(t, b.NewDatabase(t), testMigrations)
 		runs := 0
-		err := db.InTx(context.Background(), func(*sql.Tx) error {
+		err := db.InTx(context.Background(), func(context.Context, *sql.Tx) error {
 			runs++
 			if runs == 1 {
 				return &pgconn.PgError{Code: "40P01", Message: "deadlock detected"}

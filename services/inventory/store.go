@@ -76,7 +76,7 @@ func OpenStore(ctx context.Context, source string, tp trace.TracerProvider) (*St
 // did. A store that already has products is left untouched.
 func (s *Store) Seed(ctx context.Context, products []Product) (bool, error) {
 	seeded := false
-	err := s.InTx(ctx, func(tx *sql.Tx) error {
+	err := s.InTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		seeded = false
 		// Two replicas starting on an empty database seed one at a time;
 		// the second finds the products there.
@@ -279,7 +279,7 @@ func (s *Store) Release(ctx context.Context, orderID string, now time.Time) (Res
 // reservation (found is false if the order has none), after expiring every
 // hold whose time is up: no operation ever acts on a lapsed hold.
 func (s *Store) changeReservation(ctx context.Context, orderID string, now time.Time, change func(tx *sql.Tx, r Reservation, found bool) error) error {
-	return s.InTx(ctx, func(tx *sql.Tx) error {
+	return s.InTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		if err := s.Lock(ctx, tx, "order "+orderID); err != nil {
 			return err
 		}
@@ -298,7 +298,7 @@ func (s *Store) changeReservation(ctx context.Context, orderID string, now time.
 // returns how many it expired.
 func (s *Store) ExpireReservations(ctx context.Context, now time.Time) (int, error) {
 	var n int
-	err := s.InTx(ctx, func(tx *sql.Tx) error {
+	err := s.InTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		var err error
 		n, err = s.expireHeld(ctx, tx, now)
 		return err

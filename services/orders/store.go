@@ -143,7 +143,7 @@ func (s *Store) create(ctx context.Context, r record) (record, bool, error) {
 		existing record
 		created  bool
 	)
-	err := s.InTx(ctx, func(tx *sql.Tx) error {
+	err := s.InTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		existing, created = record{}, false
 		res, err := tx.ExecContext(ctx, `
 			INSERT INTO orders (id, user_id, idempotency_key, request_hash, status, step, total_cents, currency, created_at, updated_at)
@@ -254,7 +254,7 @@ func (s *Store) finish(ctx context.Context, r record, status Status, cause error
 		return false, err
 	}
 	var won bool
-	err = s.InTx(ctx, func(tx *sql.Tx) error {
+	err = s.InTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		won = false
 		res, err := tx.ExecContext(ctx, `
 			UPDATE orders SET status = $1, step = $2, failure_kind = $3, failure_code = $4, failure_reason = $5,

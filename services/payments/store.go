@@ -91,7 +91,7 @@ func scanCharge(row interface{ Scan(...any) error }) (Charge, error) {
 // order's Lock on PostgreSQL): concurrent calls for one order, on any
 // replica, serialize, and exactly one of them inserts.
 func (s *Store) CreateCharge(ctx context.Context, c Charge) (stored Charge, created bool, err error) {
-	err = s.InTx(ctx, func(tx *sql.Tx) error {
+	err = s.InTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		stored, created = Charge{}, false
 		if err := s.lockOrder(ctx, tx, c.OrderID); err != nil {
 			return err
@@ -129,7 +129,7 @@ func (s *Store) CreateCharge(ctx context.Context, c Charge) (stored Charge, crea
 // it refunded and returns it as the first left it.
 func (s *Store) Refund(ctx context.Context, chargeID string, now time.Time) (Charge, error) {
 	var c Charge
-	err := s.InTx(ctx, func(tx *sql.Tx) error {
+	err := s.InTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		var err error
 		if c, err = chargeByID(ctx, tx, selectChargeByID+s.Dialect().ForUpdate(), chargeID); err != nil {
 			return err
@@ -166,7 +166,7 @@ func (s *Store) GetCharge(ctx context.Context, id string) (Charge, error) {
 // charge) or voided (and the charge is refused), never both.
 func (s *Store) Void(ctx context.Context, orderID string, now time.Time) (Charge, error) {
 	var c Charge
-	err := s.InTx(ctx, func(tx *sql.Tx) error {
+	err := s.InTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		c = Charge{}
 		if err := s.lockOrder(ctx, tx, orderID); err != nil {
 			return err

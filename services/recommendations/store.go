@@ -66,7 +66,7 @@ func OpenStore(ctx context.Context, source string, tp trace.TracerProvider) (*St
 // product they had not bought before pairs with each they had. It reports
 // whether p was applied now; an event recorded before changes nothing.
 func (s *Store) Record(ctx context.Context, p Purchase) (applied bool, err error) {
-	err = s.InTx(ctx, func(tx *sql.Tx) error {
+	err = s.InTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		applied = false
 		if err := s.Lock(ctx, tx, "customer:"+p.UserID); err != nil {
 			return err
