@@ -136,7 +136,7 @@ func (s *Store) GetProduct(ctx context.Context, sku string) (Product, error) {
 // expiresAt, or fails leaving everything as it was.
 func (s *Store) Reserve(ctx context.Context, orderID string, items []Item, now, expiresAt time.Time) (Reservation, error) {
 	var res Reservation
-	err := s.changeReservation(ctx, orderID, now, func(tx *sql.Tx, existing Reservation, found bool) error {
+	err := s.changeReservation(ctx, orderID, now, func(ctx context.Context, tx *sql.Tx, existing Reservation, found bool) error {
 		if found {
 			res = existing
 			return replayReserve(existing, items)
@@ -211,7 +211,7 @@ func (s *Store) Commit(ctx context.Context, orderID string, now time.Time) (Rese
 	)
 	// The expiry changeReservation applies first is committed even when
 	// Commit then refuses, so the units are back in stock either way.
-	err := s.changeReservation(ctx, orderID, now, func(tx *sql.Tx, r Reservation, found bool) error {
+	err := s.changeReservation(ctx, orderID, now, func(ctx context.Context, tx *sql.Tx, r Reservation, found bool) error {
 		answer = nil
 		if !found {
 			return errs.E(errs.NotFound, CodeReservationNotFound, "no reservation for order %s", orderID)
@@ -243,7 +243,7 @@ func (s *Store) Commit(ctx context.Context, orderID string, now time.Time) (Rese
 // Reserve for it fail.
 func (s *Store) Release(ctx context.Context, orderID string, now time.Time) (Reservation, error) {
 	var res Reservation
-	err := s.changeReservation(ctx, orderID, now, func(tx *sql.Tx, r Reservation, found bool) error {
+	err := s.changeReservation(ctx, orderID, now, func(ctx context.Context, tx *sql.Tx, r Reservation, found bool) error {
 		if !found {
 			if _, err := tx.ExecContext(ctx,
 				`INSERT INTO reservations (order_id, status, expires_at, updated_at) VALUES ($1, 'released', $2, $3)`,
@@ -278,7 +278,7 @@ func (s *Store) Release(ctx context.Context, orderID string, now time.Time) (Res
 // changeReservation runs change in one transaction with orderID's
 // reservation (found is false if the order has none), after expiring every
 // hold whose time is up: no operation ever acts on a lapsed hold.
-func (s *Store) changeReservation(ctx context.Context, orderID string, now time.Time, change func(tx *sql.Tx, r Reservation, found bool) error) error {
+func (s *Store) changeReservation(ctx context.Context, orderID string, now time.Time, change func(ctx context.Context, tx *sql.Tx, r Reservation, found bool) error) error {
 	return s.InTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		if err := s.Lock(ctx, tx, "order "+orderID); err != nil {
 			return err
@@ -290,7 +290,7 @@ func (s *Store) changeReservation(ctx context.Context, orderID string, now time.
 		if err != nil {
 			return err
 		}
-		return change(tx, r, found)
+		return change(ctx, tx, r, found)
 	})
 }
 

@@ -2,6 +2,7 @@ package inventory_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/glasshouse-dev/glasshouse/errs"
@@ -59,15 +60,25 @@ func testTracesFollowACallFromClientToDatabase(t *testing.T, b testenv.Backend) 
 	if ep.Status().Code == codes.Error {
 		t.Errorf("successful endpoint span has status %v", ep.Status())
 	}
+	// The reservation is one transaction under the endpoint span, and
+	// every statement it made is under the transaction's span.
 	system := map[string]string{"sqlite": "sqlite", "postgres": "postgresql"}[b.Name]
-	var dbSpans int
+	tx := testenv.FindSpan(t, serverSpans, traceID, "sql.tx", trace.SpanKindInternal)
+	if tx.Parent().SpanID() != ep.SpanContext().SpanID() || testenv.Attr(tx, "db.system.name") != system {
+		t.Errorf("sql.tx under %s with db.system.name %q; want under the endpoint span, %q", tx.Parent().SpanID(), testenv.Attr(tx, "db.system.name"), system)
+	}
+	var statements int
 	for _, s := range serverSpans.Ended() {
-		if s.Parent().SpanID() == ep.SpanContext().SpanID() && testenv.Attr(s, "db.system.name") == system {
-			dbSpans++
+		if s.SpanContext().TraceID() != traceID || !strings.HasPrefix(s.Name(), "sql.conn.") {
+			continue
+		}
+		statements++
+		if s.Parent().SpanID() != tx.SpanContext().SpanID() || testenv.Attr(s, "db.system.name") != system {
+			t.Errorf("%s %q is under %s, not the transaction's span", s.Name(), testenv.Attr(s, "db.query.text"), s.Parent().SpanID())
 		}
 	}
-	if dbSpans == 0 {
-		t.Errorf("no %s spans under the endpoint span", system)
+	if statements == 0 {
+		t.Errorf("no %s statements in the trace", system)
 	}
 }
 
