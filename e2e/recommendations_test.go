@@ -72,7 +72,7 @@ func TestRecommendationsLearnFromCheckoutsAndDegrade(t *testing.T) {
 
 	// recommendations hangs (SIGSTOP: registered, passing until its check
 	// times out, but silent): the gateway stops waiting after its budget.
-	if err := s.recommendations.Signal(syscall.SIGSTOP); err != nil {
+	if err := s.recommendations.Stop(5 * time.Second); err != nil {
 		t.Fatal(err)
 	}
 	for i := range 3 {

@@ -538,8 +538,10 @@ func testOrdersKilledMidCheckoutLosesNothing(t *testing.T, b testenv.Backend) {
 		return nil
 	})
 	s.orders.Kill()
+	// A saga can still finish between that reading and the kill: what
+	// matters is that some were cut off mid-way.
 	pending, err := pendingOrders(ordersDB)
-	if err != nil || pending < 3 {
+	if err != nil || pending == 0 {
 		t.Fatalf("no saga was interrupted (%d pending, %v): the test would prove nothing", pending, err)
 	}
 	t.Logf("killed orders with %d checkouts mid-saga", pending)

@@ -70,6 +70,57 @@ func (p *Process) Pid() int { return p.cmd.Process.Pid }
 // Signal sends sig to the process.
 func (p *Process) Signal(sig os.Signal) error { return p.cmd.Process.Signal(sig) }
 
+// Stop hangs the process (SIGSTOP) and returns once every one of its
+// threads has stopped, or fails after timeout. The kernel stops each
+// thread when it next runs, so on a busy machine a thread may still
+// answer a request for a moment after kill(2) returns; a test of what a
+// hung service does must not start in that moment.
+func (p *Process) Stop(timeout time.Duration) error {
+	if err := p.Signal(syscall.SIGSTOP); err != nil {
+		return err
+	}
+	deadline := time.Now().Add(timeout)
+	for {
+		running, err := runningThreads(p.Pid())
+		if err != nil {
+			return err
+		}
+		if running == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s: %d threads still running %s after SIGSTOP", p.Name, running, timeout)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// runningThreads counts pid's threads that are not stopped, from the
+// state field of each /proc/PID/task/TID/stat.
+func runningThreads(pid int) (int, error) {
+	stats, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", pid))
+	if err != nil || len(stats) == 0 {
+		return 0, fmt.Errorf("threads of process %d: %v", pid, err)
+	}
+	running := 0
+	for _, path := range stats {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			continue // the thread has exited
+		}
+		// "TID (comm) STATE ...": comm may hold spaces or parentheses,
+		// so the state follows the last ')'.
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 || i+2 >= len(b) {
+			return 0, fmt.Errorf("%s: unexpected %q", path, b)
+		}
+		if state := b[i+2]; state != 'T' && state != 't' {
+			running++
+		}
+	}
+	return running, nil
+}
+
 // Kill SIGKILLs the process group and waits for the process to exit.
 func (p *Process) Kill() {
 	select {
