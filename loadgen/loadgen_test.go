@@ -315,7 +315,10 @@ func TestTheMixIsRespected(t *testing.T) {
 		mix, n := DefaultMix(), float64(rep.Total.Requests)
 		for _, op := range Ops() {
 			share, want := float64(rep.ByOp[op].Requests)/n, float64(mix[op])/100
-			if math.Abs(share-want) > 0.03 { // 4.5 standard deviations for 3000 requests
+			// One standard deviation of a 60 % share in 3,000 requests is
+			// 0.9 points; 4 points is 4.5 of them (3 points was 3.4, and
+			// failed about once in 1,500 runs).
+			if math.Abs(share-want) > 0.04 {
 				t.Errorf("%s: %.1f%% of requests, want %.0f%%", op, 100*share, 100*want)
 			}
 		}
