@@ -105,6 +105,17 @@ func (c *timedConn) observe(op string, start time.Time) {
 	c.durations.WithLabelValues(op).Observe(time.Since(start).Seconds())
 }
 
+// statement observes one statement's duration and, inside one of InTx's
+// transactions within a trace, records it as an event of the
+// transaction's span (see txStatement).
+func (c *timedConn) statement(ctx context.Context, op, query string, start time.Time, err error) {
+	elapsed := time.Since(start)
+	c.durations.WithLabelValues(op).Observe(elapsed.Seconds())
+	if span := txSpanFrom(ctx); span != nil {
+		txStatement(span, op, query, elapsed, err)
+	}
+}
+
 func (c *timedConn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
 	execer, ok := c.Conn.(driver.ExecerContext)
 	if !ok {
@@ -121,7 +132,7 @@ func (c *timedConn) ExecContext(ctx context.Context, query string, args []driver
 		res, err = execer.ExecContext(ctx, query, args)
 	}
 	if err != driver.ErrSkip {
-		c.observe(opExec, start)
+		c.statement(ctx, opExec, query, start, err)
 	}
 	return res, err
 }
@@ -142,7 +153,7 @@ func (c *timedConn) QueryContext(ctx context.Context, query string, args []drive
 		rows, err = queryer.QueryContext(ctx, query, args)
 	}
 	if err != driver.ErrSkip {
-		c.observe(opQuery, start)
+		c.statement(ctx, opQuery, query, start, err)
 	}
 	return rows, err
 }

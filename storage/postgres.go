@@ -214,15 +214,16 @@ func tracing(tp trace.TracerProvider, system attribute.KeyValue) []otelsql.Optio
 	}
 }
 
-// inTrace keeps the spans of queries made within a trace, and drops the
-// driver's begin, commit and rollback spans: InTx's sql.tx span stands
-// for them.
+// inTrace keeps the spans of queries made within a trace but outside
+// InTx's transactions, and drops the driver's begin, commit and rollback
+// spans: InTx's sql.tx span stands for them, and a statement inside it
+// is an event of that span (txStatement), not a span of its own.
 func inTrace(ctx context.Context, method otelsql.Method, _ string, _ []driver.NamedValue) bool {
 	switch method {
 	case otelsql.MethodConnBeginTx, otelsql.MethodTxCommit, otelsql.MethodTxRollback:
 		return false
 	}
-	return trace.SpanContextFromContext(ctx).IsValid()
+	return trace.SpanContextFromContext(ctx).IsValid() && txSpanFrom(ctx) == nil
 }
 
 // tracerName names the instrumentation scope of InTx's spans.

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -90,10 +92,11 @@ func TestOnlyQueriesWithinATraceMakeSpans(t *testing.T) {
 }
 
 // Within a trace a transaction is one span, sql.tx, under the caller's,
-// with its statements under it and its outcome on it; the driver's
-// begin, commit and rollback spans are gone. Outside a trace it makes
+// with its outcome on it and each statement as an event of it (the SQL,
+// its duration, its error): no span of the driver's, not for begin,
+// commit or rollback, nor for the statements. Outside a trace it makes
 // none.
-func TestATransactionIsOneSpanWithItsStatementsUnderIt(t *testing.T) {
+func TestATransactionIsOneSpanWithItsStatementsAsEvents(t *testing.T) {
 	rec := tracetest.NewSpanRecorder()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
 	for _, b := range []testenv.Backend{testenv.SQLite, testenv.Postgres} {
@@ -102,9 +105,14 @@ func TestATransactionIsOneSpanWithItsStatementsUnderIt(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { db.Close() })
+		const insertSQL = `INSERT INTO notes (id, body, at) VALUES ($1, '', 1)`
 		insert := func(ctx context.Context, id string, fail error) error {
 			return db.InTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
-				if _, err := tx.ExecContext(ctx, `INSERT INTO notes (id, body, at) VALUES ($1, '', 1)`, id); err != nil {
+				if _, err := tx.ExecContext(ctx, insertSQL, id); err != nil {
+					return err
+				}
+				var n int
+				if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM notes`).Scan(&n); err != nil {
 					return err
 				}
 				return fail
@@ -143,11 +151,22 @@ func TestATransactionIsOneSpanWithItsStatementsUnderIt(t *testing.T) {
 			if got := byParent[parent.SpanContext().SpanID().String()]; len(got) != 1 || got[0] != "sql.tx" {
 				t.Fatalf("%s %s: spans under the request %v, want one sql.tx", db.Dialect(), c.id, got)
 			}
-			if got := byParent[txSpan.SpanContext().SpanID().String()]; len(got) != 1 || got[0] != "sql.conn.exec" {
-				t.Errorf("%s %s: spans under sql.tx %v, want its one sql.conn.exec", db.Dialect(), c.id, got)
+			if n := len(spans); n != 2 {
+				t.Errorf("%s %s: %d spans in all (%v), want the request and sql.tx only", db.Dialect(), c.id, n, byParent)
 			}
-			if n := len(spans); n != 3 {
-				t.Errorf("%s %s: %d spans in all, want the request, sql.tx and its statement (no begin, commit or rollback)", db.Dialect(), c.id, n)
+			var events []string
+			for _, e := range txSpan.Events() {
+				events = append(events, e.Name)
+			}
+			if want := []string{"sql.exec", "sql.query"}; !slices.Equal(events, want) {
+				t.Fatalf("%s %s: sql.tx events %v, want %v", db.Dialect(), c.id, events, want)
+			}
+			exec := txSpan.Events()[0]
+			if got := eventAttr(exec, "db.query.text"); got != insertSQL {
+				t.Errorf("%s %s: the exec event's db.query.text = %q, want %q", db.Dialect(), c.id, got, insertSQL)
+			}
+			if ms, err := strconv.ParseFloat(eventAttr(exec, "glasshouse.db.duration_ms"), 64); err != nil || ms < 0 {
+				t.Errorf("%s %s: the exec event's duration %q (%v), want milliseconds", db.Dialect(), c.id, eventAttr(exec, "glasshouse.db.duration_ms"), err)
 			}
 			if got := testenv.Attr(txSpan, "glasshouse.db.tx.outcome"); got != c.outcome {
 				t.Errorf("%s %s: outcome %q, want %q", db.Dialect(), c.id, got, c.outcome)
@@ -161,7 +180,34 @@ func TestATransactionIsOneSpanWithItsStatementsUnderIt(t *testing.T) {
 				t.Errorf("%s %s: write lock wait %q; want one on SQLite only", db.Dialect(), c.id, wait)
 			}
 		}
+
+		// A statement that fails is an event with its error.
+		before = len(rec.Ended())
+		ctx, parent := tp.Tracer("test").Start(context.Background(), "request")
+		if err := insert(ctx, "kept", nil); err == nil {
+			t.Fatalf("%s: inserting a duplicate ID succeeded", db.Dialect())
+		}
+		parent.End()
+		var failed []sdktrace.Event
+		for _, s := range rec.Ended()[before:] {
+			if s.Name() == "sql.tx" {
+				failed = s.Events()
+			}
+		}
+		if len(failed) != 1 || eventAttr(failed[0], "glasshouse.db.error") == "" {
+			t.Errorf("%s: the failed insert's events %+v, want one with its error", db.Dialect(), failed)
+		}
 	}
+}
+
+// eventAttr is the value of attribute key on event e, as text ("" if unset).
+func eventAttr(e sdktrace.Event, key string) string {
+	for _, kv := range e.Attributes {
+		if string(kv.Key) == key {
+			return kv.Value.Emit()
+		}
+	}
+	return ""
 }
 
 // A process's SQLite transactions queue for the write lock in Go: each
