@@ -233,6 +233,18 @@ func describeEvent(e Event) (label, detail string, ok bool) {
 			label += " " + ms + "ms"
 		}
 		return label, "", true
+	case e.Name == "sql.exec" || e.Name == "sql.query":
+		// A statement of a transaction (storage's sql.tx span): its SQL
+		// on one line, and its error if it failed.
+		label = e.Name
+		if ms := a["glasshouse.db.duration_ms"]; ms != "" {
+			label += " " + ms + "ms"
+		}
+		detail = strings.Join(strings.Fields(a["db.query.text"]), " ")
+		if msg := a["glasshouse.db.error"]; msg != "" {
+			detail = "failed: " + msg + ": " + detail
+		}
+		return label, detail, true
 	case strings.HasPrefix(e.Name, "saga."):
 		return "saga " + strings.TrimPrefix(e.Name, "saga."), attrList(a, "glasshouse.saga.", "glasshouse.order."), true
 	case e.Name == "":

@@ -86,6 +86,32 @@ func TestWaterfallPlacesBarsOnTheTimeline(t *testing.T) {
 	}
 }
 
+// A transaction's statements are events of its sql.tx span: each is a
+// line with its duration and its SQL on one line, a failed one with its
+// error first.
+func TestWaterfallShowsATransactionsStatements(t *testing.T) {
+	tr := &traces.Trace{ID: "t", Spans: []traces.Span{at("tx", "", "inventory", "sql.tx", 0, 100)}}
+	tr.Spans[0].Events = []traces.Event{
+		{Name: "sql.query", Time: fixtureStart.Add(10 * time.Millisecond),
+			Attrs: map[string]string{"db.query.text": "SELECT available\n\t\tFROM products WHERE sku = $1", "glasshouse.db.duration_ms": "0.05"}},
+		{Name: "sql.exec", Time: fixtureStart.Add(60 * time.Millisecond),
+			Attrs: map[string]string{"db.query.text": "UPDATE products SET available = available - $1", "glasshouse.db.duration_ms": "0.2",
+				"glasshouse.db.error": "database is locked"}},
+	}
+	var out bytes.Buffer
+	if err := traces.Waterfall(&out, tr, 10); err != nil {
+		t.Fatal(err)
+	}
+	for label, rest := range map[string]string{
+		"· sql.query 0.05ms": "SELECT available FROM products WHERE sku = $1",
+		"· sql.exec 0.2ms":   "failed: database is locked: UPDATE products SET available = available - $1",
+	} {
+		if !hasLine(out.String(), label, rest) {
+			t.Errorf("no line with %q then %q in:\n%s", label, rest, out.String())
+		}
+	}
+}
+
 // hasLine reports whether some line of text contains a, then later b.
 func hasLine(text, a, b string) bool {
 	for _, line := range strings.Split(text, "\n") {
