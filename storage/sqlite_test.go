@@ -162,11 +162,11 @@ func TestATransactionIsOneSpanWithItsStatementsAsEvents(t *testing.T) {
 				t.Fatalf("%s %s: sql.tx events %v, want %v", db.Dialect(), c.id, events, want)
 			}
 			exec := txSpan.Events()[0]
-			if got := eventAttr(exec, "db.query.text"); got != insertSQL {
+			if got := testenv.EventAttr(exec, "db.query.text"); got != insertSQL {
 				t.Errorf("%s %s: the exec event's db.query.text = %q, want %q", db.Dialect(), c.id, got, insertSQL)
 			}
-			if ms, err := strconv.ParseFloat(eventAttr(exec, "glasshouse.db.duration_ms"), 64); err != nil || ms < 0 {
-				t.Errorf("%s %s: the exec event's duration %q (%v), want milliseconds", db.Dialect(), c.id, eventAttr(exec, "glasshouse.db.duration_ms"), err)
+			if ms, err := strconv.ParseFloat(testenv.EventAttr(exec, "glasshouse.db.duration_ms"), 64); err != nil || ms < 0 {
+				t.Errorf("%s %s: the exec event's duration %q (%v), want milliseconds", db.Dialect(), c.id, testenv.EventAttr(exec, "glasshouse.db.duration_ms"), err)
 			}
 			if got := testenv.Attr(txSpan, "glasshouse.db.tx.outcome"); got != c.outcome {
 				t.Errorf("%s %s: outcome %q, want %q", db.Dialect(), c.id, got, c.outcome)
@@ -194,20 +194,10 @@ func TestATransactionIsOneSpanWithItsStatementsAsEvents(t *testing.T) {
 				failed = s.Events()
 			}
 		}
-		if len(failed) != 1 || eventAttr(failed[0], "glasshouse.db.error") == "" {
+		if len(failed) != 1 || testenv.EventAttr(failed[0], "glasshouse.db.error") == "" {
 			t.Errorf("%s: the failed insert's events %+v, want one with its error", db.Dialect(), failed)
 		}
 	}
-}
-
-// eventAttr is the value of attribute key on event e, as text ("" if unset).
-func eventAttr(e sdktrace.Event, key string) string {
-	for _, kv := range e.Attributes {
-		if string(kv.Key) == key {
-			return kv.Value.Emit()
-		}
-	}
-	return ""
 }
 
 // A process's SQLite transactions queue for the write lock in Go: each

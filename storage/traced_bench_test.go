@@ -9,6 +9,7 @@ import (
 
 	"github.com/glasshouse-dev/glasshouse/storage"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 )
 
 // BenchmarkTracedTransaction is a reservation's database work within a
@@ -20,7 +21,7 @@ import (
 //
 //	go test -run '^$' -bench TracedTransaction -benchmem -count 8 ./storage/ | benchstat -
 func BenchmarkTracedTransaction(b *testing.B) {
-	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(discardExporter{}))
+	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(tracetest.NewNoopExporter()))
 	b.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
 	db, err := storage.Open(context.Background(), filepath.Join(b.TempDir(), "traced.db"), tp, testMigrations,
 		func(db *storage.DB) *storage.DB { return db })
@@ -62,9 +63,3 @@ func BenchmarkTracedTransaction(b *testing.B) {
 		}
 	}
 }
-
-// discardExporter drops every span it is given.
-type discardExporter struct{}
-
-func (discardExporter) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error { return nil }
-func (discardExporter) Shutdown(context.Context) error                             { return nil }

@@ -109,6 +109,16 @@ func Attr(s sdktrace.ReadOnlySpan, key attribute.Key) string {
 	return ""
 }
 
+// EventAttr is the event's attribute key as a string, or "".
+func EventAttr(e sdktrace.Event, key attribute.Key) string {
+	for _, kv := range e.Attributes {
+		if kv.Key == key {
+			return kv.Value.Emit()
+		}
+	}
+	return ""
+}
+
 // Clock is a settable time source, safe for concurrent use.
 type Clock struct {
 	mu  sync.Mutex

@@ -70,10 +70,8 @@ func testTracesFollowACallFromClientToDatabase(t *testing.T, b testenv.Backend) 
 	}
 	var updates int
 	for _, e := range tx.Events() {
-		for _, kv := range e.Attributes {
-			if kv.Key == "db.query.text" && strings.HasPrefix(strings.TrimSpace(kv.Value.AsString()), "UPDATE products") {
-				updates++
-			}
+		if strings.HasPrefix(strings.TrimSpace(testenv.EventAttr(e, "db.query.text")), "UPDATE products") {
+			updates++
 		}
 	}
 	if updates == 0 {

@@ -8,22 +8,10 @@ import (
 	"github.com/glasshouse-dev/glasshouse/errs"
 	"github.com/glasshouse-dev/glasshouse/internal/testenv"
 	"github.com/glasshouse-dev/glasshouse/services/payments"
-	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 )
-
-// eventAttr is the attribute key among an event's attributes as a string,
-// or "" (testenv.Attr reads a span's own attributes).
-func eventAttr(attrs []attribute.KeyValue, key attribute.Key) string {
-	for _, kv := range attrs {
-		if kv.Key == key {
-			return kv.Value.Emit()
-		}
-	}
-	return ""
-}
 
 func TestInjectedFaultsShowOnTheEndpointSpan(t *testing.T) {
 	testenv.OnEachBackend(t, testInjectedFaultsShowOnTheEndpointSpan)
@@ -54,8 +42,8 @@ func testInjectedFaultsShowOnTheEndpointSpan(t *testing.T, b testenv.Backend) {
 	var faults []string
 	for _, ev := range ep.Events() {
 		if ev.Name == "fault.injected" {
-			faults = append(faults, eventAttr(ev.Attributes, "glasshouse.fault.type"))
-			if typ := eventAttr(ev.Attributes, "glasshouse.fault.type"); typ == "latency" && eventAttr(ev.Attributes, "glasshouse.fault.latency_ms") != "2" {
+			faults = append(faults, testenv.EventAttr(ev, "glasshouse.fault.type"))
+			if typ := testenv.EventAttr(ev, "glasshouse.fault.type"); typ == "latency" && testenv.EventAttr(ev, "glasshouse.fault.latency_ms") != "2" {
 				t.Errorf("latency event attributes %v, want latency_ms 2", ev.Attributes)
 			}
 		}
