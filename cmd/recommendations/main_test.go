@@ -100,8 +100,8 @@ func TestRunLearnsFromTheStreamAndRebuildsFromIt(t *testing.T) {
 	}
 
 	svc := start(dataDir)
-	consul.WaitPassing(recommendations.ServiceName, 1, 10*time.Second)
-	consul.WaitPassing(recommendations.ServiceName+services.GRPCSuffix, 1, 10*time.Second)
+	consul.WaitPassing(recommendations.ServiceName, 1, 20*time.Second)
+	consul.WaitPassing(recommendations.ServiceName+services.GRPCSuffix, 1, 20*time.Second)
 	learnt := []recommendations.Recommendation{{SKU: "CAP-03", Customers: 1}, {SKU: "TEE-02", Customers: 1}}
 	want(t, "the three events learnt", learnt)
 	svc.Stop()
